@@ -1,0 +1,250 @@
+"""Side-by-side checks of a dlcourse module against its PyTorch twin, and timing.
+
+``compare(ours, theirs, x)`` copies the torch module's weights into ours, runs both on the
+same input and the same random upstream gradient, and reports the largest difference of
+every output, the input gradient and each parameter gradient. ``cmp`` is the one-line
+version for a single array. ``time_side_by_side`` times NumPy, PyTorch on the CPU and
+PyTorch on the best device (``cuda``, then ``mps``) with the same number of threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import statistics
+import time
+
+import numpy as np
+
+from ._checks import to_numpy
+
+
+class Table:
+    """A small table that prints as text and renders as HTML in a notebook."""
+
+    def __init__(self, columns, rows, title: str = ""):
+        self.columns, self.rows, self.title = list(columns), [list(r) for r in rows], title
+
+    @staticmethod
+    def _fmt(v):
+        if isinstance(v, float):
+            return f"{v:.2e}" if (v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e5)) else f"{v:.4g}"
+        return str(v)
+
+    def __str__(self):
+        cells = [self.columns] + [[self._fmt(v) for v in r] for r in self.rows]
+        widths = [max(len(row[i]) for row in cells) for i in range(len(self.columns))]
+        lines = [self.title] if self.title else []
+        for j, row in enumerate(cells):
+            lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+            if j == 0:
+                lines.append("  ".join("-" * w for w in widths))
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+    def _repr_html_(self):
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in self.columns)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(self._fmt(v))}</td>" for v in r) + "</tr>" for r in self.rows)
+        cap = f"<caption>{html.escape(self.title)}</caption>" if self.title else ""
+        return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def max_abs_diff(a, b) -> float:
+    a, b = to_numpy(a).astype(np.float64), to_numpy(b).astype(np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"cannot compare shapes {a.shape} and {b.shape}")
+    return float(np.max(np.abs(a - b))) if a.size else 0.0
+
+
+def max_rel_diff(a, b) -> float:
+    a, b = to_numpy(a).astype(np.float64), to_numpy(b).astype(np.float64)
+    return max_abs_diff(a, b) / max(float(np.max(np.abs(b))) if b.size else 0.0, 1e-30)
+
+
+def cmp(name: str, ours, theirs, tol: float | None = None) -> float:
+    """Print one line: exact / close / max difference between our array and PyTorch's; return the difference."""
+    a, b = to_numpy(ours), to_numpy(theirs)
+    diff = max_abs_diff(a, b)
+    if tol is None:
+        tol = 1e-8 if a.dtype == np.float64 else 1e-4
+    scale = max(float(np.max(np.abs(b))) if b.size else 0.0, 1.0)
+    ok = diff <= tol * scale
+    print(f"{name:<18s} | exact: {bool(np.array_equal(a, b))!s:<5} | close: {ok!s:<5} | max diff: {diff:.2e}")
+    return diff
+
+
+def _flatten(out, prefix="output"):
+    if isinstance(out, (tuple, list)):
+        items = []
+        for i, o in enumerate(out):
+            items += _flatten(o, f"{prefix}[{i}]")
+        return items
+    return [(prefix, out)]
+
+
+class ComparisonReport(Table):
+    def __init__(self, rows, dtype, title):
+        super().__init__(["quantity", "shape", "max |ours - torch|", "relative"], rows, title)
+        self.dtype = np.dtype(dtype)
+
+    @property
+    def max_diff(self) -> float:
+        return max(r[2] for r in self.rows)
+
+    @property
+    def max_rel(self) -> float:
+        return max(r[3] for r in self.rows)
+
+    def ok(self, rtol: float | None = None) -> bool:
+        """True when every quantity agrees within ``rtol`` (1e-8 in float64, 1e-4 in float32)."""
+        if rtol is None:
+            rtol = 1e-8 if self.dtype == np.float64 else 1e-4
+        return self.max_rel <= rtol
+
+
+def torch_dtype(dtype):
+    import torch
+    return torch.float64 if np.dtype(dtype) == np.float64 else torch.float32
+
+
+def copy_weights(src, dst):
+    """Copy a state dict from ``src`` to ``dst`` (torch -> dlcourse or dlcourse -> torch)."""
+    from .nn.module import Module
+    if isinstance(dst, Module):
+        dst.load_state_dict(src.state_dict())  # into dlcourse: takes the incoming dtype
+    else:
+        import torch
+        sd = {k: torch.as_tensor(np.asarray(v)) for k, v in src.state_dict().items()}
+        dst.load_state_dict(sd)
+    return dst
+
+
+def compare(ours, theirs, x, *extra, grad_out=None, dtype=np.float64, seed: int = 0, copy: bool = True,
+            title: str | None = None) -> ComparisonReport:
+    """Run a dlcourse module and its torch twin on the same input and upstream gradient.
+
+    ``theirs`` is a ``torch.nn.Module``; with ``copy=True`` its weights (cast to ``dtype``)
+    are loaded into ``ours`` first. ``extra`` arguments (e.g. an initial state) go to both
+    forwards. Returns a :class:`ComparisonReport` with the output(s), the input gradient and
+    every parameter gradient.
+    """
+    import torch
+
+    tdt = torch_dtype(dtype)
+    theirs = theirs.to(tdt)
+    if copy:
+        ours.load_state_dict({k: v.detach().cpu().numpy() for k, v in theirs.state_dict().items()})
+    x = np.asarray(x, dtype=dtype)
+    xt = torch.tensor(x, requires_grad=True)
+    extra_t = [torch.as_tensor(np.asarray(e, dtype=dtype)) if not isinstance(e, tuple)
+               else tuple(torch.as_tensor(np.asarray(a, dtype=dtype)) for a in e) for e in extra]
+    out_t = theirs(xt, *extra_t)
+    ours.zero_grad()
+    out_o = ours.forward(x, *extra)
+    flat_t, flat_o = _flatten(out_t), _flatten(out_o)
+    if len(flat_t) != len(flat_o):
+        raise ValueError(f"compare: torch returned {len(flat_t)} output arrays, ours {len(flat_o)}")
+    first_t = flat_t[0][1]
+    if grad_out is None:
+        grad_out = np.random.default_rng(seed).standard_normal(tuple(first_t.shape)).astype(dtype)
+    first_t.backward(torch.as_tensor(np.asarray(grad_out, dtype=dtype)))
+    dx = ours.backward(np.asarray(grad_out, dtype=dtype))
+
+    rows = []
+    for (name, t), (_, o) in zip(flat_t, flat_o):
+        rows.append([name, tuple(t.shape), max_abs_diff(o, t), max_rel_diff(o, t)])
+    rows.append(["grad input", x.shape, max_abs_diff(dx, xt.grad), max_rel_diff(dx, xt.grad)])
+    ours_params = dict(ours.named_parameters())
+    for name, p in theirs.named_parameters():
+        if name not in ours_params:
+            raise ValueError(f"compare: torch parameter '{name}' has no twin in {type(ours).__name__}")
+        g_o = ours_params[name].grad
+        g_t = p.grad if p.grad is not None else torch.zeros_like(p)
+        g_o = np.zeros(tuple(p.shape)) if g_o is None else g_o
+        rows.append([f"grad {name}", tuple(p.shape), max_abs_diff(g_o, g_t), max_rel_diff(g_o, g_t)])
+    title = title or f"{type(ours).__name__} vs torch.nn.{type(theirs).__name__} ({np.dtype(dtype).name})"
+    return ComparisonReport(rows, dtype, title)
+
+
+# ---------------------------------------------------------------------------------------
+# Devices and timing
+# ---------------------------------------------------------------------------------------
+
+
+def best_device() -> str:
+    """'cuda' when a CUDA GPU is visible, else 'mps' (Apple), else 'cpu'."""
+    import torch
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def device_name(device: str) -> str:
+    import platform
+
+    import torch
+    if device == "cuda":
+        return torch.cuda.get_device_name(0)
+    if device == "mps":
+        return "Apple GPU (mps)"
+    return platform.processor() or platform.machine() or "CPU"
+
+
+def _sync(device):
+    import torch
+    if device == "cuda":
+        torch.cuda.synchronize()
+    elif device == "mps":
+        torch.mps.synchronize()
+
+
+def timeit(fn, repeat: int = 5, warmup: int = 1, device: str = "cpu") -> float:
+    """Median wall-clock seconds of ``fn()`` over ``repeat`` runs, after ``warmup`` runs."""
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+@contextlib.contextmanager
+def num_threads(n: int):
+    """Limit NumPy's BLAS and PyTorch to ``n`` threads inside the block (then restore)."""
+    import torch
+    from threadpoolctl import threadpool_limits
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        with threadpool_limits(limits=n):
+            yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def time_side_by_side(numpy_fn, torch_fn, repeat: int = 5, warmup: int = 1, threads: int = 1,
+                      title: str = "") -> Table:
+    """Time ``numpy_fn()`` and ``torch_fn(device)`` on the CPU, and on the GPU when there is one.
+
+    Both CPU runs use the same number of ``threads`` (1 by default: two thread pools in one
+    process slow each other down, and one thread each is the fair, reproducible comparison).
+    Returns a Table of seconds per call and the ratio to NumPy.
+    """
+    rows = []
+    with num_threads(threads):
+        t_np = timeit(numpy_fn, repeat, warmup)
+        rows.append(["NumPy", f"cpu ({threads} thread{'s' if threads > 1 else ''})", t_np, 1.0])
+        t_cpu = timeit(lambda: torch_fn("cpu"), repeat, warmup)
+        rows.append(["PyTorch", f"cpu ({threads} thread{'s' if threads > 1 else ''})", t_cpu, t_cpu / t_np])
+    dev = best_device()
+    if dev != "cpu":
+        t_dev = timeit(lambda: torch_fn(dev), repeat, warmup, device=dev)
+        rows.append(["PyTorch", f"{dev} ({device_name(dev)})", t_dev, t_dev / t_np])
+    return Table(["library", "device", "seconds per call", "time / NumPy's"], rows, title)

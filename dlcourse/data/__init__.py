@@ -1,0 +1,18 @@
+"""``dlcourse.data``: toy data sets made in NumPy, mini-batching and splits (MNIST in chapter 7)."""
+
+from .loader import BatchIterator, train_val_split
+from .toy import (
+    make_blobs,
+    make_circles,
+    make_linearly_separable,
+    make_moons,
+    make_regression_1d,
+    make_spirals,
+    make_xor,
+)
+
+__all__ = [
+    "BatchIterator", "train_val_split",
+    "make_blobs", "make_circles", "make_linearly_separable", "make_moons", "make_regression_1d",
+    "make_spirals", "make_xor",
+]

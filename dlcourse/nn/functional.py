@@ -1,0 +1,202 @@
+"""Plain functions of the course, each beside its backward pass (``dlcourse.nn.functional``).
+
+The notebooks derive each formula with these before wrapping it in a Module. Every
+``*_backward`` takes the upstream gradient ``grad_out`` (same shape as the forward output)
+plus what the forward pass cached, and returns the gradient with respect to the input.
+Later chapters add their own functions (convolution, pooling, ...) in their own files and
+re-export them here.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import special
+
+
+# ---------------------------------------------------------------------------------------
+# Linear:  y = x W^T + b      x (N, *, in), W (out, in), b (out,), y (N, *, out)
+# ---------------------------------------------------------------------------------------
+
+
+def linear(x, weight, bias=None):
+    y = x @ weight.T
+    if bias is not None:
+        y += bias
+    return y
+
+
+def linear_backward(grad_out, x, weight):
+    """Return (dx, dW, db) for y = x W^T + b; leading batch dimensions are summed over."""
+    x2 = x.reshape(-1, x.shape[-1])
+    g2 = grad_out.reshape(-1, grad_out.shape[-1])
+    dx = grad_out @ weight
+    dW = g2.T @ x2
+    db = g2.sum(axis=0)
+    return dx, dW, db
+
+
+# ---------------------------------------------------------------------------------------
+# Activations. Backward passes use what is cheapest to cache: the input for ReLU-like
+# functions, the output for sigmoid / tanh / softmax (sigma' = sigma (1 - sigma)).
+# ---------------------------------------------------------------------------------------
+
+
+def sigmoid(x):
+    # special.expit is the numerically stable 1 / (1 + exp(-x)): no overflow for x = -1000.
+    return special.expit(x)
+
+
+def sigmoid_backward(grad_out, out):
+    return grad_out * out * (1 - out)
+
+
+def tanh(x):
+    return np.tanh(x)
+
+
+def tanh_backward(grad_out, out):
+    return grad_out * (1 - out * out)
+
+
+def relu(x):
+    return np.maximum(x, 0)
+
+
+def relu_backward(grad_out, x):
+    # ReLU'(0) = 0, as in PyTorch.
+    return grad_out * (x > 0)
+
+
+def leaky_relu(x, negative_slope=0.01):
+    return np.where(x > 0, x, negative_slope * x)
+
+
+def leaky_relu_backward(grad_out, x, negative_slope=0.01):
+    return grad_out * np.where(x > 0, 1.0, negative_slope).astype(grad_out.dtype)
+
+
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+
+
+def gelu(x, approximate="none"):
+    """GELU(x) = x * Phi(x), Phi the standard normal CDF; ``approximate='tanh'`` as in PyTorch."""
+    if approximate == "none":
+        return 0.5 * x * (1.0 + special.erf(x / math.sqrt(2.0)))
+    if approximate == "tanh":
+        return 0.5 * x * (1.0 + np.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x**3)))
+    raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+
+
+def gelu_backward(grad_out, x, approximate="none"):
+    if approximate == "none":
+        # d/dx [x Phi(x)] = Phi(x) + x phi(x)
+        cdf = 0.5 * (1.0 + special.erf(x / math.sqrt(2.0)))
+        pdf = np.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
+        return grad_out * (cdf + x * pdf)
+    if approximate == "tanh":
+        inner = _SQRT_2_OVER_PI * (x + 0.044715 * x**3)
+        t = np.tanh(inner)
+        d_inner = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x)
+        return grad_out * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * d_inner)
+    raise ValueError(f"gelu_backward: approximate must be 'none' or 'tanh', got {approximate!r}")
+
+
+def softmax(x, dim=-1):
+    # Subtracting the max changes nothing mathematically and keeps exp() from overflowing.
+    shifted = x - x.max(axis=dim, keepdims=True)
+    e = np.exp(shifted)
+    return e / e.sum(axis=dim, keepdims=True)
+
+
+def softmax_backward(grad_out, out, dim=-1):
+    # Jacobian-vector product of softmax: s * (g - <g, s>)
+    return out * (grad_out - (grad_out * out).sum(axis=dim, keepdims=True))
+
+
+def log_softmax(x, dim=-1):
+    shifted = x - x.max(axis=dim, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=dim, keepdims=True))
+
+
+# ---------------------------------------------------------------------------------------
+# Losses (reduction='mean' unless told otherwise). Each returns (loss, dloss/dpred).
+# ---------------------------------------------------------------------------------------
+
+
+def _reduce(values, reduction):
+    if reduction == "mean":
+        return values.mean()
+    if reduction == "sum":
+        return values.sum()
+    if reduction == "none":
+        return values
+    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def mse_loss(pred, target, reduction="mean"):
+    """L = mean((pred - target)^2);   dL/dpred = 2 (pred - target) / n."""
+    return _reduce((pred - target) ** 2, reduction)
+
+
+def mse_loss_backward(pred, target, reduction="mean"):
+    g = 2.0 * (pred - target)
+    return g / pred.size if reduction == "mean" else g
+
+
+def cross_entropy(logits, target, reduction="mean"):
+    """Softmax cross-entropy on logits (N, C) with integer labels (N,) or probabilities (N, C)."""
+    logp = log_softmax(logits, dim=1)
+    if target.ndim == logits.ndim:  # class probabilities
+        losses = -(target * logp).sum(axis=1)
+    else:
+        losses = -np.take_along_axis(logp, target[:, None], axis=1)[:, 0]
+    return _reduce(losses, reduction)
+
+
+def cross_entropy_backward(logits, target, reduction="mean"):
+    """dL/dlogits = softmax(logits) - onehot(target)  (divided by N for the mean)."""
+    grad = softmax(logits, dim=1)
+    if target.ndim == logits.ndim:
+        grad = grad * target.sum(axis=1, keepdims=True) - target
+    else:
+        grad[np.arange(len(target)), target] -= 1
+    return grad / logits.shape[0] if reduction == "mean" else grad
+
+
+def binary_cross_entropy(prob, target, reduction="mean"):
+    """L = -[y log p + (1 - y) log(1 - p)]; logs are clamped at -100 as in PyTorch."""
+    with np.errstate(divide="ignore"):
+        log_p = np.maximum(np.log(prob), -100)
+        log_1mp = np.maximum(np.log1p(-prob), -100)
+    return _reduce(-(target * log_p + (1 - target) * log_1mp), reduction)
+
+
+def binary_cross_entropy_backward(prob, target, reduction="mean"):
+    # dL/dp = (p - y) / (p (1 - p)), with PyTorch's floor of 1e-12 on the denominator.
+    g = (prob - target) / np.maximum(prob * (1 - prob), 1e-12)
+    return g / prob.size if reduction == "mean" else g
+
+
+def binary_cross_entropy_with_logits(logits, target, reduction="mean"):
+    """BCE on logits, stable for any x:  max(x, 0) - x y + log(1 + exp(-|x|))."""
+    losses = np.maximum(logits, 0) - logits * target + np.log1p(np.exp(-np.abs(logits)))
+    return _reduce(losses, reduction)
+
+
+def binary_cross_entropy_with_logits_backward(logits, target, reduction="mean"):
+    g = sigmoid(logits) - target
+    return g / logits.size if reduction == "mean" else g
+
+
+def one_hot(labels, num_classes: int, dtype=np.float32):
+    """(N,) integer labels -> (N, num_classes) one-hot rows."""
+    labels = np.asarray(labels)
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        bad = labels[(labels < 0) | (labels >= num_classes)][0]
+        raise ValueError(f"one_hot: expected labels in [0, {num_classes}), got {bad}")
+    out = np.zeros((labels.size, num_classes), dtype=dtype)
+    out[np.arange(labels.size), labels.ravel()] = 1
+    return out.reshape(*labels.shape, num_classes)
+

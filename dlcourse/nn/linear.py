@@ -1,0 +1,56 @@
+"""``Linear``: y = x W^T + b, the fully connected layer (``torch.nn.Linear``)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .._checks import as_array, check_nonempty
+from ..random import get_rng
+from . import functional as F
+from .module import Module
+from .parameter import Parameter
+
+
+class Linear(Module):
+    """Fully connected layer.
+
+    Shapes: x (N, *, in_features) -> y (N, *, out_features); ``weight`` (out_features,
+    in_features), ``bias`` (out_features,), as in PyTorch. Initialised like PyTorch:
+    U(-1/sqrt(in_features), 1/sqrt(in_features)) for both.
+    Caches: the input x (dW = g^T x needs it).
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype=np.float32):
+        super().__init__()
+        if in_features <= 0 or out_features <= 0:
+            raise ValueError(f"Linear: expected positive sizes, got in_features={in_features}, "
+                             f"out_features={out_features}")
+        self.in_features, self.out_features = in_features, out_features
+        bound = 1.0 / math.sqrt(in_features)
+        rng = get_rng()
+        self.weight = Parameter(rng.uniform(-bound, bound, (out_features, in_features)).astype(dtype))
+        self.bias = Parameter(rng.uniform(-bound, bound, out_features).astype(dtype)) if bias else None
+        self._x = None
+
+    def forward(self, x):
+        x = as_array(x, "Linear input")
+        if x.ndim == 0 or x.shape[-1] != self.in_features:
+            raise ValueError(f"Linear: expected input with last dimension in_features={self.in_features}, "
+                             f"got shape {x.shape}")
+        check_nonempty(x, "Linear input")
+        self._x = x
+        return F.linear(x, self.weight.data, None if self.bias is None else self.bias.data)
+
+    def backward(self, grad_out):
+        if self._x is None:
+            raise RuntimeError("Linear.backward called before forward")
+        dx, dW, db = F.linear_backward(grad_out, self._x, self.weight.data)
+        self.weight.accumulate(dW)
+        if self.bias is not None:
+            self.bias.accumulate(db)
+        return dx
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
