@@ -1,0 +1,62 @@
+"""The pattern every course widget follows: controls, a readout and a figure that redraws.
+
+A widget subclasses :class:`InteractiveFigure`, builds its ``controls`` (ipywidgets,
+``continuous_update=False`` on sliders so dragging does not queue retrains) and implements
+``draw(**values)``, which recomputes and redraws ``self.fig`` and returns the readout text.
+Observers fire synchronously, so tests drive a widget by setting a control's ``.value`` and
+then checking ``n_updates``, ``readout.value`` and the figure's artists. Displaying the
+widget (``display(w)`` or leaving it last in a cell) shows the controls, the readout and
+the figure; without a notebook front end nothing is drawn on screen.
+"""
+
+from __future__ import annotations
+
+import ipywidgets as widgets
+from IPython.display import clear_output, display
+from matplotlib.figure import Figure
+
+
+class InteractiveFigure:
+    def __init__(self, controls: dict, nrows: int = 1, ncols: int = 1, figsize=(9, 3.6), title: str = ""):
+        self.controls = controls
+        # A bare Figure (not pyplot) so it is drawn only where we display it, never twice.
+        self.fig = Figure(figsize=figsize, dpi=90, layout="constrained")
+        axes = self.fig.subplots(nrows, ncols, squeeze=False)
+        self.axes = axes.ravel().tolist()
+        self.readout = widgets.HTML(value="")
+        self.output = widgets.Output()
+        self.title = title
+        self.n_updates = 0
+        self.last_error: str | None = None
+        for control in controls.values():
+            control.observe(self._on_change, names="value")
+        self.update()
+
+    @property
+    def values(self) -> dict:
+        return {name: c.value for name, c in self.controls.items()}
+
+    def draw(self, **values) -> str:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _on_change(self, change) -> None:
+        self.update()
+
+    def update(self) -> None:
+        for ax in self.axes:
+            ax.clear()
+        text = self.draw(**self.values)
+        self.readout.value = f"<b>{text}</b>" if text else ""
+        self.n_updates += 1
+        with self.output:
+            clear_output(wait=True)
+            display(self.fig)
+
+    def widget(self) -> widgets.Widget:
+        header = [widgets.HTML(f"<h4>{self.title}</h4>")] if self.title else []
+        return widgets.VBox([*header, widgets.HBox(list(self.controls.values()),
+                                                   layout=widgets.Layout(flex_flow="row wrap")),
+                             self.readout, self.output])
+
+    def _ipython_display_(self):
+        display(self.widget())
