@@ -45,7 +45,8 @@ class Table:
 
     def _repr_html_(self):
         head = "".join(f"<th>{html.escape(c)}</th>" for c in self.columns)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(self._fmt(v))}</td>" for v in r) + "</tr>" for r in self.rows)
+        cell = lambda v: f"<td>{html.escape(self._fmt(v))}</td>"  # noqa: E731
+        body = "".join("<tr>" + "".join(cell(v) for v in r) + "</tr>" for r in self.rows)
         cap = f"<caption>{html.escape(self.title)}</caption>" if self.title else ""
         return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 

@@ -1,0 +1,165 @@
+"""Linear, activations and losses against torch: forward, input gradient and every parameter
+gradient, on random shapes with random non-zero weights and biases; float64 tight, float32 loose."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as TF
+
+from dlcourse import compare, gradcheck, nn
+
+DTYPES = [(np.float64, 1e-8), (np.float32, 1e-4)]
+
+
+def random_shape(rng, ndim=2):
+    return tuple(int(s) for s in rng.integers(1, 7, size=ndim))
+
+
+@pytest.mark.parametrize("dtype,rtol", DTYPES)
+@pytest.mark.parametrize("seed", range(4))
+def test_linear_matches_torch(dtype, rtol, seed):
+    rng = np.random.default_rng(seed)
+    n_in, n_out = (int(v) for v in rng.integers(1, 9, size=2))
+    lead = random_shape(rng, ndim=int(rng.integers(1, 3)))
+    theirs = torch.nn.Linear(n_in, n_out)
+    with torch.no_grad():  # random non-zero weights and biases, larger than the default init
+        theirs.weight.copy_(torch.from_numpy(rng.uniform(0.5, 2, (n_out, n_in)) * rng.choice([-1, 1], (n_out, n_in))))
+        theirs.bias.copy_(torch.from_numpy(rng.uniform(0.5, 2, n_out)))
+    report = compare(nn.Linear(n_in, n_out), theirs, rng.standard_normal((*lead, n_in)), dtype=dtype)
+    assert report.ok(rtol), report
+
+
+ACTIVATIONS = [
+    (nn.ReLU, torch.nn.ReLU, {}),
+    (nn.Sigmoid, torch.nn.Sigmoid, {}),
+    (nn.Tanh, torch.nn.Tanh, {}),
+    (nn.LeakyReLU, torch.nn.LeakyReLU, {"negative_slope": 0.2}),
+    (nn.GELU, torch.nn.GELU, {}),
+    (nn.GELU, torch.nn.GELU, {"approximate": "tanh"}),
+    (nn.Softmax, torch.nn.Softmax, {"dim": 1}),
+    (nn.Softmax, torch.nn.Softmax, {"dim": -1}),
+]
+
+
+@pytest.mark.parametrize("dtype,rtol", DTYPES)
+@pytest.mark.parametrize("ours_cls,theirs_cls,kwargs", ACTIVATIONS, ids=lambda v: getattr(v, "__name__", str(v)))
+def test_activation_matches_torch(ours_cls, theirs_cls, kwargs, dtype, rtol, rng):
+    x = 3 * rng.standard_normal(random_shape(rng, 3))
+    report = compare(ours_cls(**kwargs), theirs_cls(**kwargs), x, dtype=dtype)
+    assert report.ok(rtol), report
+
+
+@pytest.mark.parametrize("layer", [nn.ReLU(), nn.Sigmoid(), nn.Tanh(), nn.LeakyReLU(0.1), nn.GELU(),
+                                   nn.GELU("tanh"), nn.Softmax(dim=1)], ids=repr)
+def test_activation_gradcheck(layer, rng):
+    x = rng.standard_normal((3, 5))
+    x[np.abs(x) < 1e-3] = 0.5  # keep away from ReLU's kink, where the derivative is undefined
+    assert gradcheck(layer, x)
+
+
+def test_mlp_gradcheck(rng):
+    model = nn.Sequential(nn.Linear(3, 5), nn.Tanh(), nn.Linear(5, 4), nn.GELU(), nn.Linear(4, 2)).double()
+    result = gradcheck(model, rng.standard_normal((6, 3)))
+    assert result.max_error < 1e-7, result
+
+
+# -- losses ---------------------------------------------------------------------------------
+
+def _torch_loss(name, pred, target, reduction):
+    if name == "mse":
+        return TF.mse_loss(pred, target, reduction=reduction)
+    if name == "ce":
+        return TF.cross_entropy(pred, target, reduction=reduction)
+    if name == "bce_logits":
+        return TF.binary_cross_entropy_with_logits(pred, target, reduction=reduction)
+    return TF.binary_cross_entropy(pred, target, reduction=reduction)
+
+
+def _make_loss_inputs(name, rng, dtype):
+    n, c = int(rng.integers(1, 9)), int(rng.integers(2, 6))
+    if name == "mse":
+        return nn.MSELoss, rng.standard_normal((n, c)).astype(dtype), rng.standard_normal((n, c)).astype(dtype)
+    if name == "ce":
+        return nn.CrossEntropyLoss, 4 * rng.standard_normal((n, c)).astype(dtype), rng.integers(0, c, n)
+    if name == "bce_logits":
+        logits = 4 * rng.standard_normal((n, c)).astype(dtype)
+        return nn.BCEWithLogitsLoss, logits, rng.uniform(0, 1, (n, c)).astype(dtype)
+    return nn.BCELoss, rng.uniform(0.01, 0.99, (n, c)).astype(dtype), rng.integers(0, 2, (n, c)).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype,rtol", DTYPES)
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("name", ["mse", "ce", "bce_logits", "bce"])
+@pytest.mark.parametrize("seed", range(3))
+def test_loss_matches_torch(name, reduction, dtype, rtol, seed):
+    rng = np.random.default_rng(seed)
+    cls, pred, target = _make_loss_inputs(name, rng, dtype)
+    crit = cls(reduction=reduction)
+    loss = crit.forward(pred, target)
+    assert isinstance(loss, float)
+    grad = crit.backward()
+    pt = torch.tensor(pred, requires_grad=True)
+    tl = _torch_loss(name, pt, torch.as_tensor(target), reduction)
+    tl.backward()
+    np.testing.assert_allclose(loss, tl.item(), rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(grad, pt.grad.numpy(), rtol=rtol, atol=rtol * 1e-2)
+
+
+@pytest.mark.parametrize("name", ["mse", "ce", "bce_logits", "bce"])
+def test_loss_reduction_none_matches_torch(name, rng):
+    cls, pred, target = _make_loss_inputs(name, rng, np.float64)
+    crit = cls(reduction="none")
+    losses = crit.forward(pred, target)
+    upstream = rng.standard_normal(np.shape(losses))
+    grad = crit.backward(upstream)
+    pt = torch.tensor(pred, requires_grad=True)
+    tl = _torch_loss(name, pt, torch.as_tensor(target), "none")
+    tl.backward(torch.from_numpy(upstream))
+    np.testing.assert_allclose(losses, tl.detach().numpy(), rtol=1e-10)
+    np.testing.assert_allclose(grad, pt.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["mse", "ce", "bce_logits", "bce"])
+def test_loss_gradcheck(name, rng):
+    cls, pred, target = _make_loss_inputs(name, rng, np.float64)
+    assert gradcheck(cls(), pred, target)
+
+
+def test_cross_entropy_with_probability_targets(rng):
+    logits = rng.standard_normal((5, 4))
+    probs = rng.dirichlet(np.ones(4), size=5)
+    crit = nn.CrossEntropyLoss()
+    loss = crit.forward(logits, probs)
+    grad = crit.backward()
+    pt = torch.tensor(logits, requires_grad=True)
+    tl = TF.cross_entropy(pt, torch.from_numpy(probs))
+    tl.backward()
+    np.testing.assert_allclose(loss, tl.item(), rtol=1e-12)
+    np.testing.assert_allclose(grad, pt.grad.numpy(), rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("scale", [1000.0, -1000.0])
+def test_cross_entropy_stable_for_huge_logits(scale):
+    logits = np.array([[scale, 0.0, -scale], [0.0, scale, 1.0]])
+    target = np.array([2, 1])
+    crit = nn.CrossEntropyLoss()
+    loss = crit.forward(logits, target)
+    grad = crit.backward()
+    pt = torch.tensor(logits, requires_grad=True)
+    tl = TF.cross_entropy(pt, torch.from_numpy(target))
+    tl.backward()
+    assert np.isfinite(loss) and np.isfinite(grad).all()
+    np.testing.assert_allclose(loss, tl.item(), rtol=1e-12)
+    np.testing.assert_allclose(grad, pt.grad.numpy(), atol=1e-12)
+
+
+def test_bce_with_logits_stable_for_huge_logits():
+    logits = np.array([1000.0, -1000.0, 0.0])
+    target = np.array([0.0, 1.0, 1.0])
+    crit = nn.BCEWithLogitsLoss()
+    loss = crit.forward(logits, target)
+    pt = torch.tensor(logits, requires_grad=True)
+    tl = TF.binary_cross_entropy_with_logits(pt, torch.from_numpy(target))
+    tl.backward()
+    np.testing.assert_allclose(loss, tl.item(), rtol=1e-12)
+    np.testing.assert_allclose(crit.backward(), pt.grad.numpy(), atol=1e-12)
