@@ -134,6 +134,7 @@ def compare(ours, theirs, x, *extra, grad_out=None, dtype=np.float64, seed: int 
 
     tdt = torch_dtype(dtype)
     theirs = theirs.to(tdt)
+    theirs.zero_grad()  # a second compare() on the same torch module must not see the first one's gradients
     if copy:
         ours.load_state_dict({k: v.detach().cpu().numpy() for k, v in theirs.state_dict().items()})
     x = np.asarray(x, dtype=dtype)

@@ -35,14 +35,11 @@ def build(src: str) -> nbformat.NotebookNode:
             lines.append(line)
     flush()
     nb.cells = cells
-    for c in nb.cells:
-        c.pop("id", None)
     return nb
 
 
 if __name__ == "__main__":
     src, out = sys.argv[1], sys.argv[2]
     nb = build(open(src, encoding="utf-8").read())
-    nbformat.validator.normalize(nb)
     nbformat.write(nb, out)
     print(f"wrote {out}: {len(nb.cells)} cells")

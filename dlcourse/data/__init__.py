@@ -1,6 +1,7 @@
 """``dlcourse.data``: toy data sets made in NumPy, mini-batching and splits (MNIST in chapter 7)."""
 
 from .loader import BatchIterator, train_val_split
+from .mnist import load_mnist
 from .toy import (
     make_blobs,
     make_circles,
@@ -12,7 +13,7 @@ from .toy import (
 )
 
 __all__ = [
-    "BatchIterator", "train_val_split",
+    "BatchIterator", "train_val_split", "load_mnist",
     "make_blobs", "make_circles", "make_linearly_separable", "make_moons", "make_regression_1d",
     "make_spirals", "make_xor",
 ]

@@ -1,16 +1,19 @@
 """``dlcourse.nn``: the course's layers in NumPy, named and shaped as in ``torch.nn``."""
 
-from . import functional, init
+from . import functional, init, utils
 from .activation import GELU, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .linear import Linear
 from .loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NonFiniteLossError
 from .module import Module, Sequential
 from .parameter import Parameter
+from .recurrent import GRU, LSTM, RNN
+from .rnn_cells import GRUCell, LSTMCell, RNNCell
 
 __all__ = [
-    "functional", "init",
+    "functional", "init", "utils",
     "Parameter", "Module", "Sequential",
     "Linear",
     "ReLU", "Sigmoid", "Tanh", "LeakyReLU", "GELU", "Softmax",
     "MSELoss", "CrossEntropyLoss", "BCEWithLogitsLoss", "BCELoss", "NonFiniteLossError",
+    "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell",
 ]

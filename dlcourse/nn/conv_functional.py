@@ -1,0 +1,368 @@
+"""Convolution as plain functions: ``conv2d``, its backward pass, ``im2col`` / ``col2im``.
+
+Notation (as in ``torch.nn.functional.conv2d``): input x (N, C, H, W), weight
+(O, C / groups, kh, kw), bias (O,), output y (N, O, OH, OW) with
+
+    y[n, o, p, q] = b[o] + sum_{c, i, j} W[o, c, i, j] * x_pad[n, c, p*s + i*d, q*s + j*d]
+    OH = floor((H + pad_top + pad_bottom - d*(kh - 1) - 1) / s) + 1        (same for OW)
+
+How it is fast (the layout trick PyTorch calls "channels last"): the arrays are *logically*
+NCHW, as PyTorch's, but ``conv2d`` computes in an N, H, W, C memory layout and returns
+``y_nhwc.transpose(0, 3, 1, 2)``, a view. The next layer transposes it back for free, so a
+stack of convolutions, ReLUs and poolings never copies to change layout. One convolution is
+
+1. ``cols`` (N*OH*OW, kh*kw*C + 1): one row per output pixel holding the receptive field it
+   sees, filled by kh*kw strided copies (one per kernel offset; borders of the padding are
+   written as zeros, the input is never padded), plus a column of ones;
+2. one matrix product ``cols @ W_mat`` with W_mat (kh*kw*C + 1, O) whose last row is the
+   bias, so the bias costs no extra pass (this is "im2col", the matrix product does the work).
+
+The backward pass reuses the cached ``cols``: with g (N*OH*OW, O) the upstream gradient,
+``dW_mat = cols^T g`` (its last row is db) and ``dcols = g W^T``, which ``col2im`` adds back
+onto the input positions (kh*kw strided adds). The last step is itself a convolution of g
+with the flipped kernel: the gradient of a convolution is a convolution.
+
+``im2col`` / ``col2im`` below use ``torch.nn.functional.unfold`` / ``fold``'s layout
+(N, C*kh*kw, L) for teaching and checking; ``conv2d`` uses the channels-last layout above.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+# ---------------------------------------------------------------------------------------
+# Arguments and output sizes
+# ---------------------------------------------------------------------------------------
+
+
+def _pair(value, name: str = "argument") -> tuple[int, int]:
+    """``3 -> (3, 3)``, ``(3, 5) -> (3, 5)``; anything else is a ValueError."""
+    if isinstance(value, (int, np.integer)):
+        return int(value), int(value)
+    try:
+        pair = tuple(int(v) for v in value)
+    except TypeError as err:
+        raise ValueError(f"{name}: expected an int or a pair of ints, got {value!r}") from err
+    if len(pair) != 2:
+        raise ValueError(f"{name}: expected an int or a pair of ints, got {value!r}")
+    return pair
+
+
+def conv_output_size(size: int, kernel_size: int, stride: int = 1, padding: int = 0, dilation: int = 1,
+                     ceil_mode: bool = False) -> int:
+    """Output length of a convolution or pooling along one axis:
+
+    ``floor((size + 2*padding - dilation*(kernel_size - 1) - 1) / stride) + 1``
+
+    (``ceil`` instead of ``floor`` with ``ceil_mode``, as pooling allows; a window may then
+    start in the right padding only if it starts before the input ends, as in PyTorch).
+    ``padding`` may be a pair (before, after) for asymmetric padding.
+    """
+    before, after = (padding, padding) if np.ndim(padding) == 0 else padding
+    span = size + before + after - dilation * (kernel_size - 1) - 1
+    if span < 0:
+        return 0
+    if not ceil_mode:
+        return span // stride + 1
+    out = -(-span // stride) + 1
+    if (out - 1) * stride >= size + before:
+        out -= 1
+    return out
+
+
+def _resolve_padding(padding, kernel_size, dilation, stride, who: str) -> tuple[int, int, int, int]:
+    """Padding as (top, bottom, left, right) from an int, a pair, 'valid' or 'same'."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return 0, 0, 0, 0
+        if padding == "same":
+            if stride != (1, 1):
+                raise ValueError(f"{who}: padding='same' needs stride 1, got stride={stride}")
+            pads = []
+            for k, d in zip(kernel_size, dilation):
+                total = d * (k - 1)
+                pads += [total // 2, total - total // 2]  # the extra one goes bottom/right, as in PyTorch
+            return tuple(pads)
+        raise ValueError(f"{who}: padding must be an int, a pair, 'valid' or 'same', got {padding!r}")
+    ph, pw = _pair(padding, f"{who} padding")
+    if ph < 0 or pw < 0:
+        raise ValueError(f"{who}: expected non-negative padding, got {padding!r}")
+    return ph, ph, pw, pw
+
+
+def _check_positive(pair, name, who):
+    if min(pair) <= 0:
+        raise ValueError(f"{who}: expected positive {name}, got {pair}")
+
+
+def _output_shape(H, W, kernel, stride, pad4, dilation, who, ceil_mode=False):
+    """(OH, OW), or a ValueError naming the sizes when the input is too small for the kernel."""
+    kh, kw = kernel
+    eff_h, eff_w = dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1
+    Hp, Wp = H + pad4[0] + pad4[1], W + pad4[2] + pad4[3]
+    if Hp < eff_h or Wp < eff_w:
+        raise ValueError(f"{who}: input of spatial size {H}x{W} (padded to {Hp}x{Wp}) is smaller than the "
+                         f"kernel's extent {eff_h}x{eff_w} (kernel_size={kernel}, dilation={dilation})")
+    OH = conv_output_size(H, kh, stride[0], pad4[0:2], dilation[0], ceil_mode)
+    OW = conv_output_size(W, kw, stride[1], pad4[2:4], dilation[1], ceil_mode)
+    return OH, OW
+
+
+def _valid_range(offset, out_size, in_size, stride):
+    """Output indices o with 0 <= o*stride + offset < in_size, as (o_start, o_stop, in_slice).
+
+    ``offset`` is ``i*dilation - pad_before`` for kernel row i. The input positions seen by
+    those outputs are ``in_slice`` (a strided slice), so a copy or add per kernel offset
+    never touches the padding.
+    """
+    o0 = 0 if offset >= 0 else (-offset + stride - 1) // stride
+    o1 = min(out_size, (in_size - 1 - offset) // stride + 1) if in_size - 1 - offset >= 0 else 0
+    if o1 <= o0:
+        return o0, o0, slice(0, 0)
+    start = o0 * stride + offset
+    return o0, o1, slice(start, start + (o1 - o0 - 1) * stride + 1, stride)
+
+
+def _offsets(kernel, stride, pad4, dilation, in_hw, out_hw):
+    """For every kernel offset (i, j): (i, j, output rows, output cols, input rows, input cols)."""
+    result = []
+    for i in range(kernel[0]):
+        r0, r1, rows = _valid_range(i * dilation[0] - pad4[0], out_hw[0], in_hw[0], stride[0])
+        for j in range(kernel[1]):
+            c0, c1, cols = _valid_range(j * dilation[1] - pad4[2], out_hw[1], in_hw[1], stride[1])
+            result.append((i, j, slice(r0, r1), slice(c0, c1), rows, cols))
+    return result
+
+
+def _zero_outside(arr, r, c):
+    """Zero arr[:, rows outside r, :] and arr[:, r, cols outside c] (arr is (N, OH, OW, ...))."""
+    arr[:, :r.start] = 0
+    arr[:, r.stop:] = 0
+    arr[:, r, :c.start] = 0
+    arr[:, r, c.stop:] = 0
+
+
+# ---------------------------------------------------------------------------------------
+# Convolution (channels-last im2col + one matrix product)
+# ---------------------------------------------------------------------------------------
+
+
+class ConvCache:
+    """What ``conv2d_forward`` keeps for the backward pass: the im2col matrix and the geometry."""
+
+    __slots__ = ("cols", "w_mat", "x_shape", "out_hw", "kernel", "stride", "pad4", "dilation", "groups",
+                 "has_bias")
+
+    def __init__(self, **kw):
+        for k, v in kw.items():
+            setattr(self, k, v)
+
+
+def _check_conv_args(x, weight, bias, stride, padding, dilation, groups, who="conv2d"):
+    if x.ndim != 4:
+        raise ValueError(f"{who}: expected input of shape (N, C, H, W), got shape {x.shape}")
+    if weight.ndim != 4:
+        raise ValueError(f"{who}: expected weight of shape (out_channels, in_channels / groups, kh, kw), "
+                         f"got shape {weight.shape}")
+    stride, dilation = _pair(stride, f"{who} stride"), _pair(dilation, f"{who} dilation")
+    _check_positive(stride, "stride", who)
+    _check_positive(dilation, "dilation", who)
+    groups = int(groups)
+    O, Cg, kh, kw = weight.shape
+    if groups <= 0 or O % groups:
+        raise ValueError(f"{who}: expected groups > 0 dividing out_channels={O}, got groups={groups}")
+    if x.shape[1] != Cg * groups:
+        raise ValueError(f"{who}: expected input with {Cg * groups} channels (weight {weight.shape}, "
+                         f"groups={groups}), got input of shape {x.shape} with {x.shape[1]} channels")
+    if x.shape[0] == 0:
+        raise ValueError(f"{who}: expected a non-empty batch, got input shape {x.shape}")
+    if bias is not None and np.shape(bias) != (O,):
+        raise ValueError(f"{who}: expected bias of shape ({O},), got {np.shape(bias)}")
+    pad4 = _resolve_padding(padding, (kh, kw), dilation, stride, who)
+    return stride, pad4, dilation, groups
+
+
+def conv2d_forward(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """``conv2d`` that also returns the :class:`ConvCache` its backward pass needs: (y, cache)."""
+    x, weight = np.asarray(x), np.asarray(weight)
+    stride, pad4, dilation, groups = _check_conv_args(x, weight, bias, stride, padding, dilation, groups)
+    dtype = np.result_type(x.dtype, weight.dtype, np.float32)
+    N, C, H, W = x.shape
+    O, Cg, kh, kw = weight.shape
+    G, Og = groups, O // groups
+    OH, OW = _output_shape(H, W, (kh, kw), stride, pad4, dilation, "conv2d")
+    Kg = kh * kw * Cg
+    fold_bias = bias is not None and G == 1
+
+    # 1. im2col, channels last: cols[n, p, q, g, i, j, c] = x[n, g*Cg + c, p*s + i*d - pad, ...]
+    width = G * Kg + (1 if fold_bias else 0)
+    cols = np.empty((N, OH, OW, width), dtype=dtype)
+    view = cols[..., :G * Kg].reshape(N, OH, OW, G, kh, kw, Cg)
+    x_nhwc = x.transpose(0, 2, 3, 1).reshape(N, H, W, G, Cg)
+    for i, j, r, c, rows, cs in _offsets((kh, kw), stride, pad4, dilation, (H, W), (OH, OW)):
+        target = view[:, :, :, :, i, j, :]
+        target[:, r, c] = x_nhwc[:, rows, cs]
+        if r.stop - r.start < OH or c.stop - c.start < OW:
+            _zero_outside(target, r, c)
+    if fold_bias:
+        cols[..., -1] = 1
+
+    # 2. one matrix product per group (a single one when groups == 1)
+    w_mat = np.empty((G, width if G == 1 else Kg, Og), dtype=dtype)
+    w_mat[:, :Kg] = weight.reshape(G, Og, Cg, kh, kw).transpose(0, 3, 4, 2, 1).reshape(G, Kg, Og)
+    if fold_bias:
+        w_mat[0, -1] = bias
+    M = N * OH * OW
+    if G == 1:
+        y = cols.reshape(M, width) @ w_mat[0]
+    else:
+        y = np.empty((M, G, Og), dtype=dtype)
+        cols_g = cols.reshape(M, G, Kg).transpose(1, 0, 2)
+        for g in range(G):
+            np.matmul(cols_g[g], w_mat[g], out=y[:, g])
+        y = y.reshape(M, O)
+        if bias is not None:
+            y += bias
+    cache = ConvCache(cols=cols, w_mat=w_mat, x_shape=x.shape, out_hw=(OH, OW), kernel=(kh, kw),
+                      stride=stride, pad4=pad4, dilation=dilation, groups=G, has_bias=bias is not None)
+    return y.reshape(N, OH, OW, O).transpose(0, 3, 1, 2), cache
+
+
+def conv2d_backward_cached(grad_out, cache: ConvCache):
+    """Backward pass from a :class:`ConvCache`: returns (dx, dW, db); db is None without a bias."""
+    N, C, H, W = cache.x_shape
+    OH, OW = cache.out_hw
+    kh, kw = cache.kernel
+    G = cache.groups
+    cols, w_mat = cache.cols, cache.w_mat
+    O = w_mat.shape[2] * G
+    Og, Cg = O // G, C // G
+    Kg = kh * kw * Cg
+    grad_out = np.asarray(grad_out)
+    if grad_out.shape != (N, O, OH, OW):
+        raise ValueError(f"conv2d_backward: expected grad_out of shape {(N, O, OH, OW)} (the output's), "
+                         f"got {grad_out.shape}")
+    M = N * OH * OW
+    g2 = grad_out.transpose(0, 2, 3, 1).reshape(M, O).astype(cols.dtype, copy=False)  # a view when channels-last
+    width = cols.shape[-1]
+    cols2 = cols.reshape(M, width)
+
+    # dW_mat = cols^T g (the bias row, when folded, gives db); dcols = g W^T
+    if G == 1:
+        dw_mat = (g2.T @ cols2)[None]  # (1, O, width)
+        dcols = g2 @ w_mat[0, :Kg].T  # (M, Kg)
+    else:
+        dw_mat = np.empty((G, Og, Kg), dtype=cols.dtype)
+        dcols = np.empty((M, G, Kg), dtype=cols.dtype)
+        cols_g = cols2.reshape(M, G, Kg)
+        for g in range(G):
+            gg = g2[:, g * Og:(g + 1) * Og]
+            np.matmul(gg.T, cols_g[:, g], out=dw_mat[g])
+            np.matmul(gg, w_mat[g].T, out=dcols[:, g])
+    dW = dw_mat[:, :, :Kg].reshape(G, Og, kh, kw, Cg).transpose(0, 1, 4, 2, 3).reshape(O, Cg, kh, kw)
+    if not cache.has_bias:
+        db = None
+    elif G == 1:
+        db = dw_mat[0, :, -1].copy()
+    else:
+        db = g2.sum(axis=0)
+
+    # col2im: add every kernel offset's slice of dcols back onto the input positions it came from
+    dx = _col2im_nhwc(dcols.reshape(N, OH, OW, G, kh, kw, Cg), (N, H, W, C), cache)
+    return dx.transpose(0, 3, 1, 2), dW, db
+
+
+def _col2im_nhwc(dcols, x_nhwc_shape, cache):
+    N, H, W, C = x_nhwc_shape
+    G, Cg = cache.groups, C // cache.groups
+    offsets = _offsets(cache.kernel, cache.stride, cache.pad4, cache.dilation, (H, W), cache.out_hw)
+    # Start from an offset that covers the whole input (the centre of a stride-1 'same' conv) to skip a zero fill.
+    full = [k for k, (_, _, _, _, rows, cs) in enumerate(offsets)
+            if rows == slice(0, H, 1) and cs == slice(0, W, 1)]
+    if full:
+        first = offsets.pop(full[0])
+        i, j, r, c, _, _ = first
+        dx = np.empty((N, H, W, G, Cg), dtype=dcols.dtype)
+        np.copyto(dx, dcols[:, r, c, :, i, j, :])
+    else:
+        dx = np.zeros((N, H, W, G, Cg), dtype=dcols.dtype)
+    for i, j, r, c, rows, cs in offsets:
+        if r.stop > r.start and c.stop > c.start:
+            dx[:, rows, cs] += dcols[:, r, c, :, i, j, :]
+    return dx.reshape(N, H, W, C)
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-D convolution (cross-correlation, as in every deep-learning library), ``torch.nn.functional.conv2d``.
+
+    x (N, C, H, W), weight (O, C/groups, kh, kw), bias (O,) or None -> y (N, O, OH, OW).
+    ``padding`` is an int, a pair, 'valid' or 'same'. Computation follows the input dtype.
+    """
+    return conv2d_forward(x, weight, bias, stride, padding, dilation, groups)[0]
+
+
+def conv2d_backward(grad_out, x, weight, stride=1, padding=0, dilation=1, groups=1, bias=True):
+    """Gradients of ``conv2d``: returns (dx, dW, db) for upstream gradient ``grad_out`` (N, O, OH, OW).
+
+    dx[n, c, h, w] = sum_{o, i, j} g[n, o, p, q] W[o, c, i, j] over (p, q) with p*s + i*d - pad = h, ...
+    dW[o, c, i, j] = sum_{n, p, q} g[n, o, p, q] x_pad[n, c, p*s + i*d, q*s + j*d]
+    db[o]          = sum_{n, p, q} g[n, o, p, q]                 (None with ``bias=False``)
+    """
+    x, weight = np.asarray(x), np.asarray(weight)
+    b = np.zeros(weight.shape[0], dtype=weight.dtype) if bias else None
+    _, cache = conv2d_forward(x, weight, b, stride, padding, dilation, groups)
+    return conv2d_backward_cached(grad_out, cache)
+
+
+# ---------------------------------------------------------------------------------------
+# im2col / col2im in torch.nn.functional.unfold / fold's layout (teaching and checking)
+# ---------------------------------------------------------------------------------------
+
+
+def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
+    """Unfold (N, C, H, W) into columns (N, C*kh*kw, OH*OW), as ``torch.nn.functional.unfold``.
+
+    Column l = p*OW + q holds the receptive field of output pixel (p, q), channel-major
+    then kernel row then kernel column. With it a convolution is one matrix product:
+    ``y = (W.reshape(O, -1) @ im2col(x, ...)).reshape(N, O, OH, OW)``.
+    Built from ``sliding_window_view``: a strided *view* of every window, copied once.
+    """
+    x = np.asarray(x)
+    if x.ndim != 4:
+        raise ValueError(f"im2col: expected input of shape (N, C, H, W), got shape {x.shape}")
+    kernel, stride, dilation = _pair(kernel_size, "im2col kernel_size"), _pair(stride), _pair(dilation)
+    ph, pw = _pair(padding, "im2col padding")
+    N, C, H, W = x.shape
+    OH, OW = _output_shape(H, W, kernel, stride, (ph, ph, pw, pw), dilation, "im2col")
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x
+    extent = (dilation[0] * (kernel[0] - 1) + 1, dilation[1] * (kernel[1] - 1) + 1)
+    windows = sliding_window_view(xp, extent, axis=(2, 3))  # (N, C, H', W', eh, ew), no copy
+    windows = windows[:, :, ::stride[0], ::stride[1], ::dilation[0], ::dilation[1]][:, :, :OH, :OW]
+    # (N, C, OH, OW, kh, kw) -> (N, C, kh, kw, OH, OW) -> (N, C*kh*kw, OH*OW): the one copy
+    return windows.transpose(0, 1, 4, 5, 2, 3).reshape(N, C * kernel[0] * kernel[1], OH * OW)
+
+
+def col2im(cols, output_size, kernel_size, stride=1, padding=0, dilation=1):
+    """Fold columns (N, C*kh*kw, L) back to (N, C, H, W), *adding* overlaps (``torch.nn.functional.fold``).
+
+    It is the adjoint (transpose) of :func:`im2col`, which is why it turns dcols into dx.
+    """
+    cols = np.asarray(cols)
+    H, W = _pair(output_size, "col2im output_size")
+    kernel, stride, dilation = _pair(kernel_size, "col2im kernel_size"), _pair(stride), _pair(dilation)
+    ph, pw = _pair(padding, "col2im padding")
+    kh, kw = kernel
+    OH, OW = _output_shape(H, W, kernel, stride, (ph, ph, pw, pw), dilation, "col2im")
+    if cols.ndim != 3 or cols.shape[1] % (kh * kw) or cols.shape[2] != OH * OW:
+        raise ValueError(f"col2im: expected columns of shape (N, C*{kh * kw}, {OH * OW}) for output_size {(H, W)}, "
+                         f"got {cols.shape}")
+    N, C = cols.shape[0], cols.shape[1] // (kh * kw)
+    c6 = cols.reshape(N, C, kh, kw, OH, OW)
+    out = np.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=cols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            r0, c0 = i * dilation[0], j * dilation[1]
+            out[:, :, r0:r0 + stride[0] * (OH - 1) + 1:stride[0], c0:c0 + stride[1] * (OW - 1) + 1:stride[1]] += \
+                c6[:, :, i, j]
+    return out[:, :, ph:ph + H, pw:pw + W]

@@ -1,0 +1,326 @@
+"""One time step of a recurrent network: ``RNNCell``, ``LSTMCell``, ``GRUCell`` (as in ``torch.nn``).
+
+The three recurrences, with PyTorch's weight layout (``weight_ih`` (G*H, I), ``weight_hh`` (G*H, H),
+``bias_ih`` and ``bias_hh`` (G*H,); G = 1, 4, 3 gates; H = hidden_size, I = input_size):
+
+RNN   h' = tanh(W_ih x + b_ih + W_hh h + b_hh)            (or relu)
+
+LSTM  [i, f, g, o] = W_ih x + b_ih + W_hh h + b_hh       (gate order i, f, g, o)
+      i, f, o = sigmoid(.),  g = tanh(.)
+      c' = f * c + i * g
+      h' = o * tanh(c')
+
+GRU   [r, z] = sigmoid(W_ir/iz x + b_ir/iz + W_hr/hz h + b_hr/hz)       (gate order r, z, n)
+      n  = tanh(W_in x + b_in + r * (W_hn h + b_hn))
+      h' = (1 - z) * n + z * h
+
+Each cell is written twice, readably: a pointwise part that maps the gate pre-activations to the
+new state (``lstm_pointwise`` and friends) with its backward, and a full step (``lstm_cell``...)
+that adds the two matrix products. The sequence layers in ``recurrent.py`` run the same math over
+all time steps, with the input products of every step hoisted out of the loop.
+
+Cell modules follow the layer contract: ``forward(input, hx=None)`` caches the step, and
+``backward(grad_h)`` (LSTM: ``backward(grad_h, grad_c=None)``) returns dLoss/dinput, accumulates
+every parameter gradient, and leaves dLoss/dhx in ``cell.grad_hx`` (LSTM: a tuple (dh, dc)),
+which is what the previous time step needs in backpropagation through time.
+Shapes: input (N, I) or unbatched (I,); h and c (N, H) or (H,); a missing hx means zeros.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .._checks import as_array, check_finite
+from ..random import get_rng
+from . import functional as F
+from .module import Module
+from .parameter import Parameter
+
+# ---------------------------------------------------------------------------------------
+# Pointwise parts: gate pre-activations -> new state, and back
+# ---------------------------------------------------------------------------------------
+
+
+def rnn_activation(pre, nonlinearity: str = "tanh"):
+    """h' = tanh(pre) or relu(pre), pre = W_ih x + b_ih + W_hh h + b_hh."""
+    if nonlinearity == "tanh":
+        return np.tanh(pre)
+    if nonlinearity == "relu":
+        return np.maximum(pre, 0)
+    raise ValueError(f"RNN: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+
+
+def rnn_activation_backward(grad_h, h, nonlinearity: str = "tanh"):
+    """dLoss/dpre from dLoss/dh' and the cached output h': tanh' = 1 - h'^2, relu' = 1[h' > 0]."""
+    if nonlinearity == "tanh":
+        return grad_h * (1 - h * h)
+    return grad_h * (h > 0)
+
+
+def lstm_pointwise(gates, c_prev):
+    """LSTM gates (N, 4H) pre-activations [i, f, g, o] and c (N, H) -> (h', c', acts, tanh(c')).
+
+    ``acts`` holds the four gate activations side by side, (N, 4H); with tanh(c') it is what the
+    backward pass needs.
+    """
+    H = c_prev.shape[-1]
+    acts = np.empty_like(gates)
+    acts[..., :2 * H] = F.sigmoid(gates[..., :2 * H])        # input gate i, forget gate f
+    acts[..., 2 * H:3 * H] = np.tanh(gates[..., 2 * H:3 * H])  # candidate g
+    acts[..., 3 * H:] = F.sigmoid(gates[..., 3 * H:])         # output gate o
+    i, f, g, o = (acts[..., k * H:(k + 1) * H] for k in range(4))
+    c = f * c_prev + i * g
+    tanh_c = np.tanh(c)
+    return o * tanh_c, c, acts, tanh_c
+
+
+def lstm_pointwise_backward(grad_h, grad_c, acts, c_prev, tanh_c):
+    """Backward of :func:`lstm_pointwise`: (dLoss/dgates (N, 4H), dLoss/dc_prev (N, H)).
+
+    dc = grad_c + grad_h * o * (1 - tanh(c')^2)    (c' reaches the loss directly and through h')
+    do = grad_h * tanh(c'),  di = dc * g,  dg = dc * i,  df = dc * c_prev,  dc_prev = dc * f,
+    then each through its activation: sigma' = s (1 - s), tanh' = 1 - t^2.
+    """
+    H = c_prev.shape[-1]
+    i, f, g, o = (acts[..., k * H:(k + 1) * H] for k in range(4))
+    dc = grad_h * o * (1 - tanh_c * tanh_c)
+    if grad_c is not None:
+        dc = dc + grad_c
+    dgates = np.empty_like(acts)
+    dgates[..., :H] = dc * g * i * (1 - i)
+    dgates[..., H:2 * H] = dc * c_prev * f * (1 - f)
+    dgates[..., 2 * H:3 * H] = dc * i * (1 - g * g)
+    dgates[..., 3 * H:] = grad_h * tanh_c * o * (1 - o)
+    return dgates, dc * f
+
+
+def gru_pointwise(gi, gh, h_prev):
+    """GRU: input products gi (N, 3H) = W_ih x + b_ih, hidden products gh (N, 3H) = W_hh h + b_hh.
+
+    Returns (h', acts) with acts = [r, z, n] (N, 3H); the backward pass also needs gh's n part.
+    """
+    H = h_prev.shape[-1]
+    rz = F.sigmoid(gi[..., :2 * H] + gh[..., :2 * H])
+    r, z = rz[..., :H], rz[..., H:]
+    n = np.tanh(gi[..., 2 * H:] + r * gh[..., 2 * H:])
+    h = n + z * (h_prev - n)  # = (1 - z) n + z h_prev
+    return h, np.concatenate([rz, n], axis=-1)
+
+
+def gru_pointwise_backward(grad_h, acts, gh_n, h_prev):
+    """Backward of :func:`gru_pointwise`: (dLoss/dgi, dLoss/dgh, the direct part of dLoss/dh_prev).
+
+    The full dLoss/dh_prev is the direct part (grad_h * z) plus dgh @ W_hh.
+    """
+    H = h_prev.shape[-1]
+    r, z, n = acts[..., :H], acts[..., H:2 * H], acts[..., 2 * H:]
+    dn_pre = grad_h * (1 - z) * (1 - n * n)          # through n = tanh(n_pre)
+    dz_pre = grad_h * (h_prev - n) * z * (1 - z)
+    dr_pre = dn_pre * gh_n * r * (1 - r)
+    dgi = np.concatenate([dr_pre, dz_pre, dn_pre], axis=-1)
+    dgh = np.concatenate([dr_pre, dz_pre, dn_pre * r], axis=-1)
+    return dgi, dgh, grad_h * z
+
+
+# ---------------------------------------------------------------------------------------
+# Full steps (the functional forms of torch's cells)
+# ---------------------------------------------------------------------------------------
+
+
+def _affine(x, weight, bias):
+    y = x @ weight.T
+    return y if bias is None else y + bias
+
+
+def rnn_cell(x, h, weight_ih, weight_hh, bias_ih=None, bias_hh=None, nonlinearity: str = "tanh"):
+    """One RNN step: h' = tanh(x W_ih^T + b_ih + h W_hh^T + b_hh)."""
+    return rnn_activation(_affine(x, weight_ih, bias_ih) + _affine(h, weight_hh, bias_hh), nonlinearity)
+
+
+def lstm_cell(x, hx, weight_ih, weight_hh, bias_ih=None, bias_hh=None):
+    """One LSTM step: hx = (h, c) -> (h', c')."""
+    h, c = hx
+    gates = _affine(x, weight_ih, bias_ih) + _affine(h, weight_hh, bias_hh)
+    h_new, c_new, _, _ = lstm_pointwise(gates, c)
+    return h_new, c_new
+
+
+def gru_cell(x, h, weight_ih, weight_hh, bias_ih=None, bias_hh=None):
+    """One GRU step: h -> h'."""
+    h_new, _ = gru_pointwise(_affine(x, weight_ih, bias_ih), _affine(h, weight_hh, bias_hh), h)
+    return h_new
+
+
+# ---------------------------------------------------------------------------------------
+# Cell modules
+# ---------------------------------------------------------------------------------------
+
+
+class _CellBase(Module):
+    _num_gates = 1
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, dtype=np.float32):
+        super().__init__()
+        if input_size <= 0 or hidden_size <= 0:
+            raise ValueError(f"{type(self).__name__}: expected positive sizes, got input_size={input_size}, "
+                             f"hidden_size={hidden_size}")
+        self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
+        G = self._num_gates * hidden_size
+        bound = 1.0 / math.sqrt(hidden_size)  # PyTorch: every weight and bias ~ U(-1/sqrt(H), 1/sqrt(H))
+        rng = get_rng()
+        self.weight_ih = Parameter(rng.uniform(-bound, bound, (G, input_size)).astype(dtype))
+        self.weight_hh = Parameter(rng.uniform(-bound, bound, (G, hidden_size)).astype(dtype))
+        if bias:
+            self.bias_ih = Parameter(rng.uniform(-bound, bound, G).astype(dtype))
+            self.bias_hh = Parameter(rng.uniform(-bound, bound, G).astype(dtype))
+        else:
+            self.bias_ih = self.bias_hh = None
+        self._cache = None
+        self.grad_hx = None
+
+    def _params(self):
+        b_ih = None if self.bias_ih is None else self.bias_ih.data
+        b_hh = None if self.bias_hh is None else self.bias_hh.data
+        return self.weight_ih.data, self.weight_hh.data, b_ih, b_hh
+
+    def _check_input(self, x):
+        name = type(self).__name__
+        x = as_array(x, f"{name} input")
+        if x.ndim not in (1, 2) or x.shape[-1] != self.input_size:
+            raise ValueError(f"{name}: expected input of shape (batch, input_size={self.input_size}) or "
+                             f"({self.input_size},), got {x.shape}")
+        if x.ndim == 2 and x.shape[0] == 0:
+            raise ValueError(f"{name}: expected a non-empty batch, got input shape {x.shape}")
+        check_finite(x, f"{name} input")
+        batched = x.ndim == 2
+        return (x if batched else x[None]), batched
+
+    def _check_state(self, s, which, n, batched, dtype):
+        name = type(self).__name__
+        if s is None:
+            return np.zeros((n, self.hidden_size), dtype=dtype)
+        s = as_array(s, f"{name} {which}")
+        want = (n, self.hidden_size) if batched else (self.hidden_size,)
+        if s.shape != want:
+            raise ValueError(f"{name}: expected {which} of shape {want}, got {s.shape}")
+        return s if batched else s[None]
+
+    def _accumulate(self, dpre_i, dpre_h, x, h):
+        """Parameter gradients from the pre-activation gradients of the x- and h-products."""
+        self.weight_ih.accumulate(dpre_i.T @ x)
+        self.weight_hh.accumulate(dpre_h.T @ h)
+        if self.bias_ih is not None:
+            self.bias_ih.accumulate(dpre_i.sum(axis=0))
+            self.bias_hh.accumulate(dpre_h.sum(axis=0))
+
+    def _check_cache(self):
+        if self._cache is None:
+            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
+        return self._cache
+
+    @staticmethod
+    def _check_grad(g, shape, what, batched):
+        g = np.asarray(g)
+        want = shape if batched else shape[1:]
+        if g.shape != want:
+            raise ValueError(f"backward: expected {what} of shape {want}, got {g.shape}")
+        return g if batched else g[None]
+
+    def extra_repr(self):
+        return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
+
+
+class RNNCell(_CellBase):
+    """Elman RNN cell, h' = tanh(W_ih x + b_ih + W_hh h + b_hh) (``nonlinearity='relu'`` for relu).
+
+    Caches x, h and h' (tanh' and relu' are read off the output).
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh",
+                 dtype=np.float32):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"RNNCell: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        super().__init__(input_size, hidden_size, bias, dtype)
+        self.nonlinearity = nonlinearity
+
+    def forward(self, input, hx=None):
+        x, batched = self._check_input(input)
+        h = self._check_state(hx, "hx", x.shape[0], batched, x.dtype)
+        h_new = rnn_cell(x, h, *self._params(), nonlinearity=self.nonlinearity)
+        self._cache = (x, h, h_new, batched)
+        return h_new if batched else h_new[0]
+
+    def backward(self, grad_h):
+        x, h, h_new, batched = self._check_cache()
+        grad_h = self._check_grad(grad_h, h_new.shape, "grad_h", batched)
+        dpre = rnn_activation_backward(grad_h, h_new, self.nonlinearity)
+        self._accumulate(dpre, dpre, x, h)
+        dx, dh = dpre @ self.weight_ih.data, dpre @ self.weight_hh.data
+        self.grad_hx = dh if batched else dh[0]
+        return dx if batched else dx[0]
+
+    def extra_repr(self):
+        return super().extra_repr() + ("" if self.nonlinearity == "tanh" else f", nonlinearity={self.nonlinearity!r}")
+
+
+class LSTMCell(_CellBase):
+    """LSTM cell: (h, c) -> (h', c'), gates i, f, g, o (see the module docstring).
+
+    Caches x, h, c, the four gate activations and tanh(c').
+    """
+
+    _num_gates = 4
+
+    def forward(self, input, hx=None):
+        x, batched = self._check_input(input)
+        if hx is not None and not (isinstance(hx, (tuple, list)) and len(hx) == 2):
+            raise ValueError("LSTMCell: expected hx to be a tuple (h, c) or None, "
+                             f"got {type(hx).__name__}")
+        h0, c0 = (None, None) if hx is None else hx
+        h = self._check_state(h0, "h", x.shape[0], batched, x.dtype)
+        c = self._check_state(c0, "c", x.shape[0], batched, x.dtype)
+        W_ih, W_hh, b_ih, b_hh = self._params()
+        gates = _affine(x, W_ih, b_ih) + _affine(h, W_hh, b_hh)
+        h_new, c_new, acts, tanh_c = lstm_pointwise(gates, c)
+        self._cache = (x, h, c, acts, tanh_c, batched)
+        return (h_new, c_new) if batched else (h_new[0], c_new[0])
+
+    def backward(self, grad_h, grad_c=None):
+        x, h, c, acts, tanh_c, batched = self._check_cache()
+        grad_h = self._check_grad(grad_h, c.shape, "grad_h", batched)
+        if grad_c is not None:
+            grad_c = self._check_grad(grad_c, c.shape, "grad_c", batched)
+        dgates, dc = lstm_pointwise_backward(grad_h, grad_c, acts, c, tanh_c)
+        self._accumulate(dgates, dgates, x, h)
+        dx, dh = dgates @ self.weight_ih.data, dgates @ self.weight_hh.data
+        self.grad_hx = (dh, dc) if batched else (dh[0], dc[0])
+        return dx if batched else dx[0]
+
+
+class GRUCell(_CellBase):
+    """GRU cell: h -> h', gates r, z, n (see the module docstring).
+
+    Caches x, h, the gate activations [r, z, n] and the n part of W_hh h + b_hh.
+    """
+
+    _num_gates = 3
+
+    def forward(self, input, hx=None):
+        x, batched = self._check_input(input)
+        h = self._check_state(hx, "hx", x.shape[0], batched, x.dtype)
+        W_ih, W_hh, b_ih, b_hh = self._params()
+        gh = _affine(h, W_hh, b_hh)
+        h_new, acts = gru_pointwise(_affine(x, W_ih, b_ih), gh, h)
+        self._cache = (x, h, acts, gh[:, 2 * self.hidden_size:], batched)
+        return h_new if batched else h_new[0]
+
+    def backward(self, grad_h):
+        x, h, acts, gh_n, batched = self._check_cache()
+        grad_h = self._check_grad(grad_h, h.shape, "grad_h", batched)
+        dgi, dgh, dh = gru_pointwise_backward(grad_h, acts, gh_n, h)
+        self._accumulate(dgi, dgh, x, h)
+        dx, dh = dgi @ self.weight_ih.data, dh + dgh @ self.weight_hh.data
+        self.grad_hx = dh if batched else dh[0]
+        return dx if batched else dx[0]

@@ -1,0 +1,82 @@
+"""Chapter 2 widget: train a 2-layer MLP by hand on spirals and watch the decision boundary.
+
+Each change of the learning rate, hidden width or number of steps retrains the model from the
+same seed with full-batch gradient descent written out by hand (p.data -= lr * p.grad) and
+redraws the boundary and the loss curve. A learning rate that blows the loss up is reported
+as "diverged at step k" instead of NaN.
+"""
+
+from __future__ import annotations
+
+import ipywidgets as widgets
+import numpy as np
+
+from .. import nn
+from ..data import make_spirals
+from ..plotting import plot_decision_boundary
+from ..random import manual_seed
+from .base import InteractiveFigure
+
+
+def train_by_hand(X, y, hidden_size: int, lr: float, num_steps: int, seed: int = 0, activation=nn.ReLU):
+    """Full-batch gradient descent on a Linear-activation-Linear classifier.
+
+    Returns (model, losses, diverged_at): ``diverged_at`` is the step whose loss was NaN/inf
+    or exploded past 1e4 (training stops there), else None.
+    """
+    manual_seed(seed)
+    n_classes = int(y.max()) + 1
+    model = nn.Sequential(nn.Linear(X.shape[1], hidden_size), activation(), nn.Linear(hidden_size, n_classes)).double()
+    criterion = nn.CrossEntropyLoss()
+    losses = []
+    for step in range(1, num_steps + 1):
+        try:
+            loss = criterion(model(X), y)
+        except nn.NonFiniteLossError:
+            return model, losses, step
+        if loss > 1e4:
+            return model, losses, step
+        losses.append(loss)
+        model.zero_grad()
+        model.backward(criterion.backward())
+        for p in model.parameters():
+            p.data -= lr * p.grad
+    return model, losses, None
+
+
+class MLPPlayground(InteractiveFigure):
+    def __init__(self, X=None, y=None, num_steps: int = 300):
+        if X is None:
+            X, y = make_spirals(80, 3, seed=0)
+        self.X, self.y = X, y
+        controls = {
+            "lr": widgets.FloatLogSlider(value=1.0, base=10, min=-3, max=2, step=0.1, description="learning rate",
+                                         continuous_update=False, readout_format=".3g"),
+            "hidden_size": widgets.IntSlider(value=32, min=2, max=128, step=2, description="hidden width",
+                                             continuous_update=False),
+            "num_steps": widgets.IntSlider(value=num_steps, min=50, max=1000, step=50, description="steps",
+                                           continuous_update=False),
+        }
+        super().__init__(controls, nrows=1, ncols=2, figsize=(9, 3.8), title="A 2-layer MLP trained by hand")
+
+    def draw(self, lr, hidden_size, num_steps):
+        ax_b, ax_l = self.axes
+        model, losses, diverged_at = train_by_hand(self.X, self.y, hidden_size, lr, num_steps)
+        if losses:
+            ax_l.plot(np.arange(1, len(losses) + 1), losses)
+        ax_l.set(xlabel="step", ylabel="cross-entropy loss", yscale="log", title="training loss")
+        if diverged_at is not None:
+            message = f"diverged at step {diverged_at} (lr = {lr:.3g} is too large)"
+            for ax in (ax_b, ax_l):
+                ax.text(0.5, 0.5, message, transform=ax.transAxes, ha="center", va="center", color="#d62728",
+                        fontsize=11, bbox=dict(facecolor="white", alpha=0.9))
+            ax_b.scatter(*self.X.T, c=self.y, s=10)
+            ax_b.set(title="decision boundary")
+            return message
+        plot_decision_boundary(ax_b, lambda P: model(P).argmax(axis=1), self.X, self.y,
+                               title="decision boundary", steps=120)
+        accuracy = float(np.mean(model(self.X).argmax(axis=1) == self.y))
+        if losses[-1] > losses[0]:
+            return (f"the loss rose from {losses[0]:.3f} to {losses[-1]:.3f}: lr = {lr:.3g} is too large "
+                    f"(training accuracy {accuracy:.1%})")
+        return f"final loss {losses[-1]:.4f} after {num_steps} steps, training accuracy {accuracy:.1%}"

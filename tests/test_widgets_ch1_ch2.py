@@ -1,0 +1,53 @@
+"""Chapter 1 and 2 widgets, driven by setting control values (observers fire synchronously)."""
+
+import numpy as np
+
+from dlcourse.widgets.mlp_playground import MLPPlayground, train_by_hand
+from dlcourse.widgets.neuron import NeuronExplorer
+
+
+def _line_data(ax):
+    return [line.get_ydata().copy() for line in ax.get_lines()]
+
+
+def test_neuron_explorer_redraws_on_bias_change():
+    w = NeuronExplorer()
+    before_lines, before_text, n = _line_data(w.axes[0]), w.readout.value, w.n_updates
+    w.controls["b"].value = 1.5
+    assert w.n_updates == n + 1
+    assert w.readout.value != before_text and "b = 1.5" in w.readout.value
+    after = _line_data(w.axes[0])
+    assert not np.allclose(before_lines[0], after[0])  # the boundary line moved
+
+
+def test_neuron_explorer_activation_choice_changes_curve():
+    w = NeuronExplorer()
+    sig = _line_data(w.axes[1])[0]
+    w.controls["activation"].value = "relu"
+    relu = _line_data(w.axes[1])[0]
+    assert relu.min() == 0 and not np.allclose(sig, relu)
+
+
+def test_mlp_playground_retrains_on_lr_change():
+    w = MLPPlayground(num_steps=100)
+    before = w.readout.value
+    w.controls["lr"].value = 0.01
+    assert w.readout.value != before and "final loss" in w.readout.value
+    losses = w.axes[1].get_lines()[0].get_ydata()
+    assert len(losses) == 100
+
+
+def test_mlp_playground_reports_divergence_instead_of_nan():
+    w = MLPPlayground(num_steps=100)
+    w.controls["lr"].value = 100.0
+    text = w.readout.value
+    assert "nan" not in text.lower()
+    assert "diverged at step" in text or "too large" in text
+
+
+def test_train_by_hand_learns_spirals():
+    from dlcourse.data import make_spirals
+    X, y = make_spirals(60, 3, seed=0)
+    model, losses, diverged = train_by_hand(X, y, hidden_size=64, lr=1.0, num_steps=600)
+    assert diverged is None and losses[-1] < 0.5 * losses[0]
+    assert np.mean(model(X).argmax(axis=1) == y) > 0.85
