@@ -173,7 +173,7 @@ def wait_for_kernel_idle(page, timeout_s: float, settle_s: float = 1.0) -> None:
 def run_all_cells(page) -> None:
     """Run > Run All Cells, through the menu bar."""
     page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$")).click()
-    label = page.locator(".lm-Menu .lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$"))
+    label = page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$"))
     page.locator(".lm-Menu .lm-Menu-item").filter(has=label).click()
 
 

@@ -61,14 +61,12 @@ def conv_output_size(size: int, kernel_size: int, stride: int = 1, padding: int 
     """
     before, after = (padding, padding) if np.ndim(padding) == 0 else padding
     span = size + before + after - dilation * (kernel_size - 1) - 1
-    if span < 0:
-        return 0
     if not ceil_mode:
-        return span // stride + 1
-    out = -(-span // stride) + 1
+        return max(span // stride + 1, 0)
+    out = (span + stride - 1) // stride + 1
     if (out - 1) * stride >= size + before:
         out -= 1
-    return out
+    return max(out, 0)
 
 
 def _resolve_padding(padding, kernel_size, dilation, stride, who: str) -> tuple[int, int, int, int]:
@@ -101,11 +99,11 @@ def _output_shape(H, W, kernel, stride, pad4, dilation, who, ceil_mode=False):
     kh, kw = kernel
     eff_h, eff_w = dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1
     Hp, Wp = H + pad4[0] + pad4[1], W + pad4[2] + pad4[3]
-    if Hp < eff_h or Wp < eff_w:
-        raise ValueError(f"{who}: input of spatial size {H}x{W} (padded to {Hp}x{Wp}) is smaller than the "
-                         f"kernel's extent {eff_h}x{eff_w} (kernel_size={kernel}, dilation={dilation})")
     OH = conv_output_size(H, kh, stride[0], pad4[0:2], dilation[0], ceil_mode)
     OW = conv_output_size(W, kw, stride[1], pad4[2:4], dilation[1], ceil_mode)
+    if OH <= 0 or OW <= 0:
+        raise ValueError(f"{who}: input of spatial size {H}x{W} (padded to {Hp}x{Wp}) is smaller than the "
+                         f"kernel's extent {eff_h}x{eff_w} (kernel_size={kernel}, dilation={dilation})")
     return OH, OW
 
 

@@ -199,3 +199,12 @@ def one_hot(labels, num_classes: int, dtype=np.float32):
     out[np.arange(labels.size), labels.ravel()] = 1
     return out.reshape(*labels.shape, num_classes)
 
+
+# Chapter 4: convolution and pooling (their own files, re-exported here).
+from .conv_functional import col2im, conv2d, conv2d_backward, conv_output_size, im2col  # noqa: E402,F401
+from .pool_functional import (  # noqa: E402,F401
+    avg_pool2d,
+    avg_pool2d_backward,
+    max_pool2d,
+    max_pool2d_backward,
+)

@@ -31,7 +31,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.special import expit
 
 from .._checks import as_array, check_finite
 from ..random import get_rng
@@ -108,6 +107,15 @@ def rnn_layer_backward(grad_out, grad_h_n, cache):
     return dx, dh, grads
 
 
+def _sigmoid_(a):
+    """a <- 1 / (1 + exp(-a)) in place: four fast ufunc passes (NumPy's exp is vectorised, expit is not)."""
+    np.negative(a, out=a)
+    np.exp(a, out=a)  # may overflow to inf for a < -88 (float32): 1 / (1 + inf) = 0 is then exact
+    a += 1
+    np.reciprocal(a, out=a)
+    return a
+
+
 def lstm_layer_forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None):
     """LSTM over a sequence: returns (out (T, N, H), (h_n, c_n), cache); gates i, f, g, o."""
     T, N, _ = x.shape
@@ -119,17 +127,18 @@ def lstm_layer_forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=No
     tanh_cs = np.empty((T, N, H), dtype)
     hs[0], cs[0] = h0, c0
     rec = np.empty((N, 4 * H), dtype)
-    ig = np.empty((N, H), dtype)
-    for t in range(T):
-        a = acts[t]
-        a += np.matmul(hs[t], weight_hh.T, out=rec)
-        expit(a[:, :2 * H], out=a[:, :2 * H])              # i, f = sigmoid
-        np.tanh(a[:, 2 * H:3 * H], out=a[:, 2 * H:3 * H])  # g = tanh
-        expit(a[:, 3 * H:], out=a[:, 3 * H:])              # o = sigmoid
-        np.multiply(a[:, H:2 * H], cs[t], out=cs[t + 1])    # c_t = f * c_{t-1}
-        cs[t + 1] += np.multiply(a[:, :H], a[:, 2 * H:3 * H], out=ig)  # ... + i * g
-        np.tanh(cs[t + 1], out=tanh_cs[t])
-        np.multiply(a[:, 3 * H:], tanh_cs[t], out=hs[t + 1])  # h_t = o * tanh(c_t)
+    g_pre = np.empty((N, H), dtype)
+    with np.errstate(over="ignore"):
+        for t in range(T):
+            a = acts[t]                                      # [i, f, g, o] pre-activations, (N, 4H)
+            a += np.matmul(hs[t], weight_hh.T, out=rec)
+            g_pre[...] = a[:, 2 * H:3 * H]
+            _sigmoid_(a)                                     # i, f, o = sigmoid (the g slot is redone below)
+            np.tanh(g_pre, out=a[:, 2 * H:3 * H])            # g = tanh
+            np.multiply(a[:, H:2 * H], cs[t], out=cs[t + 1])  # c_t = f * c_{t-1}
+            cs[t + 1] += np.multiply(a[:, :H], a[:, 2 * H:3 * H], out=g_pre)  # ... + i * g
+            np.tanh(cs[t + 1], out=tanh_cs[t])
+            np.multiply(a[:, 3 * H:], tanh_cs[t], out=hs[t + 1])  # h_t = o * tanh(c_t)
     cache = (x, hs, cs, acts, tanh_cs, weight_ih, weight_hh, bias_ih is not None)
     return hs[1:], (hs[T], cs[T]), cache
 
@@ -145,13 +154,18 @@ def lstm_layer_backward(grad_out, grad_h_n, grad_c_n, cache):
     T, N, H = tanh_cs.shape
     a4 = acts.reshape(T, N, 4, H)
     i, f, g, o = a4[:, :, 0], a4[:, :, 1], a4[:, :, 2], a4[:, :, 3]
-    # K: dgates = [dc, dc, dc, dh] * K  (each gate's local derivative)
-    K = np.empty_like(a4)
-    np.multiply(g, i * (1 - i), out=K[:, :, 0])
-    np.multiply(cs[:-1], f * (1 - f), out=K[:, :, 1])
-    np.multiply(i, 1 - g * g, out=K[:, :, 2])
-    np.multiply(tanh_cs, o * (1 - o), out=K[:, :, 3])
-    dc_from_h = o * (1 - tanh_cs * tanh_cs)  # dc_t += dh_t * o_t (1 - tanh^2 c_t)
+    # K: dgates = [dc, dc, dc, dh] * K, each gate's local derivative times what it multiplies
+    K = np.subtract(1, a4)
+    K *= a4                                   # s (1 - s) for i, f, o
+    np.multiply(g, g, out=K[:, :, 2])
+    np.subtract(1, K[:, :, 2], out=K[:, :, 2])  # 1 - g^2 for g
+    K[:, :, 0] *= g
+    K[:, :, 1] *= cs[:-1]
+    K[:, :, 2] *= i
+    K[:, :, 3] *= tanh_cs
+    dc_from_h = np.multiply(tanh_cs, tanh_cs)  # dc_t += dh_t * o_t (1 - tanh^2 c_t)
+    np.subtract(1, dc_from_h, out=dc_from_h)
+    dc_from_h *= o
     dgates = np.empty_like(a4)
     dh = np.zeros((N, H), hs.dtype) if grad_h_n is None else np.array(grad_h_n, dtype=hs.dtype)
     dc = np.zeros((N, H), hs.dtype) if grad_c_n is None else np.array(grad_c_n, dtype=hs.dtype)
@@ -164,7 +178,7 @@ def lstm_layer_backward(grad_out, grad_h_n, grad_c_n, cache):
         np.multiply(dc[:, None, :], K[t, :, :3], out=dgates[t, :, :3])
         np.multiply(dh, K[t, :, 3], out=dgates[t, :, 3])
         dc *= f[t]
-        dh = dgates_flat[t] @ weight_hh
+        np.matmul(dgates_flat[t], weight_hh, out=dh)
     grads = _param_grads(dgates_flat, dgates_flat, x, hs[:-1], has_bias)
     dx = (dgates_flat.reshape(T * N, 4 * H) @ weight_ih).reshape(x.shape)
     return dx, (dh, dc), grads
@@ -185,20 +199,21 @@ def gru_layer_forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None):
     gh_n = np.empty((T, N, H), dtype)
     gh = np.empty((N, 3 * H), dtype)
     tmp = np.empty((N, H), dtype)
-    for t in range(T):
-        np.matmul(hs[t], weight_hh.T, out=gh)
-        if bias_hh is not None:
-            gh += bias_hh
-        a = acts[t]
-        a[:, :2 * H] += gh[:, :2 * H]
-        expit(a[:, :2 * H], out=a[:, :2 * H])                    # r, z
-        gh_n[t] = gh[:, 2 * H:]                                  # W_hn h + b_hn, kept for backward
-        a[:, 2 * H:] += np.multiply(a[:, :H], gh_n[t], out=tmp)  # + r * (W_hn h + b_hn)
-        np.tanh(a[:, 2 * H:], out=a[:, 2 * H:])                  # n
-        # h_t = n + z * (h_{t-1} - n)
-        np.subtract(hs[t], a[:, 2 * H:], out=hs[t + 1])
-        hs[t + 1] *= a[:, H:2 * H]
-        hs[t + 1] += a[:, 2 * H:]
+    with np.errstate(over="ignore"):
+        for t in range(T):
+            np.matmul(hs[t], weight_hh.T, out=gh)
+            if bias_hh is not None:
+                gh += bias_hh
+            a = acts[t]
+            a[:, :2 * H] += gh[:, :2 * H]
+            _sigmoid_(a[:, :2 * H])                                  # r, z
+            gh_n[t] = gh[:, 2 * H:]                                  # W_hn h + b_hn, kept for backward
+            a[:, 2 * H:] += np.multiply(a[:, :H], gh_n[t], out=tmp)  # + r * (W_hn h + b_hn)
+            np.tanh(a[:, 2 * H:], out=a[:, 2 * H:])                  # n
+            # h_t = n + z * (h_{t-1} - n)
+            np.subtract(hs[t], a[:, 2 * H:], out=hs[t + 1])
+            hs[t + 1] *= a[:, H:2 * H]
+            hs[t + 1] += a[:, 2 * H:]
     cache = (x, hs, acts, gh_n, weight_ih, weight_hh, bias_ih is not None)
     return hs[1:], hs[T], cache
 

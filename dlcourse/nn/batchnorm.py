@@ -1,0 +1,135 @@
+"""Batch normalisation (``torch.nn.BatchNorm1d`` / ``BatchNorm2d``).
+
+For each channel c, over the batch (and the spatial positions), in training mode:
+
+    mu = mean(x),  var = mean((x - mu)^2)  (biased),  x_hat = (x - mu) / sqrt(var + eps),
+    y = gamma * x_hat + beta
+
+and the running statistics follow PyTorch's convention (momentum weighs the *new* value):
+
+    running_mean <- (1 - momentum) * running_mean + momentum * mu
+    running_var  <- (1 - momentum) * running_var  + momentum * var * m / (m - 1)   (unbiased)
+
+with m the number of values per channel; ``momentum=None`` gives the cumulative average
+(factor 1 / num_batches_tracked). In eval mode mu and var are the running statistics.
+Parameters ``weight`` (gamma, ones) and ``bias`` (beta, zeros); buffers ``running_mean``,
+``running_var``, ``num_batches_tracked``, as in PyTorch, so ``state_dict`` moves both ways.
+
+Backward in training mode (mu and var depend on x):
+    dx = gamma / (m sqrt(var + eps)) * (m g - sum(g) - x_hat * sum(g * x_hat))
+Caches: x_hat and 1 / sqrt(var + eps).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._checks import as_array
+from .module import Module
+from .parameter import Parameter
+
+
+class _BatchNorm(Module):
+    _layouts: dict = {}  # ndim -> description, set by subclasses
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
+                 track_running_stats: bool = True, dtype=np.float32):
+        super().__init__()
+        if num_features <= 0:
+            raise ValueError(f"{type(self).__name__}: expected num_features > 0, got {num_features}")
+        if momentum is not None and not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"{type(self).__name__}: expected 0 <= momentum <= 1 or None, got {momentum}")
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.affine, self.track_running_stats = affine, track_running_stats
+        self.weight = Parameter(np.ones(num_features, dtype=dtype)) if affine else None
+        self.bias = Parameter(np.zeros(num_features, dtype=dtype)) if affine else None
+        if track_running_stats:
+            self.register_buffer("running_mean", np.zeros(num_features, dtype=dtype))
+            self.register_buffer("running_var", np.ones(num_features, dtype=dtype))
+            self.register_buffer("num_batches_tracked", np.array(0, dtype=np.int64))
+        else:
+            self.running_mean = self.running_var = self.num_batches_tracked = None
+        self._cache = None
+
+    def reset_running_stats(self) -> None:
+        if self.track_running_stats:
+            self.running_mean[...] = 0
+            self.running_var[...] = 1
+            self.num_batches_tracked[...] = 0
+
+    def _check(self, x):
+        x = as_array(x, f"{type(self).__name__} input")
+        if x.ndim not in self._layouts:
+            layouts = " or ".join(v.format(C=self.num_features) for v in self._layouts.values())
+            raise ValueError(f"{type(self).__name__}: expected input of shape {layouts}, got shape {x.shape}")
+        if x.shape[1] != self.num_features:
+            raise ValueError(f"{type(self).__name__}: expected input with num_features={self.num_features} channels "
+                             f"(dimension 1), got shape {x.shape} with {x.shape[1]} channels")
+        return x
+
+    def forward(self, x):
+        x = self._check(x)
+        axes = (0,) + tuple(range(2, x.ndim))
+        bshape = (1, -1) + (1,) * (x.ndim - 2)
+        m = x.size // self.num_features
+        use_batch_stats = self.training or not self.track_running_stats
+        if use_batch_stats:
+            if m <= 1:
+                raise ValueError(f"{type(self).__name__}: expected more than 1 value per channel when training, "
+                                 f"got input of shape {x.shape}")
+            mean = x.mean(axis=axes)
+            xc = x - mean.reshape(bshape)
+            var = np.mean(xc * xc, axis=axes)
+            if self.training and self.track_running_stats:
+                self.num_batches_tracked += 1
+                f = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                rm, rv = self.running_mean, self.running_var
+                rm *= 1 - f
+                rm += (f * mean).astype(rm.dtype)
+                rv *= 1 - f
+                rv += (f * var * (m / (m - 1))).astype(rv.dtype)
+        else:
+            mean, var = self.running_mean.astype(x.dtype), self.running_var.astype(x.dtype)
+            xc = x - mean.reshape(bshape)
+        inv_std = (1.0 / np.sqrt(var + self.eps)).astype(np.result_type(x.dtype, np.float32))
+        x_hat = xc * inv_std.reshape(bshape)
+        self._cache = (x_hat, inv_std, use_batch_stats, axes, bshape, m)
+        if not self.affine:
+            return x_hat
+        return x_hat * self.weight.data.reshape(bshape) + self.bias.data.reshape(bshape)
+
+    def backward(self, grad_out):
+        if self._cache is None:
+            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
+        x_hat, inv_std, use_batch_stats, axes, bshape, m = self._cache
+        g = np.asarray(grad_out)
+        if g.shape != x_hat.shape:
+            raise ValueError(f"{type(self).__name__}.backward: expected grad_out of shape {x_hat.shape}, got {g.shape}")
+        dbeta = g.sum(axis=axes)
+        dgamma = (g * x_hat).sum(axis=axes)
+        gamma = self.weight.data if self.affine else np.ones(self.num_features, dtype=x_hat.dtype)
+        scale = (gamma * inv_std).reshape(bshape)
+        if use_batch_stats:
+            dx = scale * (g - (dbeta / m).reshape(bshape) - x_hat * (dgamma / m).reshape(bshape))
+        else:
+            dx = g * scale
+        if self.affine:
+            self.weight.accumulate(dgamma)
+            self.bias.accumulate(dbeta)
+        return dx
+
+    def extra_repr(self):
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+                f"track_running_stats={self.track_running_stats}")
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch norm over (N, C) or (N, C, L) inputs: statistics per feature C."""
+
+    _layouts = {2: "(N, {C})", 3: "(N, {C}, L)"}
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch norm over (N, C, H, W) images: statistics per channel, over N, H and W."""
+
+    _layouts = {4: "(N, {C}, H, W)"}

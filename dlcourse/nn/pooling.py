@@ -1,0 +1,95 @@
+"""Pooling layers (``torch.nn.MaxPool2d``, ``torch.nn.AvgPool2d``), built on ``pool_functional``.
+
+Shapes for the family: x (N, C, H, W) or unbatched (C, H, W) -> (N, C, OH, OW), with
+OH = floor((H + 2*padding - dilation*(kernel_size - 1) - 1) / stride) + 1 (``ceil`` with
+``ceil_mode``) and ``stride`` defaulting to ``kernel_size``. No parameters.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._checks import as_array
+from .conv_functional import _pair
+from .module import Module
+from .pool_functional import (
+    avg_pool2d_backward_cached,
+    avg_pool2d_forward,
+    max_pool2d_backward_cached,
+    max_pool2d_forward,
+)
+
+
+class _Pool2d(Module):
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False):
+        super().__init__()
+        self.kernel_size = _pair(kernel_size, f"{type(self).__name__} kernel_size")
+        self.stride = self.kernel_size if stride is None else _pair(stride, f"{type(self).__name__} stride")
+        self.padding = _pair(padding, f"{type(self).__name__} padding")
+        self.ceil_mode = bool(ceil_mode)
+        if min(self.kernel_size + self.stride) <= 0:
+            raise ValueError(f"{type(self).__name__}: expected positive kernel_size and stride, got "
+                             f"{self.kernel_size} and {self.stride}")
+        self._cache = None
+        self._unbatched = False
+
+    def _prepare(self, x):
+        x = as_array(x, f"{type(self).__name__} input")
+        if x.ndim not in (3, 4):
+            raise ValueError(f"{type(self).__name__}: expected input of shape (N, C, H, W) or (C, H, W), "
+                             f"got shape {x.shape}")
+        self._unbatched = x.ndim == 3
+        return x[None] if self._unbatched else x
+
+    def _finish(self, y):
+        return y[0] if self._unbatched else y
+
+    def _grad(self, grad_out):
+        if self._cache is None:
+            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
+        grad_out = np.asarray(grad_out)
+        return grad_out[None] if self._unbatched else grad_out
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class MaxPool2d(_Pool2d):
+    """Max over each kh x kw window. Caches the input and the output: on the backward pass each
+    upstream gradient goes to the first input of its window equal to the maximum."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+        super().__init__(kernel_size, stride, padding, ceil_mode)
+        self.dilation = _pair(dilation, "MaxPool2d dilation")
+
+    def forward(self, x):
+        y, self._cache = max_pool2d_forward(self._prepare(x), self.kernel_size, self.stride, self.padding,
+                                            self.dilation, self.ceil_mode)
+        return self._finish(y)
+
+    def backward(self, grad_out):
+        return self._finish(max_pool2d_backward_cached(self._grad(grad_out), self._cache))
+
+    def extra_repr(self):
+        return super().extra_repr() + (f", dilation={self.dilation}" if self.dilation != (1, 1) else "")
+
+
+class AvgPool2d(_Pool2d):
+    """Mean over each window (zero padding counted unless ``count_include_pad=False``).
+    Caches only the geometry: the backward pass spreads g / divisor evenly over each window."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+                 divisor_override=None):
+        super().__init__(kernel_size, stride, padding, ceil_mode)
+        self.count_include_pad = count_include_pad
+        if divisor_override is not None and divisor_override <= 0:
+            raise ValueError(f"AvgPool2d: divisor_override must be positive, got {divisor_override}")
+        self.divisor_override = divisor_override
+
+    def forward(self, x):
+        y, self._cache = avg_pool2d_forward(self._prepare(x), self.kernel_size, self.stride, self.padding,
+                                            self.ceil_mode, self.count_include_pad, self.divisor_override)
+        return self._finish(y)
+
+    def backward(self, grad_out):
+        return self._finish(avg_pool2d_backward_cached(self._grad(grad_out), self._cache))
