@@ -38,7 +38,9 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
+from . import random as package_random
 from .nn.activation import LeakyReLU, ReLU, Sigmoid, Tanh
 from .nn.linear import Linear
 from .nn.loss import BCEWithLogitsLoss, NonFiniteLossError
@@ -52,29 +54,49 @@ GENERATOR_LOSSES = ("non_saturating", "saturating")
 # ---------------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _seeded(seed):
+    """With a seed, draw initial weights from a fresh generator, leaving the package's own untouched."""
+    if seed is None:
+        yield
+        return
+    old = package_random._rng
+    package_random.manual_seed(seed)
+    try:
+        yield
+    finally:
+        package_random._rng = old
+
+
 def make_generator(latent_dim: int = 2, hidden_size: int = 128, out_features: int = 2,
-                   num_hidden_layers: int = 2, dtype=np.float32) -> Sequential:
-    """G: z (N, latent_dim) -> x (N, out_features). Linear + ReLU hidden layers, a linear output."""
+                   num_hidden_layers: int = 2, dtype=np.float32, seed: int | None = None) -> Sequential:
+    """G: z (N, latent_dim) -> x (N, out_features). Linear + ReLU hidden layers, a linear output.
+
+    Weights are drawn from the package's generator (``dlcourse.manual_seed``), or from
+    ``seed`` alone when it is given (without disturbing the package's generator).
+    """
     if num_hidden_layers < 1:
         raise ValueError(f"make_generator: expected num_hidden_layers >= 1, got {num_hidden_layers}")
     layers, width = [], latent_dim
-    for _ in range(num_hidden_layers):
-        layers += [Linear(width, hidden_size, dtype=dtype), ReLU()]
-        width = hidden_size
-    layers.append(Linear(width, out_features, dtype=dtype))
+    with _seeded(seed):
+        for _ in range(num_hidden_layers):
+            layers += [Linear(width, hidden_size, dtype=dtype), ReLU()]
+            width = hidden_size
+        layers.append(Linear(width, out_features, dtype=dtype))
     return Sequential(*layers)
 
 
 def make_discriminator(in_features: int = 2, hidden_size: int = 128, num_hidden_layers: int = 2,
-                       negative_slope: float = 0.2, dtype=np.float32) -> Sequential:
+                       negative_slope: float = 0.2, dtype=np.float32, seed: int | None = None) -> Sequential:
     """D: x (N, in_features) -> logit (N, 1). Linear + LeakyReLU hidden layers; D(x) = sigmoid(logit)."""
     if num_hidden_layers < 1:
         raise ValueError(f"make_discriminator: expected num_hidden_layers >= 1, got {num_hidden_layers}")
     layers, width = [], in_features
-    for _ in range(num_hidden_layers):
-        layers += [Linear(width, hidden_size, dtype=dtype), LeakyReLU(negative_slope)]
-        width = hidden_size
-    layers.append(Linear(width, 1, dtype=dtype))
+    with _seeded(seed):
+        for _ in range(num_hidden_layers):
+            layers += [Linear(width, hidden_size, dtype=dtype), LeakyReLU(negative_slope)]
+            width = hidden_size
+        layers.append(Linear(width, 1, dtype=dtype))
     return Sequential(*layers)
 
 
@@ -92,11 +114,11 @@ def to_torch(model: Sequential):
             layers.append(getattr(torch.nn, type(m).__name__)())
         else:
             raise ValueError(f"to_torch: expected Linear/ReLU/LeakyReLU/Tanh/Sigmoid layers, got {type(m).__name__}")
-    net = torch.nn.Sequential(*layers)
     state = model.state_dict()
     dtype = torch.float64 if next(iter(state.values())).dtype == np.float64 else torch.float32
+    net = torch.nn.Sequential(*layers).to(dtype)  # the dtype first: loading float64 into float32 would round
     net.load_state_dict({k: torch.as_tensor(np.array(v)) for k, v in state.items()})
-    return net.to(dtype)
+    return net
 
 
 @contextlib.contextmanager
@@ -240,13 +262,15 @@ def discriminator_surface(D: Module, lim: float = 3.0, steps: int = 80):
 def train_gan(G: Module, D: Module, opt_G, opt_D, sample_real, num_steps: int, batch_size: int = 256,
               d_steps: int = 1, generator_loss: str = "non_saturating", seed: int = 0,
               snapshot_steps=(), n_snapshot_samples: int = 1000, surface_lim: float = 3.0,
-              surface_steps: int = 80, progress: bool = False) -> GANHistory:
+              surface_steps: int = 80, progress: bool = False, num_threads: int | None = 1) -> GANHistory:
     """Train G and D for ``num_steps`` GAN steps; ``sample_real(n)`` returns an (n, 2) real batch.
 
     Each step is ``d_steps`` discriminator updates and one generator update (:func:`gan_step`),
     with noise drawn from ``np.random.default_rng(seed)``. At each step in ``snapshot_steps``
     (0 = before training) the history keeps G's samples for a fixed noise batch and D's
     probability surface. A NaN/inf loss stops training with "diverged at step k".
+    ``num_threads`` limits NumPy's BLAS threads while training (1 by default: for matrices this
+    small, extra threads cost more in synchronisation than they save, up to 10x on a busy machine).
     """
     if num_steps < 0 or d_steps < 1 or batch_size < 1:
         raise ValueError(f"train_gan: expected num_steps >= 0, d_steps >= 1, batch_size >= 1, got "
@@ -270,21 +294,22 @@ def train_gan(G: Module, D: Module, opt_G, opt_D, sample_real, num_steps: int, b
         from tqdm.auto import tqdm
         steps = tqdm(steps, desc="GAN steps", leave=False)
     t0 = time.perf_counter()
-    for step in steps:
-        real = [sample_real(batch_size) for _ in range(d_steps)]
-        z_D = [rng.standard_normal((batch_size, latent_dim)).astype(dtype) for _ in range(d_steps)]
-        z_G = rng.standard_normal((batch_size, latent_dim)).astype(dtype)
-        try:
-            stats = gan_step(G, D, opt_G, opt_D, real, z_D, z_G, generator_loss)
-        except NonFiniteLossError as err:
-            raise NonFiniteLossError(f"GAN training diverged at step {step} of {num_steps} ({err}); "
-                                     "try smaller learning rates") from err
-        history.loss_D.append(float(np.mean(stats["loss_D"])))
-        history.loss_G.append(stats["loss_G"])
-        history.D_real.append(stats["D_real"])
-        history.D_fake.append(stats["D_fake"])
-        if step in snapshot_steps:
-            snapshot(step)
+    with threadpool_limits(limits=num_threads):
+        for step in steps:
+            real = [sample_real(batch_size) for _ in range(d_steps)]
+            z_D = [rng.standard_normal((batch_size, latent_dim)).astype(dtype) for _ in range(d_steps)]
+            z_G = rng.standard_normal((batch_size, latent_dim)).astype(dtype)
+            try:
+                stats = gan_step(G, D, opt_G, opt_D, real, z_D, z_G, generator_loss)
+            except NonFiniteLossError as err:
+                raise NonFiniteLossError(f"GAN training diverged at step {step} of {num_steps} ({err}); "
+                                         "try smaller learning rates") from err
+            history.loss_D.append(float(np.mean(stats["loss_D"])))
+            history.loss_G.append(stats["loss_G"])
+            history.D_real.append(stats["D_real"])
+            history.D_fake.append(stats["D_fake"])
+            if step in snapshot_steps:
+                snapshot(step)
     history.seconds = time.perf_counter() - t0
     return history
 

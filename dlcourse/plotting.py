@@ -10,7 +10,8 @@ import matplotlib as mpl
 import numpy as np
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
-CMAP_CLASSES = mpl.colors.ListedColormap(["#9ecae1", "#fdae6b", "#a1d99b", "#fc9272", "#bcbddc"])
+# Light versions of the first PALETTE colours, for the class regions behind the points.
+CLASS_BACKGROUNDS = ["#9ecae1", "#fdae6b", "#a1d99b", "#fc9272", "#bcbddc", "#c4a59a", "#f1b6da", "#cccccc"]
 
 
 def use_style() -> None:
@@ -44,7 +45,8 @@ def plot_decision_boundary(ax, predict, X, y, title: str = "", steps: int = 200)
     grid, xx, yy = grid_2d(X, steps=steps)
     zz = np.asarray(predict(grid)).reshape(xx.shape)
     n_classes = int(max(y.max(), zz.max())) + 1
-    ax.contourf(xx, yy, zz, levels=np.arange(n_classes + 1) - 0.5, cmap=CMAP_CLASSES, alpha=0.8)
+    cmap = mpl.colors.ListedColormap(CLASS_BACKGROUNDS[:n_classes])  # class k -> the light twin of PALETTE[k]
+    ax.contourf(xx, yy, zz, levels=np.arange(n_classes + 1) - 0.5, cmap=cmap, alpha=0.8)
     ax.scatter(X[:, 0], X[:, 1], c=[PALETTE[int(k) % len(PALETTE)] for k in y], s=12, edgecolors="k", linewidths=0.3)
     ax.set(xlabel="$x_1$", ylabel="$x_2$", title=title)
     return ax

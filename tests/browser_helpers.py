@@ -139,13 +139,24 @@ def launch_chromium(playwright):
 
 # ---------------------------------------------------------------- notebook actions, as a person does them
 
-KERNEL_INDICATOR = ".jp-Notebook-ExecutionIndicator"
+# The status bar item "Python 3 (ipykernel) | Idle" of the current notebook.
+KERNEL_STATUS = ".jp-StatusBar-TextItem[title^='Change kernel']"
 CODE_PROMPTS = ".jp-Notebook .jp-CodeCell .jp-InputArea-prompt"
 TRACEBACK = re.compile(r"Traceback \(most recent call last\)|^\w*(Error|Exception)\b", re.M)
 
 
 def kernel_status(page) -> str:
-    return page.locator(KERNEL_INDICATOR).first.get_attribute("data-status") or "unknown"
+    """The status bar's kernel status ("idle", "busy", "starting", ...), or "no kernel" before one is connected.
+
+    (The toolbar's execution indicator already says idle while no kernel is connected.)
+    """
+    item = page.locator(KERNEL_STATUS)
+    if item.count() == 0:
+        return "unknown"
+    name, _, status = item.first.inner_text().partition("|")
+    if not status or name.strip().lower() == "no kernel":
+        return "no kernel"
+    return status.strip().lower()
 
 
 def open_notebook(page, server: JupyterLabServer, name: str, timeout_s: float = 180) -> None:
@@ -219,7 +230,7 @@ class SliderWidget:
         if label.count() == 0:
             found = page.locator(".widget-slider .widget-label").all_inner_texts()
             raise AssertionError(f"no slider described {description!r} in the page; sliders found: {found}")
-        self.slider = page.locator(".widget-slider").filter(has=label).first
+        self.slider = page.locator(".widget-slider").filter(has=page.locator(".widget-label", has_text=description)).first
         self.handle = self.slider.locator(".noUi-handle").first
         # The innermost widget box that holds the slider: the course widget (controls, readout, figure).
         self.box = page.locator(".widget-vbox").filter(has=self.slider).last

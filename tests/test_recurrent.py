@@ -341,3 +341,62 @@ def test_errors():
         nn.LSTMCell(3, 4).forward(np.zeros((2, 4)))
     with pytest.raises(ValueError, match=r"\(2, 4\)"):
         nn.GRUCell(3, 4).forward(np.zeros((2, 3)), np.zeros((3, 4)))
+
+
+# ---------------------------------------------------------------------------------------
+# The chapter's data generators and widget
+# ---------------------------------------------------------------------------------------
+
+
+def test_sequence_generators():
+    from dlcourse.data.sequences import make_adding_problem, make_sine_waves
+    x, y, clean = make_sine_waves(8, 30, noise=0.1, seed=1)
+    assert x.shape == y.shape == clean.shape == (8, 30, 1) and x.dtype == np.float32
+    np.testing.assert_array_equal(x[:, 1:], y[:, :-1])  # y is x shifted by one step
+    assert 0.05 < np.std(y - clean) < 0.15
+    np.testing.assert_array_equal(make_sine_waves(8, 30, seed=1)[0], make_sine_waves(8, 30, seed=1)[0])
+    x, y = make_adding_problem(500, 20, seed=2)
+    assert x.shape == (500, 20, 2) and y.shape == (500, 1)
+    marks = x[:, :, 1]
+    assert (marks.sum(axis=1) == 2).all() and (marks[:, :10].sum(axis=1) == 1).all()
+    np.testing.assert_allclose(y[:, 0], (x[:, :, 0] * marks).sum(axis=1), rtol=1e-6)
+    assert abs(np.mean((y - 1) ** 2) - 1 / 6) < 0.03  # the constant predictor's error, as documented
+    with pytest.raises(ValueError, match="length"):
+        make_adding_problem(10, 1)
+
+
+def test_gradient_norm_vs_distance_matches_jacobian_products():
+    """The measured curve is the norm of the chained Jacobians diag(1 - h_t^2) W_hh, times W_ih."""
+    from dlcourse.widgets.rnn_gradients import gradient_norm_vs_distance, make_models
+    rnn, _ = make_models(3, 5, w_hh_scale=2.0)
+    T = 7
+    norms = gradient_norm_vs_distance(rnn, T, batch_size=1, seed=3)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((T, 1, 3))
+    g = rng.standard_normal(5)
+    out, _ = rnn.forward(x)
+    hs = out[:, 0]
+    W_ih, W_hh = rnn.weight_ih_l0.data, rnn.weight_hh_l0.data
+    v = g * (1 - hs[-1] ** 2)  # dL/dpre_T
+    expected = []
+    for t in range(T - 1, -1, -1):
+        expected.append(np.linalg.norm(v @ W_ih))
+        if t:
+            v = (v @ W_hh) * (1 - hs[t - 1] ** 2)
+    np.testing.assert_allclose(norms, expected, rtol=1e-10)
+
+
+def test_rnn_gradient_widget_redraws():
+    from dlcourse.widgets.rnn_gradients import RNNGradientExplorer
+    w = RNNGradientExplorer(seq_len=40, hidden_size=16)
+    n, text = w.n_updates, w.readout.value
+    assert len(w.curves["RNN (tanh)"]) == 40
+    w.controls["seq_len"].value = 80
+    assert w.n_updates == n + 1 and "79 steps back" in w.readout.value and w.readout.value != text
+    assert len(w.axes[0].get_lines()[0].get_ydata()) == 80
+    lstm_before = w.curves["LSTM"][-1] / w.curves["LSTM"][0]
+    w.controls["forget_bias"].value = 4.0  # forget gates near 1: the LSTM's gradient reaches much further
+    assert w.curves["LSTM"][-1] / w.curves["LSTM"][0] > 1e3 * lstm_before
+    rnn_small = w.curves["RNN (tanh)"][-1] / w.curves["RNN (tanh)"][0]
+    w.controls["w_hh_scale"].value = 3.0
+    assert w.curves["RNN (tanh)"][-1] / w.curves["RNN (tanh)"][0] > 1e3 * rnn_small

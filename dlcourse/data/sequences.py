@@ -6,7 +6,6 @@ Every generator takes a ``seed`` and returns batch-first arrays, (N, T, features
 * :func:`make_sine_waves`   noisy sine waves with random frequency, phase and amplitude, for
                             next-step prediction (x_t -> x_{t+1}).
 * :func:`make_adding_problem`  the classic long-memory benchmark: add the two marked numbers.
-* :func:`make_recall_task`  remember the symbol shown at the first step, through T - 1 distractors.
 """
 
 from __future__ import annotations
@@ -68,20 +67,4 @@ def make_adding_problem(n: int = 1000, length: int = 50, seed: int = 0, dtype=np
     return x.astype(dtype), y.astype(dtype)
 
 
-def make_recall_task(n: int = 1000, length: int = 20, n_symbols: int = 4, seed: int = 0, dtype=np.float32):
-    """Remember the first symbol: x (n, length, n_symbols) one-hot, y (n,) integer labels.
-
-    Step 0 shows the symbol to remember; steps 1..length-1 show random distractor symbols drawn
-    from the same alphabet. The label is the symbol of step 0, to be output after the last step.
-    Guessing gives an accuracy of 1 / n_symbols.
-    """
-    _check_sizes(n=n, length=length, n_symbols=n_symbols)
-    if n_symbols < 2:
-        raise ValueError(f"make_recall_task: expected n_symbols >= 2, got {n_symbols}")
-    rng = np.random.default_rng(seed)
-    symbols = rng.integers(0, n_symbols, size=(n, length))
-    x = np.eye(n_symbols, dtype=dtype)[symbols]
-    return x, symbols[:, 0].astype(np.int64)
-
-
-__all__ = ["make_sine_waves", "make_adding_problem", "make_recall_task"]
+__all__ = ["make_sine_waves", "make_adding_problem"]

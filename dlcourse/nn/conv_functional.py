@@ -141,6 +141,11 @@ def _zero_outside(arr, r, c):
     arr[:, r, c.stop:] = 0
 
 
+def is_channels_last(x) -> bool:
+    """True when (N, C, H, W) array ``x`` is stored N, H, W, C in memory (channels vary fastest)."""
+    return x.ndim == 4 and x.strides[1] <= x.strides[3] and x.strides[1] <= x.strides[2]
+
+
 # ---------------------------------------------------------------------------------------
 # Convolution (channels-last im2col + one matrix product)
 # ---------------------------------------------------------------------------------------
@@ -197,7 +202,10 @@ def conv2d_forward(x, weight, bias=None, stride=1, padding=0, dilation=1, groups
     width = G * Kg + (1 if fold_bias else 0)
     cols = np.empty((N, OH, OW, width), dtype=dtype)
     view = cols[..., :G * Kg].reshape(N, OH, OW, G, kh, kw, Cg)
-    x_nhwc = x.transpose(0, 2, 3, 1).reshape(N, H, W, G, Cg)
+    x_nhwc = x.transpose(0, 2, 3, 1)
+    if C > 1 and not is_channels_last(x):
+        x_nhwc = np.ascontiguousarray(x_nhwc)  # one cheap transposing copy makes the kh*kw copies below contiguous
+    x_nhwc = x_nhwc.reshape(N, H, W, G, Cg)
     for i, j, r, c, rows, cs in _offsets((kh, kw), stride, pad4, dilation, (H, W), (OH, OW)):
         target = view[:, :, :, :, i, j, :]
         target[:, r, c] = x_nhwc[:, rows, cs]

@@ -12,9 +12,10 @@ evenly, g / divisor, over the window.
 
 How it is fast: like ``conv2d``, the loops run over the kh*kw kernel offsets only, never
 over pixels. Each offset is one strided slice of the input, combined with ``np.maximum``
-into the output (in place); the arrays are laid out channels-last (``x.transpose(0, 2, 3,
-1)``, a free view for the output of ``conv2d``) so the innermost loop runs over contiguous
-channels. The backward pass multiplies the upstream gradient by an equality mask per offset
+into the output (in place). The work follows the input's memory layout: for the
+channels-last arrays ``conv2d`` returns, the innermost loop runs over contiguous channels
+(the output is channels-last too); a plain C-ordered (N, C, H, W) array is pooled in that
+order. The backward pass multiplies the upstream gradient by an equality mask per offset
 instead of scattering with argmax indices.
 """
 
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .conv_functional import _check_positive, _offsets, _output_shape, _pair
+from .conv_functional import _check_positive, _offsets, _output_shape, _pair, is_channels_last
 
 
 def _pool_args(x, kernel_size, stride, padding, dilation, who):
@@ -43,8 +44,30 @@ def _pool_args(x, kernel_size, stride, padding, dilation, who):
     return x, kernel, stride, (padding[0], padding[0], padding[1], padding[1]), dilation
 
 
+class _Layout:
+    """Index (N, C, H, W) data in its memory order: channels-last works on x.transpose(0, 2, 3, 1)."""
+
+    def __init__(self, x):
+        self.channels_last = is_channels_last(x)
+
+    def view(self, a):
+        """The working view of an (N, C, H, W) array."""
+        return a.transpose(0, 2, 3, 1) if self.channels_last else a
+
+    def shape(self, N, C, H, W):
+        return (N, H, W, C) if self.channels_last else (N, C, H, W)
+
+    def at(self, rows, cols):
+        """Index of the spatial window (rows, cols) in the working view."""
+        return (slice(None), rows, cols) if self.channels_last else (slice(None), slice(None), rows, cols)
+
+    def back(self, a):
+        """From the working view back to (N, C, H, W)."""
+        return a.transpose(0, 3, 1, 2) if self.channels_last else a
+
+
 class PoolCache:
-    __slots__ = ("x_nhwc", "out_nhwc", "x_shape", "out_hw", "offsets", "divisor", "covers_exactly")
+    __slots__ = ("x_work", "out_work", "layout", "x_shape", "out_hw", "offsets", "divisor", "covers_exactly")
 
     def __init__(self, **kw):
         for k, v in kw.items():
@@ -70,21 +93,22 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_
     N, C, H, W = x.shape
     OH, OW = _output_shape(H, W, kernel, stride, pad4, dilation, "max_pool2d", ceil_mode)
     offsets = _offsets(kernel, stride, pad4, dilation, (H, W), (OH, OW))
-    x_nhwc = x.transpose(0, 2, 3, 1)
+    lay = _Layout(x)
+    xw = lay.view(x)
     out = None
     for _, _, r, c, rows, cs in offsets:
         if r.stop - r.start == OH and c.stop - c.start == OW:
-            out = np.array(x_nhwc[:, rows, cs])  # an offset every window sees: start from it
+            out = np.array(xw[lay.at(rows, cs)])  # an offset every window sees: start from it
             break
     if out is None:
-        out = np.full((N, OH, OW, C), -np.inf, dtype=x.dtype)
+        out = np.full(lay.shape(N, C, OH, OW), -np.inf, dtype=x.dtype)
     for _, _, r, c, rows, cs in offsets:
         if r.stop > r.start and c.stop > c.start:
-            region = out[:, r, c]
-            np.maximum(region, x_nhwc[:, rows, cs], out=region)
-    cache = PoolCache(x_nhwc=x_nhwc, out_nhwc=out, x_shape=x.shape, out_hw=(OH, OW), offsets=offsets,
+            region = out[lay.at(r, c)]
+            np.maximum(region, xw[lay.at(rows, cs)], out=region)
+    cache = PoolCache(x_work=xw, out_work=out, layout=lay, x_shape=x.shape, out_hw=(OH, OW), offsets=offsets,
                       divisor=None, covers_exactly=_covers_exactly(offsets, H, W))
-    return out.transpose(0, 3, 1, 2), cache
+    return lay.back(out), cache
 
 
 def max_pool2d_backward_cached(grad_out, cache: PoolCache):
@@ -95,32 +119,50 @@ def max_pool2d_backward_cached(grad_out, cache: PoolCache):
     if grad_out.shape != (N, C, OH, OW):
         raise ValueError(f"max_pool2d_backward: expected grad_out of shape {(N, C, OH, OW)} (the output's), "
                          f"got {grad_out.shape}")
-    g = grad_out.transpose(0, 2, 3, 1)
-    x_nhwc, out = cache.x_nhwc, cache.out_nhwc
-    dtype = np.result_type(g.dtype, x_nhwc.dtype)
+    lay, xw, out = cache.layout, cache.x_work, cache.out_work
+    g = lay.view(grad_out)
+    dtype = np.result_type(g.dtype, xw.dtype)
     exact = cache.covers_exactly
     # Tiling windows (kernel == stride, no padding): every input gets exactly one write, no zero fill.
-    dx = np.empty((N, H, W, C), dtype=dtype) if exact else np.zeros((N, H, W, C), dtype=dtype)
-    claimed = None  # outputs whose gradient has already gone to an earlier (first) maximum
+    dx = (np.empty if exact else np.zeros)(lay.shape(N, C, H, W), dtype=dtype)
     active = [o for o in cache.offsets if o[2].stop > o[2].start and o[3].stop > o[3].start]
+    if exact and all(o[2].stop - o[2].start == OH and o[3].stop - o[3].start == OW for o in active):
+        # The common case (e.g. MaxPool2d(2) on even sizes): every offset is one full strided slice.
+        # ``rest`` is the gradient no earlier offset has taken; the last offset takes what is left.
+        rest = None
+        for k, (_, _, _, _, rows, cs) in enumerate(active):
+            dst = dx[lay.at(rows, cs)]
+            if k == len(active) - 1:
+                np.copyto(dst, g if rest is None else rest)
+                break
+            mask = xw[lay.at(rows, cs)] == out
+            if rest is None:
+                np.multiply(g, mask, out=dst)
+                rest = g - dst
+            else:
+                np.multiply(rest, mask, out=dst)
+                rest -= dst
+        return lay.back(dx)
+    claimed = None  # outputs whose gradient has already gone to an earlier (first) maximum
     for k, (_, _, r, c, rows, cs) in enumerate(active):
+        src, dst = lay.at(r, c), lay.at(rows, cs)
         if claimed is None and r.stop - r.start == OH and c.stop - c.start == OW:
-            mask = x_nhwc[:, rows, cs] == out
+            mask = xw[dst] == out
             claimed = mask.copy() if k < len(active) - 1 else None
         elif claimed is None:
             claimed = np.zeros(out.shape, dtype=bool)
-            mask = x_nhwc[:, rows, cs] == out[:, r, c]
-            claimed[:, r, c] = mask
+            mask = xw[dst] == out[src]
+            claimed[src] = mask
         else:
-            mask = x_nhwc[:, rows, cs] == out[:, r, c]
-            seen = claimed[:, r, c]
+            mask = xw[dst] == out[src]
+            seen = claimed[src]
             mask &= ~seen
             seen |= mask
         if exact:
-            np.multiply(g[:, r, c], mask, out=dx[:, rows, cs])
+            np.multiply(g[src], mask, out=dx[dst])
         else:
-            dx[:, rows, cs] += g[:, r, c] * mask
-    return dx.transpose(0, 3, 1, 2)
+            dx[dst] += g[src] * mask
+    return lay.back(dx)
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
@@ -161,18 +203,21 @@ def avg_pool2d_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False, 
     N, C, H, W = x.shape
     OH, OW = _output_shape(H, W, kernel, stride, pad4, (1, 1), "avg_pool2d", ceil_mode)
     offsets = _offsets(kernel, stride, pad4, (1, 1), (H, W), (OH, OW))
-    x_nhwc = x.transpose(0, 2, 3, 1)
+    lay = _Layout(x)
+    xw = lay.view(x)
     dtype = np.result_type(x.dtype, np.float32)
-    out = np.zeros((N, OH, OW, C), dtype=dtype)
+    out = np.zeros(lay.shape(N, C, OH, OW), dtype=dtype)
     for _, _, r, c, rows, cs in offsets:
         if r.stop > r.start and c.stop > c.start:
-            out[:, r, c] += x_nhwc[:, rows, cs]
+            out[lay.at(r, c)] += xw[lay.at(rows, cs)]
     divisor = _avg_divisor(H, W, OH, OW, kernel, stride, pad4, count_include_pad, divisor_override)
     inv = (1.0 / divisor).astype(dtype)
+    if not lay.channels_last:
+        inv = inv[..., 0]  # (OH, OW) broadcasts against (N, C, OH, OW)
     out *= inv
-    cache = PoolCache(x_nhwc=None, out_nhwc=None, x_shape=x.shape, out_hw=(OH, OW), offsets=offsets,
+    cache = PoolCache(x_work=None, out_work=None, layout=lay, x_shape=x.shape, out_hw=(OH, OW), offsets=offsets,
                       divisor=inv, covers_exactly=_covers_exactly(offsets, H, W))
-    return out.transpose(0, 3, 1, 2), cache
+    return lay.back(out), cache
 
 
 def avg_pool2d_backward_cached(grad_out, cache: PoolCache):
@@ -182,16 +227,17 @@ def avg_pool2d_backward_cached(grad_out, cache: PoolCache):
     if grad_out.shape != (N, C, OH, OW):
         raise ValueError(f"avg_pool2d_backward: expected grad_out of shape {(N, C, OH, OW)} (the output's), "
                          f"got {grad_out.shape}")
-    g = grad_out.transpose(0, 2, 3, 1) * cache.divisor.astype(grad_out.dtype, copy=False)
+    lay = cache.layout
+    g = lay.view(grad_out) * cache.divisor.astype(grad_out.dtype, copy=False)
     exact = cache.covers_exactly
-    dx = np.empty((N, H, W, C), dtype=g.dtype) if exact else np.zeros((N, H, W, C), dtype=g.dtype)
+    dx = (np.empty if exact else np.zeros)(lay.shape(N, C, H, W), dtype=g.dtype)
     for _, _, r, c, rows, cs in cache.offsets:
         if r.stop > r.start and c.stop > c.start:
             if exact:
-                dx[:, rows, cs] = g[:, r, c]
+                dx[lay.at(rows, cs)] = g[lay.at(r, c)]
             else:
-                dx[:, rows, cs] += g[:, r, c]
-    return dx.transpose(0, 3, 1, 2)
+                dx[lay.at(rows, cs)] += g[lay.at(r, c)]
+    return lay.back(dx)
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,

@@ -1,0 +1,263 @@
+"""Speed of dlcourse's NumPy layers against PyTorch on the CPU, with the same number of threads.
+
+    .venv/bin/python benchmarks/bench_layers.py                 # every case, 1 and 2 threads
+    .venv/bin/python benchmarks/bench_layers.py --threads 1 --cases conv1 conv2 --repeat 50
+    .venv/bin/python benchmarks/bench_layers.py --json          # also write benchmarks/results/bench_layers.json
+
+Every measurement runs in its own fresh process that imports only one library, with the thread
+count fixed before the import (``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``, ``MKL_NUM_THREADS``,
+``torch.set_num_threads``): NumPy's and PyTorch's thread pools in one process slow each other
+down by up to 20x, so timing both in one process measures the fight, not the libraries.
+
+Each case is one function ``case_name(lib) -> step`` registered with ``@case``: it builds the
+inputs for ``lib`` ("numpy" or "torch") and returns a no-argument callable doing one timed step.
+To add a case (an LSTM, say), write one more such function; ``main`` picks it up.
+The reported time is the median (and the best) of ``--repeat`` calls after warm-up calls;
+ratio = NumPy time / PyTorch time, so 1.0 is parity and 2.0 means NumPy takes twice as long.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+
+CASES: dict = {}  # name -> (function, description)
+
+
+def case(name: str, description: str):
+    """Register ``fn(lib) -> step`` as benchmark case ``name``."""
+    def register(fn):
+        CASES[name] = (fn, description)
+        return fn
+    return register
+
+
+# ---------------------------------------------------------------------------------------
+# Cases (float32, batch 64, MNIST shapes)
+# ---------------------------------------------------------------------------------------
+
+BATCH = 64
+
+
+def _conv_step(lib, in_ch, out_ch, size):
+    """Forward + backward of a 3x3, padding 1 convolution: input, weight and bias gradients."""
+    import numpy as np
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((BATCH, in_ch, size, size), dtype=np.float32)
+    g = rng.standard_normal((BATCH, out_ch, size, size), dtype=np.float32)
+    if lib == "torch":
+        import torch
+        conv = torch.nn.Conv2d(in_ch, out_ch, 3, padding=1)
+        xt = torch.tensor(x, requires_grad=True)
+        gt = torch.tensor(g)
+
+        def step():
+            xt.grad = None
+            conv.zero_grad(set_to_none=True)
+            conv(xt).backward(gt)
+        return step
+    from dlcourse import nn
+    conv = nn.Conv2d(in_ch, out_ch, 3, padding=1)
+
+    def step():
+        conv.zero_grad()
+        conv.forward(x)
+        conv.backward(g)
+    return step
+
+
+@case("conv1", "Conv2d 1->32, 3x3, pad 1, on 64x1x28x28: forward + backward (dx, dW, db)")
+def conv1(lib):
+    return _conv_step(lib, 1, 32, 28)
+
+
+@case("conv2", "Conv2d 32->64, 3x3, pad 1, on 64x32x14x14: forward + backward (dx, dW, db)")
+def conv2(lib):
+    return _conv_step(lib, 32, 64, 14)
+
+
+@case("maxpool", "MaxPool2d(2) on 64x32x28x28: forward + backward")
+def maxpool(lib):
+    import numpy as np
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((BATCH, 32, 28, 28), dtype=np.float32)
+    g = rng.standard_normal((BATCH, 32, 14, 14), dtype=np.float32)
+    if lib == "torch":
+        import torch
+        pool = torch.nn.MaxPool2d(2)
+        xt = torch.tensor(x, requires_grad=True)
+        gt = torch.tensor(g)
+
+        def step():
+            xt.grad = None
+            pool(xt).backward(gt)
+        return step
+    from dlcourse import nn
+    pool = nn.MaxPool2d(2)
+
+    def step():
+        pool.forward(x)
+        pool.backward(g)
+    return step
+
+
+@case("cnn_step", "chapter 7's CNN, one SGD training step on a 64x1x28x28 batch "
+                  "(conv32-relu-pool-conv64-relu-pool-dense128-relu-dense10, cross-entropy)")
+def cnn_step(lib):
+    import numpy as np
+    rng = np.random.default_rng(0)
+    x = rng.random((BATCH, 1, 28, 28), dtype=np.float32)
+    y = rng.integers(0, 10, BATCH)
+    if lib == "torch":
+        import torch
+        from torch import nn as tnn
+        model = tnn.Sequential(tnn.Conv2d(1, 32, 3, padding=1), tnn.ReLU(), tnn.MaxPool2d(2),
+                               tnn.Conv2d(32, 64, 3, padding=1), tnn.ReLU(), tnn.MaxPool2d(2), tnn.Flatten(),
+                               tnn.Linear(64 * 7 * 7, 128), tnn.ReLU(), tnn.Linear(128, 10))
+        opt = torch.optim.SGD(model.parameters(), lr=0.01)
+        loss_fn = tnn.CrossEntropyLoss()
+        xt, yt = torch.tensor(x), torch.tensor(y)
+
+        def step():
+            opt.zero_grad(set_to_none=True)
+            loss_fn(model(xt), yt).backward()
+            opt.step()
+        return step
+    from dlcourse import nn
+    model = nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                          nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Linear(128, 10))
+    loss_fn = nn.CrossEntropyLoss()
+    params = list(model.parameters())
+
+    def step():
+        model.zero_grad()
+        loss_fn.forward(model.forward(x), y)
+        model.backward(loss_fn.backward())
+        for p in params:  # plain SGD, in place
+            p.data -= 0.01 * p.grad
+    return step
+
+
+# ---------------------------------------------------------------------------------------
+# Running: one process per (case, library, thread count)
+# ---------------------------------------------------------------------------------------
+
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
+               "NUMEXPR_NUM_THREADS")
+
+
+def worker(name: str, lib: str, threads: int, repeat: int, warmup: int) -> dict:
+    """Time one case in this process (its thread variables were set by the parent)."""
+    if lib == "torch":
+        import torch
+        torch.set_num_threads(threads)
+    step = CASES[name][0](lib)
+    for _ in range(warmup):
+        step()
+    wall, cpu = [], []
+    for _ in range(repeat):
+        t0, c0 = time.perf_counter(), time.process_time()
+        step()
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return {"median_s": statistics.median(wall), "best_s": min(wall), "cpu_median_s": statistics.median(cpu)}
+
+
+def measure(name: str, lib: str, threads: int, repeat: int, warmup: int) -> dict:
+    env = dict(os.environ, **{v: str(threads) for v in THREAD_VARS})
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    cmd = [sys.executable, __file__, "--worker", name, lib, str(threads), "--repeat", str(repeat),
+           "--warmup", str(warmup)]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"benchmark worker {name}/{lib}/{threads} failed:\n{out.stderr}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run(cases, threads_list, repeat, warmup) -> list[dict]:
+    rows = []
+    for threads in threads_list:
+        for name in cases:
+            row = {"case": name, "description": CASES[name][1], "threads": threads}
+            for lib in ("numpy", "torch"):
+                row[lib] = measure(name, lib, threads, repeat, warmup)
+            row["ratio_median"] = row["numpy"]["median_s"] / row["torch"]["median_s"]
+            row["ratio_best"] = row["numpy"]["best_s"] / row["torch"]["best_s"]
+            rows.append(row)
+            print(_format_row(row), flush=True)
+    return rows
+
+
+HEADER = f"{'case':<10} {'threads':>7} {'NumPy ms':>10} {'torch ms':>10} {'ratio':>7} {'ratio(best)':>11}"
+
+
+def _format_row(row) -> str:
+    return (f"{row['case']:<10} {row['threads']:>7} {1e3 * row['numpy']['median_s']:>10.2f} "
+            f"{1e3 * row['torch']['median_s']:>10.2f} {row['ratio_median']:>7.2f} {row['ratio_best']:>11.2f}")
+
+
+def environment() -> dict:
+    import numpy
+    info = {"python": platform.python_version(), "numpy": numpy.__version__, "machine": platform.machine(),
+            "processor": platform.processor(), "cpu_count": os.cpu_count(),
+            "time": time.strftime("%Y-%m-%d %H:%M:%S")}
+    try:
+        info["load_average"] = os.getloadavg()
+    except OSError:  # pragma: no cover - not on every platform
+        pass
+    try:
+        out = subprocess.run([sys.executable, "-c", "import torch; print(torch.__version__)"], capture_output=True,
+                             text=True, check=True)
+        info["torch"] = out.stdout.strip()
+    except subprocess.CalledProcessError:  # pragma: no cover
+        info["torch"] = None
+    return info
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--cases", nargs="+", choices=sorted(CASES), default=list(CASES))
+    parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
+    parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--json", nargs="?", const=str(RESULTS / "bench_layers.json"), default=None,
+                        help="write the results as JSON (default path benchmarks/results/bench_layers.json)")
+    parser.add_argument("--worker", nargs=3, metavar=("CASE", "LIB", "THREADS"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.worker:
+        name, lib, threads = args.worker
+        print(json.dumps(worker(name, lib, int(threads), args.repeat, args.warmup)))
+        return 0
+
+    env = environment()
+    print(f"NumPy {env['numpy']} vs PyTorch {env['torch']} on {env['cpu_count']} CPU(s); float32, batch {BATCH}; "
+          f"median of {args.repeat} calls; ratio = NumPy / PyTorch")
+    if env.get("load_average") and env["load_average"][0] > 0.5:
+        print(f"note: load average {env['load_average'][0]:.1f} - other processes are running, timings are noisy")
+    for name in args.cases:
+        print(f"  {name}: {CASES[name][1]}")
+    print(HEADER)
+    print("-" * len(HEADER))
+    rows = run(args.cases, args.threads, args.repeat, args.warmup)
+    if args.json:
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"environment": env, "results": rows}, indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

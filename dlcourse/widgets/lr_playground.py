@@ -1,0 +1,163 @@
+"""Chapter 3 widget: the learning-rate playground.
+
+Pick an optimizer, a learning rate (log scale, 1e-5 ... 10), momentum / betas where they apply
+and a number of steps. Every change retrains two small problems from the same start with
+``dlcourse.optim``: a point on a 2-D loss surface (its trajectory is drawn on the contour plot)
+and a small MLP on the two-moons data (full-batch, its decision boundary is drawn). Both loss
+curves share one plot. A learning rate that blows a run up shows "diverged at step k" in the
+plot and the readout instead of raising or drawing NaN.
+
+``playground.controls["lr"]`` is the learning-rate slider; ``playground.readout.value`` holds
+the final losses; ``playground.result`` the last runs (for tests and curious learners).
+"""
+
+from __future__ import annotations
+
+import time
+
+import ipywidgets as widgets
+import numpy as np
+from matplotlib.ticker import FuncFormatter, NullFormatter
+
+from .. import optim
+from ..data import make_moons
+from ..optim.surfaces import SURFACES, run_on_surface
+from ..optim.toy_training import accuracy, make_mlp, train_classifier
+from ..plotting import PALETTE, plot_decision_boundary
+from .base import InteractiveFigure
+
+# optimizer name -> (which of momentum / beta1 / beta2 it uses, a factory)
+OPTIMIZERS = {
+    "SGD": (("momentum",), lambda ps, lr, m, b1, b2: optim.SGD(ps, lr=lr, momentum=m)),
+    "SGD + Nesterov": (("momentum",), lambda ps, lr, m, b1, b2: optim.SGD(ps, lr=lr, momentum=m, nesterov=m > 0)),
+    "Adagrad": ((), lambda ps, lr, m, b1, b2: optim.Adagrad(ps, lr=lr)),
+    "RMSprop": (("momentum", "beta2"), lambda ps, lr, m, b1, b2: optim.RMSprop(ps, lr=lr, alpha=b2, momentum=m)),
+    "Adam": (("beta1", "beta2"), lambda ps, lr, m, b1, b2: optim.Adam(ps, lr=lr, betas=(b1, b2))),
+    "AdamW": (("beta1", "beta2"), lambda ps, lr, m, b1, b2: optim.AdamW(ps, lr=lr, betas=(b1, b2))),
+}
+
+_PLAIN_LOG_FORMAT = FuncFormatter(lambda v, _: f"{v:.0e}".replace("e-0", "e-").replace("e+0", "e"))
+
+
+def make_optimizer(name: str, params, lr: float, momentum: float = 0.0, beta1: float = 0.9, beta2: float = 0.999):
+    """The playground's optimizer ``name`` (a key of ``OPTIMIZERS``) with these settings."""
+    if name not in OPTIMIZERS:
+        raise ValueError(f"make_optimizer: expected one of {list(OPTIMIZERS)}, got {name!r}")
+    return OPTIMIZERS[name][1](params, lr, momentum, beta1, beta2)
+
+
+class LRPlayground(InteractiveFigure):
+    """The learning-rate playground: ``LRPlayground()`` and display it (leave it last in a cell)."""
+
+    def __init__(self, optimizer: str = "SGD", lr: float = 0.05, num_steps: int = 150, surface: str = "quadratic",
+                 n_samples: int = 200, hidden_sizes=(16, 16), seed: int = 0):
+        self.X, self.y = make_moons(n_samples, noise=0.2, seed=seed)
+        self.hidden_sizes, self.seed = tuple(hidden_sizes), seed
+        self._surfaces = {name: make() for name, make in SURFACES.items()}
+        self._meshes = {}
+        self.result: dict = {}
+        self.seconds_per_update: float = 0.0
+        slider = dict(continuous_update=False, style={"description_width": "initial"})
+        controls = {
+            "lr": widgets.FloatLogSlider(value=lr, base=10, min=-5, max=1, step=0.1, description="learning rate",
+                                         readout_format=".2g", **slider),
+            "optimizer": widgets.Dropdown(options=list(OPTIMIZERS), value=optimizer, description="optimizer"),
+            "momentum": widgets.FloatSlider(value=0.9, min=0.0, max=0.99, step=0.01, description="momentum",
+                                            **slider),
+            "beta1": widgets.FloatSlider(value=0.9, min=0.0, max=0.99, step=0.01, description="β1", **slider),
+            "beta2": widgets.FloatSlider(value=0.999, min=0.9, max=0.9999, step=0.0001, description="β2 / α",
+                                         readout_format=".4f", **slider),
+            "num_steps": widgets.IntSlider(value=num_steps, min=10, max=1000, step=10, description="steps", **slider),
+            "surface": widgets.Dropdown(options=list(SURFACES), value=surface, description="surface"),
+        }
+        super().__init__(controls, nrows=1, ncols=3, figsize=(12, 3.9), title="The learning-rate playground")
+        # Lay the figure out once, then freeze it: constrained layout re-measures every tick label on each
+        # redraw, which took over half of the drawing time.
+        engine = self.fig.get_layout_engine()
+        if engine is not None:
+            engine.execute(self.fig)
+            self.fig.set_layout_engine("none")
+
+
+    # -- training -------------------------------------------------------------------------
+    def _run(self, optimizer, lr, momentum, beta1, beta2, num_steps, surface):
+        s = self._surfaces[surface]
+
+        def factory(ps):
+            return make_optimizer(optimizer, ps, lr, momentum, beta1, beta2)
+
+        traj = run_on_surface(s, factory, num_steps)
+        model = make_mlp(2, self.hidden_sizes, 2, seed=self.seed)
+        run = train_classifier(model, self.X, self.y, factory(model.parameters()), num_epochs=num_steps,
+                               evaluate=False)
+        return s, traj, model, run
+
+    # -- drawing --------------------------------------------------------------------------
+    def draw(self, lr, optimizer, momentum, beta1, beta2, num_steps, surface):
+        t0 = time.perf_counter()
+        uses = OPTIMIZERS[optimizer][0]
+        for name in ("momentum", "beta1", "beta2"):
+            self.controls[name].disabled = name not in uses
+        s, traj, model, run = self._run(optimizer, lr, momentum, beta1, beta2, num_steps, surface)
+        self.result = {"trajectory": traj, "mlp_run": run, "model": model}
+        ax_s, ax_l, ax_b = self.axes
+        label = optimizer + "".join(f", {n} {v:g}" for n, v in
+                                    (("momentum", momentum), ("β1", beta1), ("β2", beta2))
+                                    if n.replace("β", "beta") in uses or n == "momentum" and "momentum" in uses)
+
+        # 1. the trajectory on the surface
+        if surface not in self._meshes:
+            self._meshes[surface] = s.mesh(100)
+        xx, yy, zz = self._meshes[surface]
+        zz_plot = np.log10(zz - zz.min() + 1e-3) if s.log_contours else zz
+        ax_s.contour(xx, yy, zz_plot, levels=20, cmap="Greys", linewidths=0.6)
+        ax_s.plot(*s.minimum, marker="*", color="k", markersize=10, linestyle="none")
+        path = np.clip(traj.path, [s.xlim[0] - 1, s.ylim[0] - 1], [s.xlim[1] + 1, s.ylim[1] + 1])
+        ax_s.plot(path[:, 0], path[:, 1], "-o", color=PALETTE[3], markersize=2, linewidth=1)
+        ax_s.set(xlim=s.xlim, ylim=s.ylim, xlabel="$w_1$", ylabel="$w_2$", title=f"{s.name}: trajectory")
+
+        # 2. both loss curves (gap to the minimum for the surface, so both fit a log scale)
+        f_min = s(np.asarray(s.minimum, dtype=float))
+        gap = np.maximum(traj.losses - f_min, 1e-12)
+        ax_l.plot(np.arange(len(gap)), gap, color=PALETTE[3], label="surface: $f(w) - f^*$")
+        if run.step_losses:
+            ax_l.plot(np.arange(len(run.step_losses)), run.step_losses, color=PALETTE[0], label="MLP: training loss")
+        ax_l.set(xlabel="step", ylabel="loss", yscale="log", title="loss curves", xlim=(0, num_steps))
+        ax_l.yaxis.set_major_formatter(_PLAIN_LOG_FORMAT)  # plain text: mathtext tick labels are slow to draw
+        ax_l.yaxis.set_minor_formatter(NullFormatter())
+        ax_l.legend(loc="lower left")
+
+        # 3. the MLP's decision boundary
+        if run.diverged_at is None:
+            plot_decision_boundary(ax_b, lambda P: model(P).argmax(axis=1), self.X, self.y,
+                                   title="MLP on two moons: decision boundary", steps=80)
+        else:
+            ax_b.scatter(self.X[:, 0], self.X[:, 1], c=[PALETTE[k] for k in self.y], s=10)
+            ax_b.set(xlabel="$x_1$", ylabel="$x_2$", title="MLP on two moons")
+
+        parts = []
+        if traj.diverged_at is not None:
+            msg = f"diverged at step {traj.diverged_at}"
+            self._banner(ax_s, msg)
+            parts.append(f"surface: {msg}")
+        else:
+            rose = " (it rose: lr too large)" if traj.final_loss > traj.losses[0] else ""
+            parts.append(f"surface: final loss {traj.final_loss:.4g}{rose} (minimum {f_min:.3g})")
+        if run.diverged_at is not None:
+            msg = f"diverged at step {run.diverged_at}"
+            self._banner(ax_b, msg)
+            parts.append(f"MLP: {msg}")
+        else:
+            acc = accuracy(model, self.X, self.y)
+            first, last = run.step_losses[0], run.step_losses[-1]
+            rose = f" (it rose from {first:.3f}: lr too large)" if last > first else ""
+            parts.append(f"MLP: final loss {last:.4f}{rose}, training accuracy {acc:.0%}")
+        if traj.diverged_at is not None or run.diverged_at is not None:
+            self._banner(ax_l, "diverged" + (" (lr too large)" if lr > 1e-3 else ""), y=0.9)
+        self.seconds_per_update = time.perf_counter() - t0
+        return f"{label}, lr = {lr:.3g}, {num_steps} steps — " + " · ".join(parts)
+
+    @staticmethod
+    def _banner(ax, text, y=0.5):
+        ax.text(0.5, y, text, transform=ax.transAxes, ha="center", va="center", color="#d62728", fontsize=11,
+                bbox=dict(facecolor="white", alpha=0.9, edgecolor="#d62728"))
