@@ -149,6 +149,33 @@ def cnn_step(lib):
     return step
 
 
+@case("lstm", "LSTM 28->128 over 50 steps, batch 32: forward + backpropagation through time "
+              "(dx and every weight gradient; random upstream gradient on every output)")
+def bench_lstm(lib):
+    import numpy as np
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((50, 32, 28), dtype=np.float32)  # (seq_len, batch, input_size)
+    g = rng.standard_normal((50, 32, 128), dtype=np.float32)
+    if lib == "torch":
+        import torch
+        lstm = torch.nn.LSTM(28, 128)
+        xt, gt = torch.tensor(x, requires_grad=True), torch.tensor(g)
+
+        def step():
+            xt.grad = None
+            lstm.zero_grad(set_to_none=True)
+            lstm(xt)[0].backward(gt)
+        return step
+    from dlcourse import nn
+    lstm = nn.LSTM(28, 128)
+
+    def step():
+        lstm.zero_grad()
+        lstm.forward(x)
+        lstm.backward(g)
+    return step
+
+
 # ---------------------------------------------------------------------------------------
 # Running: one process per (case, library, thread count)
 # ---------------------------------------------------------------------------------------

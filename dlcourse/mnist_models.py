@@ -93,6 +93,45 @@ def random_shift(x, rng, max_shift: int = 2, fill=None) -> np.ndarray:
 # ---------------------------------------------------------------------------------------
 
 
+class Network(nn.Sequential):
+    """A ``Sequential`` whose backward pass can skip the gradient with respect to its input.
+
+    PyTorch's autograd computes dL/dx only for tensors that require a gradient; training data
+    do not, so PyTorch never does the product ``grad_out @ W`` of the first layer. With
+    ``input_grad=False`` this network does the same when its first layer is a ``Linear``:
+    ``backward`` accumulates that layer's weight and bias gradients from the input cached
+    by ``forward`` and returns ``None``. For the 784-256-10 MLP that product is a third of
+    all the floating-point work of a training step. The default, ``True``, is the usual
+    contract (``dlcourse.compare`` and ``gradcheck`` need dL/dx).
+    """
+
+    def __init__(self, *modules, input_grad: bool = True):
+        super().__init__(*modules)
+        self.input_grad = input_grad
+        self._input = None
+
+    def forward(self, x):
+        self._input = x
+        return super().forward(x)
+
+    def backward(self, grad_out):
+        layers = list(self)
+        first = layers[0]
+        if self.input_grad or type(first) is not nn.Linear:
+            return super().backward(grad_out)
+        for m in reversed(layers[1:]):
+            grad_out = m.backward(grad_out)
+        x = np.asarray(self._input)
+        x2, g2 = x.reshape(-1, x.shape[-1]), grad_out.reshape(-1, grad_out.shape[-1])
+        first.weight.accumulate(g2.T @ x2)  # dW = g^T x, as in Linear.backward, minus dx = g W
+        if first.bias is not None:
+            first.bias.accumulate(g2.sum(axis=0))
+        return None
+
+    def extra_repr(self) -> str:
+        return "" if self.input_grad else "input_grad=False"
+
+
 def _check_sizes(hidden_sizes, dropout):
     hidden_sizes = tuple(int(h) for h in hidden_sizes)
     if not hidden_sizes or min(hidden_sizes) <= 0:
@@ -102,16 +141,18 @@ def _check_sizes(hidden_sizes, dropout):
     return hidden_sizes
 
 
-def mlp(hidden_sizes=(128,), dropout: float = 0.0, in_features: int = 784, num_classes: int = NUM_CLASSES):
+def mlp(hidden_sizes=(128,), dropout: float = 0.0, in_features: int = 784, num_classes: int = NUM_CLASSES,
+        input_grad: bool = True):
     """Linear -> ReLU [-> Dropout] for each hidden size, then Linear to the class logits.
 
     ``mlp((128,))`` is the classic 784-128-10 network; input (N, 784), output logits (N, 10).
+    A :class:`Network` (a Sequential); ``input_grad=False`` skips dL/dx in backward, as PyTorch does.
     """
     layers, width = [], in_features
     for h in _check_sizes(hidden_sizes, dropout):
         layers += [nn.Linear(width, h), nn.ReLU()] + ([nn.Dropout(dropout)] if dropout else [])
         width = h
-    return nn.Sequential(*layers, nn.Linear(width, num_classes))
+    return Network(*layers, nn.Linear(width, num_classes), input_grad=input_grad)
 
 
 def torch_mlp(hidden_sizes=(128,), dropout: float = 0.0, in_features: int = 784, num_classes: int = NUM_CLASSES):
@@ -208,7 +249,9 @@ def build_model(recipe: Recipe, library: str = "numpy"):
     if recipe.model not in ("mlp", "cnn"):
         raise ValueError(f"build_model: expected model 'mlp' or 'cnn', got {recipe.model!r}")
     if library == "numpy":
-        return (mlp if recipe.model == "mlp" else cnn)(**recipe.model_args)
+        if recipe.model == "mlp":  # training data need no gradient: skip it, as PyTorch does
+            return mlp(**recipe.model_args, input_grad=False)
+        return cnn(**recipe.model_args)
     if library == "torch":
         return (torch_mlp if recipe.model == "mlp" else torch_cnn)(**recipe.model_args)
     raise ValueError(f"build_model: expected library 'numpy' or 'torch', got {library!r}")

@@ -105,7 +105,8 @@ class JupyterLabServer:
                 pass
             if time.monotonic() > deadline:
                 self.__exit__(None, None, None)
-                raise RuntimeError(f"JupyterLab did not answer within {self.startup_timeout:.0f} s:\n" + self.log_tail())
+                raise RuntimeError(f"JupyterLab did not answer within {self.startup_timeout:.0f} s:\n"
+                                   + self.log_tail())
             time.sleep(0.5)
 
     def __exit__(self, *exc) -> None:
@@ -209,6 +210,10 @@ def wait_for_all_cells_executed(page, timeout_s: float) -> float:
         errors = cell_errors(page)
         if errors:
             raise AssertionError("a notebook cell raised in JupyterLab:\n" + errors[0][-3000:])
+        dialog = page.locator(".jp-Dialog")
+        if dialog.count() and dialog.first.is_visible():
+            raise AssertionError("JupyterLab opened a dialog instead of running the cells: "
+                                 + " ".join(dialog.first.inner_text().split()))
         current = prompts(page)
         done = bool(current) and all(re.fullmatch(r"\[\d+\]:", p) for p in current)
         if done and kernel_status(page) == "idle":
@@ -230,7 +235,8 @@ class SliderWidget:
         if label.count() == 0:
             found = page.locator(".widget-slider .widget-label").all_inner_texts()
             raise AssertionError(f"no slider described {description!r} in the page; sliders found: {found}")
-        self.slider = page.locator(".widget-slider").filter(has=page.locator(".widget-label", has_text=description)).first
+        own_label = page.locator(".widget-label", has_text=description)  # relative to each slider
+        self.slider = page.locator(".widget-slider").filter(has=own_label).first
         self.handle = self.slider.locator(".noUi-handle").first
         # The innermost widget box that holds the slider: the course widget (controls, readout, figure).
         self.box = page.locator(".widget-vbox").filter(has=self.slider).last
@@ -258,8 +264,20 @@ class SliderWidget:
         for _ in range(times):
             self.handle.press(key)
 
+    def wait_for_value_change(self, before: str, timeout_s: float) -> str:
+        """Wait until the slider's own number differs from ``before`` (the key press moved the handle)."""
+        deadline = time.monotonic() + timeout_s
+        while (now := self.value_text()) == before:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the key press did not move the slider: its value is still {before}")
+            self.page.wait_for_timeout(100)
+        return now
+
     def wait_for_redraw(self, before: dict, timeout_s: float) -> dict:
         """Wait until both the figure and the readout differ from ``before``; return the new state."""
+        assert before["image"].startswith("data:image/png"), (
+            f"the widget shows no plot image before the slider moves (image src {before['image'][:40]!r}); "
+            "a Figure displayed as text means no PNG formatter was active in the kernel")
         deadline = time.monotonic() + timeout_s
         while True:
             now = self.state()

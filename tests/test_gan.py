@@ -7,10 +7,19 @@ import torch
 
 import dlcourse
 from dlcourse import gan
+from dlcourse.compare import num_threads
 from dlcourse.data import toy2d
 from dlcourse.gradcheck import numerical_gradient, relative_error
 from dlcourse.nn import BCEWithLogitsLoss, Linear, NonFiniteLossError
 from dlcourse.optim import SGD, Adam
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Networks this small run fastest on one thread; two thread pools in one process fight."""
+    with num_threads(1):
+        yield
+
 
 # ---------------------------------------------------------------------------------------
 # The reference: a GAN step written the way a PyTorch user writes it
@@ -383,7 +392,7 @@ def test_gan_playground_retrains_and_redraws():
     assert w.n_updates == 2 and w.readout.value != text
     assert "modes covered" in w.readout.value
     assert not np.array_equal(loss_line, w.axes[1].lines[0].get_ydata())
-    w.controls["lr_G"].value = -2.0  # FloatLogSlider: the value is 10**-2
+    w.controls["lr_G"].value = 1e-2  # FloatLogSlider: the value itself (its min/max are exponents)
     assert w.n_updates == 3 and w.last_settings["lr_G"] == pytest.approx(1e-2)
     assert w.last_history is not None and len(w.last_history.loss_D) == 60
 

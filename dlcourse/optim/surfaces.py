@@ -51,14 +51,26 @@ class Surface:
         return ax
 
 
-def ill_conditioned_quadratic(a: float = 1.0, b: float = 20.0) -> Surface:
-    """f = (a w1^2 + b w2^2) / 2: curvatures a and b (condition number b / a). GD needs lr < 2 / b."""
-    return Surface(
-        f"quadratic (curvatures {a:g} and {b:g})",
-        lambda x, y: 0.5 * (a * x * x + b * y * y),
-        lambda x, y: (a * x, b * y),
-        (-5.0, 5.0), (-2.5, 2.5), (-4.5, 2.0), (0.0, 0.0),
-        description="a long narrow valley: a step size stable across the valley crawls along it")
+def ill_conditioned_quadratic(a: float = 1.0, b: float = 20.0, angle_deg: float = 0.0) -> Surface:
+    """f = (a u^2 + b v^2) / 2 with (u, v) = w rotated by ``angle_deg``: curvatures a and b, condition number b / a.
+
+    Gradient descent needs lr < 2 / b. Unrotated, the valley lies along w1, where per-coordinate methods
+    (Adagrad, RMSProp, Adam) fit it exactly; rotated, no per-coordinate scaling can.
+    """
+    c, s = np.cos(np.radians(angle_deg)), np.sin(np.radians(angle_deg))
+
+    def f(x, y):
+        u, v = c * x + s * y, -s * x + c * y
+        return 0.5 * (a * u * u + b * v * v)
+
+    def grad_xy(x, y):
+        u, v = c * x + s * y, -s * x + c * y
+        gu, gv = a * u, b * v
+        return c * gu - s * gv, s * gu + c * gv
+
+    name = f"quadratic (curvatures {a:g} and {b:g}" + (f", rotated {angle_deg:g}°)" if angle_deg else ")")
+    return Surface(name, f, grad_xy, (-5.0, 5.0), (-2.5, 2.5), (-4.5, 2.0), (0.0, 0.0),
+                   description="a long narrow valley: a step size stable across the valley crawls along it")
 
 
 def rosenbrock(a: float = 1.0, b: float = 100.0) -> Surface:
@@ -94,7 +106,13 @@ def plateau() -> Surface:
                    description="far from the bowl the gradient is ~1e-4: plain GD barely moves")
 
 
-SURFACES = {"quadratic": ill_conditioned_quadratic, "rosenbrock": rosenbrock, "saddle": saddle, "plateau": plateau}
+SURFACES = {
+    "quadratic": ill_conditioned_quadratic,
+    "rotated quadratic": lambda: ill_conditioned_quadratic(1.0, 20.0, angle_deg=-30.0),
+    "rosenbrock": rosenbrock,
+    "saddle": saddle,
+    "plateau": plateau,
+}
 
 
 @dataclass

@@ -9,11 +9,13 @@ settings, and checks it against the shape ``dlcourse.nn.functional.conv2d`` retu
 from __future__ import annotations
 
 import ipywidgets as widgets
+import matplotlib
 import numpy as np
 from matplotlib.patches import Rectangle
 
 from ..data.shapes import SHAPE_NAMES, draw_shape
 from ..nn.functional import conv2d, conv_output_size
+from .base import InteractiveFigure
 
 KERNELS = {
     "identity": [[0, 0, 0], [0, 1, 0], [0, 0, 0]],
@@ -41,14 +43,7 @@ def sample_image(name: str, size: int = 20) -> np.ndarray:
 IMAGES = (*SHAPE_NAMES, "checkerboard + gradient")
 
 
-class ConvExplorer(InteractiveFigure if False else object):  # replaced below (keeps linters quiet)
-    pass
-
-
-from .base import InteractiveFigure  # noqa: E402
-
-
-class ConvExplorer(InteractiveFigure):  # noqa: F811
+class ConvExplorer(InteractiveFigure):
     """Controls: ``image``, ``kernel`` (a named kernel or custom), ``stride``, ``padding`` and the nine
     kernel values ``k00`` ... ``k22`` (editing one switches ``kernel`` to custom)."""
 
@@ -107,15 +102,18 @@ class ConvExplorer(InteractiveFigure):  # noqa: F811
         y = conv2d(x[None, None], w[None, None], None, stride=stride, padding=padding)[0, 0]
         oh = conv_output_size(H, 3, stride, padding)
         shown = np.pad(x, padding, constant_values=np.nan) if padding else x
-        ax_in.imshow(shown, cmap="gray", vmin=0, vmax=1)
+        cmap = matplotlib.colormaps["gray"].with_extremes(bad="#9ecae1")  # the zero padding, in blue
+        ax_in.imshow(shown, cmap=cmap, vmin=0, vmax=1)
         if padding:
             ax_in.add_patch(Rectangle((padding - 0.5, padding - 0.5), H, H, fill=False, ec="#1f77b4", lw=1))
         ax_in.add_patch(Rectangle((-0.5, -0.5), 3, 3, fill=False, ec="#d62728", lw=2))
-        ax_in.set_title(f"input {H}x{H}" + (f" + padding {padding} (blank)" if padding else ""))
-        ax_k.imshow(w, cmap="RdBu_r", vmin=-np.abs(w).max() - 1e-9, vmax=np.abs(w).max() + 1e-9)
+        ax_in.set_title(f"input {H}x{H}" + (f" + padding {padding} (blue, zeros)" if padding else ""))
+        scale = np.abs(w).max() + 1e-9
+        ax_k.imshow(w, cmap="RdBu_r", vmin=-scale, vmax=scale)
         for i in range(3):
             for j in range(3):
-                ax_k.text(j, i, f"{w[i, j]:.2g}", ha="center", va="center", fontsize=11)
+                ax_k.text(j, i, f"{w[i, j]:.2g}", ha="center", va="center", fontsize=11,
+                          color="white" if abs(w[i, j]) > 0.6 * scale else "black")
         ax_k.set_title(f"kernel: {kernel}" if kernel != CUSTOM else "kernel: custom")
         ax_out.imshow(y, cmap="gray")
         ax_out.add_patch(Rectangle((-0.5, -0.5), 1, 1, fill=False, ec="#d62728", lw=2))

@@ -22,7 +22,7 @@ from matplotlib.ticker import FuncFormatter, NullFormatter
 from .. import optim
 from ..data import make_moons
 from ..optim.surfaces import SURFACES, run_on_surface
-from ..optim.toy_training import accuracy, make_mlp, train_classifier
+from ..optim.toy_training import accuracy, blas_threads, make_mlp, train_classifier
 from ..plotting import PALETTE, plot_decision_boundary
 from .base import InteractiveFigure
 
@@ -95,6 +95,12 @@ class LRPlayground(InteractiveFigure):
     # -- drawing --------------------------------------------------------------------------
     def draw(self, lr, optimizer, momentum, beta1, beta2, num_steps, surface):
         t0 = time.perf_counter()
+        with blas_threads(1):  # tiny matrices: extra BLAS threads only add overhead
+            text = self._draw(lr, optimizer, momentum, beta1, beta2, num_steps, surface)
+        self.seconds_per_update = time.perf_counter() - t0
+        return text
+
+    def _draw(self, lr, optimizer, momentum, beta1, beta2, num_steps, surface):
         uses = OPTIMIZERS[optimizer][0]
         for name in ("momentum", "beta1", "beta2"):
             self.controls[name].disabled = name not in uses
@@ -154,7 +160,6 @@ class LRPlayground(InteractiveFigure):
             parts.append(f"MLP: final loss {last:.4f}{rose}, training accuracy {acc:.0%}")
         if traj.diverged_at is not None or run.diverged_at is not None:
             self._banner(ax_l, "diverged" + (" (lr too large)" if lr > 1e-3 else ""), y=0.9)
-        self.seconds_per_update = time.perf_counter() - t0
         return f"{label}, lr = {lr:.3g}, {num_steps} steps — " + " · ".join(parts)
 
     @staticmethod
