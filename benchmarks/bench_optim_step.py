@@ -10,6 +10,7 @@ fresh random gradients of realistic size; a second table shows the cost of subno
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -83,7 +84,10 @@ def main():
         rows.append(bench("Adam, subnormal moments, not flushed", lambda p: optim.Adam(p),
                           lambda p: torch.optim.Adam(p), args.repeat, grad_scale=0.0, warmup_scale=1e-20))
         optim.Adam.flush_every = every
-    print(Table(["optimizer", "dlcourse (us/step)", "torch (us/step)", "ratio"], rows,
+    load = os.getloadavg()[0]
+    if load > 0.5:
+        print(f"warning: load average {load:.2f}: other processes share the CPU, timings are noisy")
+    print(Table(["optimizer", "dlcourse (us/step)", "torch (us/step)", "dlcourse / torch"], rows,
                 f"{n} float32 parameters in {len(SHAPES)} arrays, {args.threads} thread(s), torch {torch.__version__}"))
 
 

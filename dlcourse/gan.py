@@ -19,7 +19,8 @@ close to -1/n there. That is why G uses the non-saturating loss.
 
 One training step (:func:`gan_step`) is ``k`` discriminator steps, then one generator step,
 each with its own optimizer (any object with ``.zero_grad()`` and ``.step()``, such as
-``dlcourse.optim.Adam`` or ``torch.optim.Adam``'s NumPy twin):
+``dlcourse.optim.Adam``). Shapes: real batches (N, data_dim), noise z (M, latent_dim), G(z)
+(M, data_dim), D's logits (N, 1); N and M may differ.
 
 * :func:`discriminator_step` - ``opt_D.zero_grad()``; the fake batch G(z) is computed but G is
   not back-propagated (PyTorch's ``G(z).detach()``); D's real half and fake half are two
@@ -42,6 +43,7 @@ from threadpoolctl import threadpool_limits
 
 from . import random as package_random
 from .nn.activation import LeakyReLU, ReLU, Sigmoid, Tanh
+from .nn.functional import sigmoid
 from .nn.linear import Linear
 from .nn.loss import BCEWithLogitsLoss, NonFiniteLossError
 from .nn.module import Module, Sequential
@@ -147,9 +149,16 @@ def _check_batch(x, name, width):
     return x
 
 
-def _width(model: Sequential) -> int:
-    first = next(m for m in model if isinstance(m, Linear))
-    return first.in_features
+def _first_linear(model: Module) -> Linear:
+    """The first Linear layer of a model (the model itself if it is one): its input width and dtype."""
+    for m in model.modules():
+        if isinstance(m, Linear):
+            return m
+    raise ValueError(f"expected a model that starts with a Linear layer, got {type(model).__name__}")
+
+
+def _width(model: Module) -> int:
+    return _first_linear(model).in_features
 
 
 def discriminator_step(G: Module, D: Module, real, z, opt_D) -> dict:
@@ -171,7 +180,7 @@ def discriminator_step(G: Module, D: Module, real, z, opt_D) -> dict:
     D.backward(criterion.backward())                      # ... and dL_fake/dtheta_D on top
     opt_D.step()
     return {"loss_D": loss_real + loss_fake,
-            "D_real": float(_sigmoid(logits_real).mean()), "D_fake": float(_sigmoid(logits_fake).mean())}
+            "D_real": float(sigmoid(logits_real).mean()), "D_fake": float(sigmoid(logits_fake).mean())}
 
 
 def generator_step(G: Module, D: Module, z, opt_G, generator_loss: str = "non_saturating") -> dict:
@@ -197,7 +206,7 @@ def generator_step(G: Module, D: Module, z, opt_G, generator_loss: str = "non_sa
         grad_fake = D.backward(grad_logits)
     G.backward(grad_fake)
     opt_G.step()
-    return {"loss_G": loss_G, "D_fake_G": float(_sigmoid(logits).mean())}
+    return {"loss_G": loss_G, "D_fake_G": float(sigmoid(logits).mean())}
 
 
 def gan_step(G: Module, D: Module, opt_G, opt_D, real_batches, z_D, z_G,
@@ -214,10 +223,6 @@ def gan_step(G: Module, D: Module, opt_G, opt_D, real_batches, z_D, z_G,
     g_stats = generator_step(G, D, z_G, opt_G, generator_loss)
     return {"loss_D": [s["loss_D"] for s in d_stats], "D_real": d_stats[-1]["D_real"],
             "D_fake": d_stats[-1]["D_fake"], **g_stats}
-
-
-def _sigmoid(x):
-    return 0.5 * (1.0 + np.tanh(0.5 * x))  # = 1 / (1 + e^-x), without overflow warnings
 
 
 # ---------------------------------------------------------------------------------------
@@ -245,37 +250,40 @@ class GANHistory:
 
 def sample_generator(G: Module, n: int, seed: int = 0) -> np.ndarray:
     """n samples G(z), z ~ N(0, I) drawn from ``seed`` (in G's dtype)."""
-    first = next(m for m in G if isinstance(m, Linear))
+    first = _first_linear(G)
     z = np.random.default_rng(seed).standard_normal((n, first.in_features)).astype(first.weight.dtype)
     return G.forward(z)
 
 
 def discriminator_surface(D: Module, lim: float = 3.0, steps: int = 80):
     """D(x) = sigmoid(logit) on a steps x steps grid over [-lim, lim]^2: returns xx, yy, prob."""
-    first = next(m for m in D if isinstance(m, Linear))
+    first = _first_linear(D)
     xs = np.linspace(-lim, lim, steps)
     xx, yy = np.meshgrid(xs, xs)
     grid = np.c_[xx.ravel(), yy.ravel()].astype(first.weight.dtype)
-    return xx, yy, _sigmoid(D.forward(grid)).reshape(xx.shape)
+    return xx, yy, sigmoid(D.forward(grid)).reshape(xx.shape)
 
 
 def train_gan(G: Module, D: Module, opt_G, opt_D, sample_real, num_steps: int, batch_size: int = 256,
               d_steps: int = 1, generator_loss: str = "non_saturating", seed: int = 0,
               snapshot_steps=(), n_snapshot_samples: int = 1000, surface_lim: float = 3.0,
-              surface_steps: int = 80, progress: bool = False, num_threads: int | None = 1) -> GANHistory:
+              surface_steps: int = 80, progress: bool = False, num_threads: int | None = 1,
+              lr_schedulers=()) -> GANHistory:
     """Train G and D for ``num_steps`` GAN steps; ``sample_real(n)`` returns an (n, 2) real batch.
 
     Each step is ``d_steps`` discriminator updates and one generator update (:func:`gan_step`),
     with noise drawn from ``np.random.default_rng(seed)``. At each step in ``snapshot_steps``
     (0 = before training) the history keeps G's samples for a fixed noise batch and D's
     probability surface. A NaN/inf loss stops training with "diverged at step k".
+    Each of ``lr_schedulers`` (e.g. ``dlcourse.optim.lr_scheduler.LinearLR`` on each
+    optimizer) is stepped once after every GAN step.
     ``num_threads`` limits NumPy's BLAS threads while training (1 by default: for matrices this
     small, extra threads cost more in synchronisation than they save, up to 10x on a busy machine).
     """
     if num_steps < 0 or d_steps < 1 or batch_size < 1:
         raise ValueError(f"train_gan: expected num_steps >= 0, d_steps >= 1, batch_size >= 1, got "
                          f"{num_steps}, {d_steps}, {batch_size}")
-    first = next(m for m in G if isinstance(m, Linear))
+    first = _first_linear(G)
     latent_dim, dtype = first.in_features, first.weight.dtype
     rng = np.random.default_rng(seed)
     z_fixed = np.random.default_rng(seed + 1).standard_normal((n_snapshot_samples, latent_dim)).astype(dtype)
@@ -308,6 +316,8 @@ def train_gan(G: Module, D: Module, opt_G, opt_D, sample_real, num_steps: int, b
             history.loss_G.append(stats["loss_G"])
             history.D_real.append(stats["D_real"])
             history.D_fake.append(stats["D_fake"])
+            for scheduler in lr_schedulers:
+                scheduler.step()
             if step in snapshot_steps:
                 snapshot(step)
     history.seconds = time.perf_counter() - t0

@@ -224,7 +224,7 @@ class Recipe:
             arch = f"CNN conv{c1}-conv{c2}-{self.model_args.get('hidden_size', 128)}-10"
         drop = self.model_args.get("dropout", 0.5 if self.model == "cnn" else 0.0)
         parts = [arch, f"{self.optimizer} lr {self.lr:g}", f"{self.schedule} schedule", f"batch {self.batch_size}",
-                 f"{self.num_epochs} epochs"]
+                 f"{self.num_epochs} epoch{'s' if self.num_epochs != 1 else ''}"]
         if self.weight_decay:
             parts.append(f"weight decay {self.weight_decay:g}")
         if drop:

@@ -56,22 +56,28 @@ class History:
 
 
 class EarlyStopping:
-    """Stop when the validation accuracy has not improved by ``min_delta`` for ``patience`` epochs.
+    """Stop when the validation metric has not improved by ``min_delta`` for ``patience`` epochs.
 
-    Keeps a copy of the best weights (``state_dict``), which ``fit`` restores at the end, so the
-    model returned is the one of the best validation epoch, chosen without looking at test data.
+    ``monitor`` is ``"val_loss"`` (lower is better, the default) or ``"val_acc"`` (higher is
+    better). Keeps a copy of the best weights (``state_dict``), which ``fit`` restores at the
+    end, so the model returned is the one of the best validation epoch, chosen without ever
+    looking at test data.
     """
 
-    def __init__(self, patience: int = 3, min_delta: float = 0.0, restore_best: bool = True):
+    def __init__(self, patience: int = 3, min_delta: float = 0.0, monitor: str = "val_loss",
+                 restore_best: bool = True):
         if patience < 1:
             raise ValueError(f"EarlyStopping: expected patience >= 1, got {patience}")
-        self.patience, self.min_delta, self.restore_best = patience, min_delta, restore_best
-        self.best, self.best_epoch, self.best_state, self.bad_epochs = -math.inf, None, None, 0
+        if monitor not in ("val_loss", "val_acc"):
+            raise ValueError(f"EarlyStopping: monitor must be 'val_loss' or 'val_acc', got {monitor!r}")
+        self.patience, self.min_delta, self.monitor, self.restore_best = patience, min_delta, monitor, restore_best
+        self.best, self.best_epoch, self.best_state, self.bad_epochs = math.inf, None, None, 0
 
-    def update(self, epoch: int, val_acc: float, model) -> bool:
-        """Record epoch ``epoch`` (1-based); return True when training should stop."""
-        if val_acc > self.best + self.min_delta:
-            self.best, self.best_epoch, self.bad_epochs = val_acc, epoch, 0
+    def update(self, epoch: int, value: float, model) -> bool:
+        """Record the monitored ``value`` of epoch ``epoch`` (1-based); return True when training should stop."""
+        score = value if self.monitor == "val_loss" else -value  # lower is better
+        if score < self.best - self.min_delta:
+            self.best, self.best_epoch, self.bad_epochs = score, epoch, 0
             self.best_state = copy.deepcopy(model.state_dict())
             return False
         self.bad_epochs += 1
@@ -118,7 +124,7 @@ def _batches(n: int, batch_size: int, rng=None):
         yield order[start:start + batch_size]
 
 
-def predict_logits(model: Module, x, batch_size: int = 1000) -> np.ndarray:
+def predict_logits(model: Module, x, batch_size: int = 500) -> np.ndarray:
     """The model's outputs on ``x`` in eval mode, in batches (no gradient, no update)."""
     was_training = model.training
     model.eval()
@@ -129,13 +135,13 @@ def predict_logits(model: Module, x, batch_size: int = 1000) -> np.ndarray:
         model.train(was_training)
 
 
-def predict_proba(model: Module, x, batch_size: int = 1000) -> np.ndarray:
+def predict_proba(model: Module, x, batch_size: int = 500) -> np.ndarray:
     """Softmax probabilities (N, C) in eval mode."""
     from .nn.functional import softmax
     return softmax(predict_logits(model, x, batch_size).astype(np.float64), dim=1)
 
 
-def evaluate(model: Module, x, y, batch_size: int = 1000) -> tuple[float, float]:
+def evaluate(model: Module, x, y, batch_size: int = 500) -> tuple[float, float]:
     """(mean cross-entropy, accuracy) of ``model`` on (x, y), in eval mode, with no update."""
     logits = predict_logits(model, x, batch_size)
     loss = CrossEntropyLoss().forward(logits.astype(np.float64), np.asarray(y))
@@ -194,7 +200,8 @@ def fit(model: Module, optimizer, x, y, *, num_epochs: int, batch_size: int = 12
             _end_epoch(history, time.perf_counter() - t0, loss_sum / len(x), correct / len(x),
                        optimizer.param_groups[0]["lr"],
                        evaluate(model, *val_data) if val_data is not None else (math.nan, math.nan), bar)
-            if early_stopping is not None and early_stopping.update(epoch, history.val_acc[-1], model):
+            if early_stopping is not None and early_stopping.update(epoch, _monitored(history, early_stopping),
+                                                                     model):
                 history.stopped_early = True
                 break
     finally:
@@ -227,6 +234,10 @@ def _end_epoch(history, seconds, train_loss, train_acc, lr, val, bar):
     if not math.isnan(val[1]):
         info["val acc"] = f"{val[1]:.4f}"
     bar.set_postfix(info, refresh=True)
+
+
+def _monitored(history, early_stopping):
+    return history.val_loss[-1] if early_stopping.monitor == "val_loss" else history.val_acc[-1]
 
 
 def _restore_best(model, history, early_stopping):
@@ -285,6 +296,7 @@ def fit_torch(model, optimizer, x, y, *, num_epochs: int, batch_size: int = 128,
     history = History()
     x_dev = _to_tensor(x, device) if augment is None else None
     y_dev = _to_tensor(np.asarray(y, dtype=np.int64), device)
+    sum_dtype = torch.float32 if str(device).startswith("mps") else torch.float64  # mps has no float64
     steps_per_epoch = math.ceil(len(x) / batch_size)
     bar = _progress(num_epochs * steps_per_epoch, desc or type(model).__name__, progress)
     model.train()
@@ -292,7 +304,7 @@ def fit_torch(model, optimizer, x, y, *, num_epochs: int, batch_size: int = 128,
     try:
         for epoch in range(1, num_epochs + 1):
             t0 = time.perf_counter()
-            loss_sum = torch.zeros((), device=device)
+            loss_sum = torch.zeros((), dtype=sum_dtype, device=device)
             correct = torch.zeros((), dtype=torch.int64, device=device)
             for idx in _batches(len(x), batch_size, rng):
                 idx_dev = _to_tensor(idx, device)
@@ -320,7 +332,8 @@ def fit_torch(model, optimizer, x, y, *, num_epochs: int, batch_size: int = 128,
                 raise TrainingDivergedError(f"training diverged in epoch {epoch} (mean loss {mean_loss})")
             val = evaluate_torch(model, *val_data, device=device) if val_data is not None else (math.nan, math.nan)
             _end_epoch(history, seconds, mean_loss, int(correct) / len(x), optimizer.param_groups[0]["lr"], val, bar)
-            if early_stopping is not None and early_stopping.update(epoch, history.val_acc[-1], model):
+            if early_stopping is not None and early_stopping.update(epoch, _monitored(history, early_stopping),
+                                                                     model):
                 history.stopped_early = True
                 break
     finally:

@@ -345,6 +345,17 @@ def test_train_gan_records_history_and_learns():
     assert all(np.isfinite(h.loss_D)) and 0 < np.mean(h.D_real) < 1
 
 
+def test_train_gan_steps_the_lr_schedulers():
+    from dlcourse.optim.lr_scheduler import LinearLR
+
+    G, D = gan.make_generator(2, 8, seed=0), gan.make_discriminator(2, 8, seed=1)
+    opt_G, opt_D = Adam(G.parameters(), lr=1e-3), Adam(D.parameters(), lr=2e-3)
+    scheds = [LinearLR(o, start_factor=1.0, end_factor=0.1, total_iters=10) for o in (opt_G, opt_D)]
+    gan.train_gan(G, D, opt_G, opt_D, toy2d.ToySampler("ring"), 6, batch_size=8, lr_schedulers=scheds)
+    assert opt_G.param_groups[0]["lr"] == pytest.approx(1e-3 * (1 - 0.9 * 6 / 10))
+    assert opt_D.param_groups[0]["lr"] == pytest.approx(2e-3 * (1 - 0.9 * 6 / 10))
+
+
 class _Poison:
     """An 'optimizer' that writes NaN into the weights: the loop must stop and say where."""
 

@@ -16,6 +16,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from dlcourse import nn, optim  # noqa: E402
+from dlcourse.compare import num_threads  # noqa: E402
 from dlcourse.nn import Parameter  # noqa: E402
 from dlcourse.optim import surfaces  # noqa: E402
 
@@ -233,9 +234,11 @@ def test_load_state_dict_rejects_mismatched_groups():
         opt.load_state_dict({"state": {}, "param_groups": [{"params": [0, 1], "lr": 0.1}]})
 
 
-@pytest.mark.parametrize("cls, kwargs", [(optim.SGD, dict(lr=0.01, momentum=0.9, nesterov=True)),
-                                         (optim.Adagrad, dict(lr=0.1)), (optim.RMSprop, dict(momentum=0.5, centered=True)),
-                                         (optim.Adam, dict(amsgrad=True)), (optim.AdamW, dict(foreach=False))])
+@pytest.mark.parametrize("cls, kwargs", [
+    (optim.SGD, dict(lr=0.01, momentum=0.9, nesterov=True)), (optim.Adagrad, dict(lr=0.1)),
+    (optim.RMSprop, dict(momentum=0.5, centered=True)), (optim.Adam, dict(amsgrad=True)),
+    (optim.AdamW, dict(foreach=False)),
+])
 def test_float32_stays_float32_and_matches_torch_loosely(cls, kwargs):
     torch_cls = getattr(torch.optim, cls.__name__)
     worst, ps, _, ours, _ = run_pair(cls, torch_cls, kwargs, num_steps=100, dtype=np.float32)
@@ -357,14 +360,15 @@ def test_training_an_mlp_with_adam_matches_torch():
     ours, theirs = optim.Adam(model.parameters(), lr=0.02), torch.optim.Adam(twin.parameters(), lr=0.02)
     crit, tcrit = nn.CrossEntropyLoss(), torch.nn.CrossEntropyLoss()
     Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
-    for _ in range(200):
-        ours.zero_grad()
-        crit(model(X), y)
-        model.backward(crit.backward())
-        ours.step()
-        theirs.zero_grad()
-        tcrit(twin(Xt), yt).backward()
-        theirs.step()
+    with num_threads(1):  # two thread pools in one process slow each other down badly
+        for _ in range(200):
+            ours.zero_grad()
+            crit(model(X), y)
+            model.backward(crit.backward())
+            ours.step()
+            theirs.zero_grad()
+            tcrit(twin(Xt), yt).backward()
+            theirs.step()
     final = {k: v.detach().numpy() for k, v in twin.state_dict().items()}
     diff = max(float(np.max(np.abs(model.state_dict()[k] - final[k]))) for k in final)
     assert diff < 1e-9, f"MLP weights differ from torch's by {diff:.2e} after 200 Adam steps"
@@ -415,6 +419,65 @@ def test_lr_range_test_finds_a_range_and_restores_the_weights():
                                  start_lr=1e-4, end_lr=100.0, num_steps=150)
     assert result["diverged_at"] is not None, "the loss should explode at lr = 100"
     assert np.all(np.diff(result["lrs"]) > 0)
-    assert 1e-3 < result["steepest_lr"] < 30
+    assert 1e-3 < result["steepest_lr"] <= result["min_lr"] < 30 and result["suggested_lr"] == result["min_lr"] / 10
     for k, v in model.state_dict().items():
         np.testing.assert_array_equal(v, before[k])
+
+
+def test_chapter_exercise_references_agree_with_the_optimizers():
+    """The ch3 exercise solutions are the update rules of optim.SGD / Adam / AdamW (and torch's)."""
+    from dlcourse.exercises import solution
+    rng = np.random.default_rng(0)
+    w0, g1, g2 = rng.standard_normal(4), rng.standard_normal(4), rng.standard_normal(4)
+    p = Parameter(w0.copy())
+    sgd = optim.SGD([p], lr=0.1, momentum=0.9)
+    p.grad = g1
+    sgd.step()
+    buf = sgd.state[p]["momentum_buffer"].copy()
+    w_ref, buf_ref = solution("ch3.sgd_momentum_step")(p.data.copy(), buf, g2, 0.1, 0.9)
+    p.grad = g2
+    sgd.step()
+    np.testing.assert_allclose(p.data, w_ref, rtol=1e-14)
+    np.testing.assert_allclose(sgd.state[p]["momentum_buffer"], buf_ref, rtol=1e-14)
+
+    for cls, name, extra in [(optim.Adam, "ch3.adam_step", None), (optim.AdamW, "ch3.adamw_step", 0.05)]:
+        p = Parameter(w0.copy())
+        opt = cls([p], lr=0.01, weight_decay=extra or 0.0)
+        w, m, v = w0.copy(), np.zeros(4), np.zeros(4)
+        for t, g in enumerate([g1, g2, g1], start=1):
+            p.grad = g
+            opt.step()
+            args = (0.01, 0.9, 0.999, 1e-8) if extra is None else (0.01, extra)
+            w, m, v = solution(name)(w, m, v, g, t, *args)
+        np.testing.assert_allclose(p.data, w, rtol=1e-12)
+        np.testing.assert_allclose(opt.state[p]["exp_avg_sq"], v, rtol=1e-12)
+
+    lrs = solution("ch3.cosine_lr")(0.1, 0.001, np.arange(0, 31), 30)
+    ps = [torch.zeros(1, requires_grad=True)]
+    opt = torch.optim.SGD(ps, lr=0.1)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=30, eta_min=0.001)
+    torch_lrs = [opt.param_groups[0]["lr"]]
+    for _ in range(30):
+        opt.step()
+        sched.step()
+        torch_lrs.append(opt.param_groups[0]["lr"])
+    np.testing.assert_allclose(lrs, torch_lrs, rtol=1e-12)
+    assert solution("ch3.max_stable_lr")(np.diag([1.0, 20.0])) == pytest.approx(0.1)
+
+
+def test_train_classifier_reports_divergence_and_runs_schedules():
+    from dlcourse.data import make_moons
+    from dlcourse.optim.toy_training import make_mlp, train_classifier
+    X, y = make_moons(200, noise=0.2, seed=0)
+    model = make_mlp(2, (16,), 2)
+    run = train_classifier(model, X, y, optim.SGD(model.parameters(), lr=1e4), num_epochs=20)
+    assert run.diverged_at is not None and all(np.isfinite(run.step_losses))
+    model = make_mlp(2, (16,), 2)
+    opt = optim.Adam(model.parameters(), lr=0.05)
+    sched = optim.lr_scheduler.StepLR(opt, step_size=10, gamma=0.5)
+    run = train_classifier(model, X, y, opt, num_epochs=5, batch_size=32, scheduler=sched)
+    assert run.diverged_at is None and run.steps_per_epoch == 7 and len(run.step_losses) == 35
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.05 * 0.5 ** 3)
+    assert run.epoch_losses[-1] < run.epoch_losses[0] and len(run.epoch_times) == 6
+    with pytest.raises(ValueError, match="batch_size"):
+        train_classifier(model, X, y, opt, batch_size=0)

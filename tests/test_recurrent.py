@@ -13,10 +13,19 @@ import torch
 
 import dlcourse
 from dlcourse import nn
-from dlcourse.compare import compare, max_rel_diff
+from dlcourse.compare import compare, max_rel_diff, num_threads
 from dlcourse.gradcheck import gradcheck, numerical_gradient, relative_error
 
 TOL = {np.float64: 1e-8, np.float32: 1e-4}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Small matrices: one thread is fastest, and NumPy's and torch's pools do not fight."""
+    with num_threads(1):
+        yield
+
+
 TORCH_DT = {np.float64: torch.float64, np.float32: torch.float32}
 
 SEQ = {  # name -> (our class, torch class, extra constructor arguments)

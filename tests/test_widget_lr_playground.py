@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from dlcourse.optim.surfaces import SURFACES
 from dlcourse.widgets.lr_playground import OPTIMIZERS, LRPlayground, make_optimizer
 
 
@@ -71,7 +72,6 @@ def test_every_optimizer_and_surface_runs(playground):
             assert playground.controls[slider].disabled == (slider not in uses), (name, slider)
     for surface in ("rosenbrock", "saddle", "plateau", "quadratic"):
         playground.controls["surface"].value = surface
-        from dlcourse.optim.surfaces import SURFACES
         assert playground.axes[0].get_title().startswith(SURFACES[surface]().name)
     n = playground.n_updates
     playground.controls["beta1"].value = 0.5

@@ -12,8 +12,9 @@ NCHW, as PyTorch's, but ``conv2d`` computes in an N, H, W, C memory layout and r
 stack of convolutions, ReLUs and poolings never copies to change layout. One convolution is
 
 1. ``cols`` (N*OH*OW, kh*kw*C + 1): one row per output pixel holding the receptive field it
-   sees, filled by kh*kw strided copies (one per kernel offset; borders of the padding are
-   written as zeros, the input is never padded), plus a column of ones;
+   sees, filled by kh*kw strided copies (one per kernel offset; the padding is written into
+   cols as zeros, the input is not padded) or, for stride 1 along W, by kh copies of whole
+   kernel rows; plus a column of ones;
 2. one matrix product ``cols @ W_mat`` with W_mat (kh*kw*C + 1, O) whose last row is the
    bias, so the bias costs no extra pass (this is "im2col", the matrix product does the work).
 
@@ -205,12 +206,31 @@ def conv2d_forward(x, weight, bias=None, stride=1, padding=0, dilation=1, groups
     x_nhwc = x.transpose(0, 2, 3, 1)
     if C > 1 and not is_channels_last(x):
         x_nhwc = np.ascontiguousarray(x_nhwc)  # one cheap transposing copy makes the kh*kw copies below contiguous
-    x_nhwc = x_nhwc.reshape(N, H, W, G, Cg)
-    for i, j, r, c, rows, cs in _offsets((kh, kw), stride, pad4, dilation, (H, W), (OH, OW)):
-        target = view[:, :, :, :, i, j, :]
-        target[:, r, c] = x_nhwc[:, rows, cs]
-        if r.stop - r.start < OH or c.stop - c.start < OW:
-            _zero_outside(target, r, c)
+    if G == 1 and C > 1 and stride[1] == 1 and dilation[1] == 1:
+        # Row trick: with stride 1 along W, the kw*C values of one kernel row are contiguous in the input, so
+        # kh copies of (kw*C)-long runs fill cols instead of kh*kw copies of C-long runs. Only W is padded.
+        # (With C == 1 the per-offset copies below already run along whole image rows, which is faster.)
+        pl, pr = pad4[2], pad4[3]
+        if pl or pr:
+            xw = np.zeros((N, H, W + pl + pr, C), dtype=dtype)
+            xw[:, :, pl:pl + W] = x_nhwc
+        else:
+            xw = x_nhwc
+        rows_of_windows = sliding_window_view(xw, kw, axis=2)[:, :, :OW].transpose(0, 1, 2, 4, 3)  # (N,H,OW,kw,C)
+        view6 = view.reshape(N, OH, OW, kh, kw, C)
+        for i in range(kh):
+            r0, r1, rows = _valid_range(i * dilation[0] - pad4[0], OH, H, stride[0])
+            target = view6[:, :, :, i]
+            target[:, r0:r1] = rows_of_windows[:, rows]
+            target[:, :r0] = 0
+            target[:, r1:] = 0
+    else:
+        x_nhwc = x_nhwc.reshape(N, H, W, G, Cg)
+        for i, j, r, c, rows, cs in _offsets((kh, kw), stride, pad4, dilation, (H, W), (OH, OW)):
+            target = view[:, :, :, :, i, j, :]
+            target[:, r, c] = x_nhwc[:, rows, cs]
+            if r.stop - r.start < OH or c.stop - c.start < OW:
+                _zero_outside(target, r, c)
     if fold_bias:
         cols[..., -1] = 1
 

@@ -287,9 +287,9 @@ class _RNNBase(Module):
         return ["", "_reverse"][:self.num_directions]
 
     def _layer_params(self, layer, suffix):
+        """[weight_ih, weight_hh, bias_ih, bias_hh] of one layer and direction (biases None without bias)."""
         sfx = f"_l{layer}{suffix}"
-        ps = [self._parameters.get(n + sfx) for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
-        return ps
+        return [self._parameters.get(n + sfx) for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
 
     # -- input checks ----------------------------------------------------------------------
     def _check_input(self, x):

@@ -1,8 +1,8 @@
 """The learning-rate range test: raise the learning rate exponentially, batch by batch, and watch the loss.
 
 Start far too small (the loss barely moves), end far too large (the loss explodes). The useful
-range lies in between; a common pick is the rate where the smoothed loss falls fastest, or
-about a tenth of the rate at its minimum. The model's weights are restored afterwards.
+range lies in between; a robust pick is a tenth of the rate at the smoothed loss's minimum
+(the rate where it falls fastest is another, noisier one). The model's weights are restored afterwards.
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ def lr_range_test(model, criterion, batches, optimizer_cls=SGD, start_lr: float 
     ``batches`` is an iterable of (x, y) that is cycled (e.g. a :class:`dlcourse.data.BatchIterator`).
     Stops early once the smoothed loss exceeds ``diverge_factor`` times its minimum (or is NaN).
     Returns a dict: ``lrs``, ``losses`` (raw), ``smoothed`` (exponential moving average, bias
-    corrected), ``steepest_lr`` (where the smoothed loss falls fastest per log-lr), ``min_lr``
-    (the rate at the smoothed minimum) and ``diverged_at`` (step index or None).
+    corrected), ``min_lr`` (the rate at the smoothed minimum), ``suggested_lr`` (``min_lr / 10``, a
+    robust default), ``steepest_lr`` (where the smoothed loss falls fastest per log-lr, before its
+    minimum; noisy when the curve is flat) and ``diverged_at`` (step index or None).
     """
     if not 0 < start_lr < end_lr:
         raise ValueError(f"lr_range_test: expected 0 < start_lr < end_lr, got start_lr={start_lr}, end_lr={end_lr}")
@@ -60,11 +61,15 @@ def lr_range_test(model, criterion, batches, optimizer_cls=SGD, start_lr: float 
         optimizer.step()
     model.load_state_dict(saved)
     lrs_a, smoothed_a = np.asarray(lrs), np.asarray(smoothed)
-    if len(smoothed_a) >= 3:
-        slope = np.gradient(smoothed_a, np.log(lrs_a))
+    if len(lrs_a) == 0:
+        return dict(lrs=lrs_a, losses=np.asarray(losses), smoothed=smoothed_a, steepest_lr=start_lr,
+                    min_lr=start_lr, suggested_lr=start_lr, diverged_at=diverged_at)
+    lowest = int(np.argmin(smoothed_a))
+    min_lr = float(lrs_a[lowest])
+    if lowest >= 2:  # the steepest fall of the smoothed loss, looked for before its minimum only
+        slope = np.gradient(smoothed_a[:lowest + 1], np.log(lrs_a[:lowest + 1]))
         steepest = float(lrs_a[int(np.argmin(slope))])
     else:
-        steepest = float(lrs_a[0]) if len(lrs_a) else start_lr
-    min_lr = float(lrs_a[int(np.argmin(smoothed_a))]) if len(lrs_a) else start_lr
+        steepest = float(lrs_a[0])
     return dict(lrs=lrs_a, losses=np.asarray(losses), smoothed=smoothed_a, steepest_lr=steepest, min_lr=min_lr,
-                diverged_at=diverged_at)
+                suggested_lr=min_lr / 10, diverged_at=diverged_at)

@@ -384,7 +384,8 @@ class ChainedScheduler(LRScheduler):
             if isinstance(sched, ReduceLROnPlateau):
                 raise ValueError(f"ChainedScheduler: ReduceLROnPlateau (at index {i}) cannot be chained")
             if getattr(sched, "optimizer", None) is not optimizer:
-                raise ValueError(f"ChainedScheduler: scheduler {i} ({type(sched).__name__}) belongs to another optimizer")
+                raise ValueError(f"ChainedScheduler: scheduler {i} ({type(sched).__name__}) belongs to another "
+                                 "optimizer")
         self._schedulers, self.optimizer = list(schedulers), optimizer
         self._last_lr = _lrs(optimizer)
 

@@ -17,7 +17,6 @@ import numpy as np
 from .. import nn
 from ..random import manual_seed
 
-
 _controller = None
 
 

@@ -12,7 +12,8 @@ noise (a few hundred steps, about a second), then redraws:
 
 The readout gives the mode coverage (:func:`dlcourse.gan.mode_coverage`) and flags the two
 failures the chapter teaches to recognise: a discriminator that wins outright (D(G(z)) near 0,
-so the generator's gradient carries little information) and mode collapse (few modes covered).
+so the generator's gradient carries little information) and mode collapse (G's samples bunched
+in a cloud far smaller than the data's spread).
 ``playground.last_history`` and ``playground.last_settings`` hold the last run.
 """
 
@@ -33,8 +34,8 @@ from .base import InteractiveFigure
 class GANPlayground(InteractiveFigure):
     """``GANPlayground()`` and display it (leave it last in a cell); drag a slider to retrain."""
 
-    def __init__(self, lr_G: float = 2e-3, lr_D: float = 2e-3, d_steps: int = 1, num_steps: int = 300,
-                 batch_size: int = 128, hidden_size: int = 64, latent_dim: int = 2, std: float = 0.05,
+    def __init__(self, lr_G: float = 5e-3, lr_D: float = 5e-3, d_steps: int = 1, num_steps: int = 500,
+                 batch_size: int = 128, hidden_size: int = 64, latent_dim: int = 2, std: float = 0.1,
                  seed: int = 0):
         self.num_steps, self.batch_size, self.hidden_size = num_steps, batch_size, hidden_size
         self.latent_dim, self.std, self.seed = latent_dim, std, seed
@@ -99,7 +100,7 @@ class GANPlayground(InteractiveFigure):
         ax_d.plot(steps, history.D_fake, lw=0.8, color="C3", label="D(G(z)), fake")
         ax_d.axhline(0.5, color="k", ls="--", lw=0.8)
         ax_d.set(xlabel="step", ylim=(0, 1), title="discriminator's outputs")
-        ax_d.legend(loc="center right")
+        ax_d.legend(loc="lower right")
 
         tail = max(1, len(history.D_fake) // 5)
         d_fake, d_real = float(np.mean(history.D_fake[-tail:])), float(np.mean(history.D_real[-tail:]))
@@ -107,8 +108,11 @@ class GANPlayground(InteractiveFigure):
         if d_fake < 0.1 and d_real > 0.9:
             notes.append("the discriminator wins outright (D(G(z)) near 0): G's gradient carries little "
                          "information")
-        if coverage.n_covered <= coverage.n_modes // 2 and coverage.high_quality > 0.3:
-            notes.append("mode collapse: G's good samples sit on few modes")
+        spread = float(np.linalg.norm(snap.samples.std(axis=0)))
+        real_spread = float(np.linalg.norm(self.real.std(axis=0)))
+        if spread < 0.3 * real_spread:
+            notes.append("mode collapse: G's samples bunch up in a small cloud")
         seconds = time.perf_counter() - t0
-        return (f"{coverage}. Last {tail} steps: D(x) = {d_real:.2f}, D(G(z)) = {d_fake:.2f}. "
-                f"Trained {self.num_steps} steps in {seconds:.1f} s." + "".join(f" ⚠ {n}." for n in notes))
+        return (f"{coverage}; spread of G's samples {spread:.2f} (the data's {real_spread:.2f}). Last {tail} steps: "
+                f"D(x) = {d_real:.2f}, D(G(z)) = {d_fake:.2f}. Trained {self.num_steps} steps in {seconds:.1f} s."
+                + "".join(f" ⚠ {n}." for n in notes))

@@ -17,7 +17,7 @@ import time
 
 import ipywidgets as widgets
 import numpy as np
-from matplotlib.ticker import FuncFormatter, NullFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
 from .. import optim
 from ..data import make_moons
@@ -36,7 +36,7 @@ OPTIMIZERS = {
     "AdamW": (("beta1", "beta2"), lambda ps, lr, m, b1, b2: optim.AdamW(ps, lr=lr, betas=(b1, b2))),
 }
 
-_PLAIN_LOG_FORMAT = FuncFormatter(lambda v, _: f"{v:.0e}".replace("e-0", "e-").replace("e+0", "e"))
+_PLAIN_LOG_FORMAT = FuncFormatter(lambda v, _: f"1e{round(np.log10(v))}" if v > 0 else "")
 
 
 def make_optimizer(name: str, params, lr: float, momentum: float = 0.0, beta1: float = 0.9, beta2: float = 0.999):
@@ -78,7 +78,6 @@ class LRPlayground(InteractiveFigure):
             engine.execute(self.fig)
             self.fig.set_layout_engine("none")
 
-
     # -- training -------------------------------------------------------------------------
     def _run(self, optimizer, lr, momentum, beta1, beta2, num_steps, surface):
         s = self._surfaces[surface]
@@ -107,9 +106,9 @@ class LRPlayground(InteractiveFigure):
         s, traj, model, run = self._run(optimizer, lr, momentum, beta1, beta2, num_steps, surface)
         self.result = {"trajectory": traj, "mlp_run": run, "model": model}
         ax_s, ax_l, ax_b = self.axes
-        label = optimizer + "".join(f", {n} {v:g}" for n, v in
-                                    (("momentum", momentum), ("β1", beta1), ("β2", beta2))
-                                    if n.replace("β", "beta") in uses or n == "momentum" and "momentum" in uses)
+        shown = {"momentum": ("momentum", momentum), "beta1": ("β1", beta1),
+                 "beta2": ("α" if optimizer == "RMSprop" else "β2", beta2)}
+        label = optimizer + "".join(f", {name} {value:g}" for key, (name, value) in shown.items() if key in uses)
 
         # 1. the trajectory on the surface
         if surface not in self._meshes:
@@ -120,26 +119,29 @@ class LRPlayground(InteractiveFigure):
         ax_s.plot(*s.minimum, marker="*", color="k", markersize=10, linestyle="none")
         path = np.clip(traj.path, [s.xlim[0] - 1, s.ylim[0] - 1], [s.xlim[1] + 1, s.ylim[1] + 1])
         ax_s.plot(path[:, 0], path[:, 1], "-o", color=PALETTE[3], markersize=2, linewidth=1)
-        ax_s.set(xlim=s.xlim, ylim=s.ylim, xlabel="$w_1$", ylabel="$w_2$", title=f"{s.name}: trajectory")
+        # plain-text labels and few ticks: mathtext and tick creation were most of the drawing time
+        ax_s.set(xlim=s.xlim, ylim=s.ylim, xlabel="w₁", ylabel="w₂", title=f"{s.name}: trajectory")
 
         # 2. both loss curves (gap to the minimum for the surface, so both fit a log scale)
         f_min = s(np.asarray(s.minimum, dtype=float))
         gap = np.maximum(traj.losses - f_min, 1e-12)
-        ax_l.plot(np.arange(len(gap)), gap, color=PALETTE[3], label="surface: $f(w) - f^*$")
+        ax_l.plot(np.arange(len(gap)), gap, color=PALETTE[3], label="surface: f(w) − f*")
         if run.step_losses:
             ax_l.plot(np.arange(len(run.step_losses)), run.step_losses, color=PALETTE[0], label="MLP: training loss")
         ax_l.set(xlabel="step", ylabel="loss", yscale="log", title="loss curves", xlim=(0, num_steps))
-        ax_l.yaxis.set_major_formatter(_PLAIN_LOG_FORMAT)  # plain text: mathtext tick labels are slow to draw
-        ax_l.yaxis.set_minor_formatter(NullFormatter())
-        ax_l.legend(loc="lower left")
+        ax_l.yaxis.set_major_locator(LogLocator(numticks=6))
+        ax_l.yaxis.set_minor_locator(NullLocator())
+        ax_l.yaxis.set_major_formatter(_PLAIN_LOG_FORMAT)
+        ax_l.legend(loc="upper right")
 
         # 3. the MLP's decision boundary
         if run.diverged_at is None:
             plot_decision_boundary(ax_b, lambda P: model(P).argmax(axis=1), self.X, self.y,
                                    title="MLP on two moons: decision boundary", steps=80)
+            ax_b.set(xlabel="x₁", ylabel="x₂")
         else:
             ax_b.scatter(self.X[:, 0], self.X[:, 1], c=[PALETTE[k] for k in self.y], s=10)
-            ax_b.set(xlabel="$x_1$", ylabel="$x_2$", title="MLP on two moons")
+            ax_b.set(xlabel="x₁", ylabel="x₂", title="MLP on two moons")
 
         parts = []
         if traj.diverged_at is not None:
@@ -159,7 +161,7 @@ class LRPlayground(InteractiveFigure):
             rose = f" (it rose from {first:.3f}: lr too large)" if last > first else ""
             parts.append(f"MLP: final loss {last:.4f}{rose}, training accuracy {acc:.0%}")
         if traj.diverged_at is not None or run.diverged_at is not None:
-            self._banner(ax_l, "diverged" + (" (lr too large)" if lr > 1e-3 else ""), y=0.9)
+            self._banner(ax_l, "diverged" + (" (lr too large)" if lr > 1e-3 else ""), y=0.55)
         return f"{label}, lr = {lr:.3g}, {num_steps} steps — " + " · ".join(parts)
 
     @staticmethod

@@ -89,9 +89,10 @@ class RNNGradientExplorer(InteractiveFigure):
         floor = np.finfo(np.float64).tiny
         for name, curve in self.curves.items():
             ax.semilogy(np.arange(seq_len), np.maximum(curve / curve[0], floor), label=name)
-        sigma = np.linalg.norm(rnn.weight_hh_l0.data, 2)
+        W = rnn.weight_hh_l0.data
+        sigma, rho = np.linalg.norm(W, 2), np.max(np.abs(np.linalg.eigvals(W)))
         ax.set(xlabel="distance k = T - t (steps back)", ylabel="||dL/dx_{T-k}|| / ||dL/dx_T||",
-               title=f"largest singular value of the RNN's W_hh: {sigma:.2f}")
+               title=f"RNN's W_hh: largest singular value {sigma:.2f}, spectral radius {rho:.2f}")
         ax.legend()
         k = seq_len - 1
         ratio = {name: c[k] / c[0] for name, c in self.curves.items()}
