@@ -1,6 +1,6 @@
 """dlcourse: the deep-learning course's algorithms in NumPy, with PyTorch's API, checked against PyTorch."""
 
-from . import nn
+from . import nn, optim
 from .compare import best_device, cmp, compare, time_side_by_side
 from .config import pick, quick_mode
 from .gradcheck import gradcheck
@@ -9,6 +9,6 @@ from .random import get_rng, manual_seed
 __version__ = "0.1.0"
 
 __all__ = [
-    "nn", "compare", "cmp", "best_device", "time_side_by_side", "gradcheck",
+    "nn", "optim", "compare", "cmp", "best_device", "time_side_by_side", "gradcheck",
     "quick_mode", "pick", "manual_seed", "get_rng", "__version__",
 ]

@@ -2,6 +2,8 @@
 
 from .loader import BatchIterator, train_val_split
 from .mnist import load_mnist
+from .sequences import make_adding_problem, make_sine_waves
+from .shapes import draw_shape, make_shapes
 from .toy import (
     make_blobs,
     make_circles,
@@ -15,5 +17,5 @@ from .toy import (
 __all__ = [
     "BatchIterator", "train_val_split", "load_mnist",
     "make_blobs", "make_circles", "make_linearly_separable", "make_moons", "make_regression_1d",
-    "make_spirals", "make_xor",
+    "make_spirals", "make_xor", "make_shapes", "draw_shape", "make_sine_waves", "make_adding_problem",
 ]

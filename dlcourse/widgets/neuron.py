@@ -54,7 +54,8 @@ class NeuronExplorer(InteractiveFigure):
             ax_plane.plot(xs, -(w1 * xs + b) / w2, "k--", lw=1.5, label="w·x + b = 0")
         elif abs(w1) > 1e-9:
             ax_plane.axvline(-b / w1, color="k", ls="--", lw=1.5, label="w·x + b = 0")
-        ax_plane.set(xlim=(-2.2, 2.2), ylim=(-2.2, 2.2), xlabel="$x_1$", ylabel="$x_2$", title="output a over the inputs")
+        ax_plane.set(xlim=(-2.2, 2.2), ylim=(-2.2, 2.2), xlabel="$x_1$", ylabel="$x_2$",
+                     title="output a over the inputs")
         self._colorbar_mappable = im
         z_data, a_data = self.predict(self.X, w1, w2, b, activation)
         zs = np.linspace(-6, 6, 300)
