@@ -124,7 +124,7 @@ def _batches(n: int, batch_size: int, rng=None):
         yield order[start:start + batch_size]
 
 
-def predict_logits(model: Module, x, batch_size: int = 500) -> np.ndarray:
+def predict_logits(model: Module, x, batch_size: int = 256) -> np.ndarray:
     """The model's outputs on ``x`` in eval mode, in batches (no gradient, no update)."""
     was_training = model.training
     model.eval()
@@ -135,13 +135,13 @@ def predict_logits(model: Module, x, batch_size: int = 500) -> np.ndarray:
         model.train(was_training)
 
 
-def predict_proba(model: Module, x, batch_size: int = 500) -> np.ndarray:
+def predict_proba(model: Module, x, batch_size: int = 256) -> np.ndarray:
     """Softmax probabilities (N, C) in eval mode."""
     from .nn.functional import softmax
     return softmax(predict_logits(model, x, batch_size).astype(np.float64), dim=1)
 
 
-def evaluate(model: Module, x, y, batch_size: int = 500) -> tuple[float, float]:
+def evaluate(model: Module, x, y, batch_size: int = 256) -> tuple[float, float]:
     """(mean cross-entropy, accuracy) of ``model`` on (x, y), in eval mode, with no update."""
     logits = predict_logits(model, x, batch_size)
     loss = CrossEntropyLoss().forward(logits.astype(np.float64), np.asarray(y))

@@ -162,7 +162,10 @@ def kernel_status(page) -> str:
 
 def open_notebook(page, server: JupyterLabServer, name: str, timeout_s: float = 180) -> None:
     """Open ``name`` in JupyterLab and wait until its kernel is idle."""
-    page.goto(server.url(f"lab/tree/{name}"), wait_until="domcontentloaded", timeout=timeout_s * 1000)
+    # A workspace of its own, reset: only this notebook is open, whatever an earlier page left in the server.
+    workspace = re.sub(r"\W", "-", name)
+    page.goto(server.url(f"lab/workspaces/{workspace}/tree/{name}?reset"), wait_until="domcontentloaded",
+              timeout=timeout_s * 1000)
     page.locator(".jp-Notebook .jp-Cell").first.wait_for(state="visible", timeout=timeout_s * 1000)
     wait_for_kernel_idle(page, timeout_s)
 
@@ -180,6 +183,20 @@ def wait_for_kernel_idle(page, timeout_s: float, settle_s: float = 1.0) -> None:
             idle_since = None
         page.wait_for_timeout(200)
     raise AssertionError(f"the kernel was not idle within {timeout_s:.0f} s (status: {kernel_status(page)})")
+
+
+def shut_down_kernels(page) -> int:
+    """Shut down every kernel session of the server through its REST API (with the page's XSRF cookie)."""
+    return page.evaluate("""async () => {
+        const base = JSON.parse(document.getElementById("jupyter-config-data").textContent).baseUrl || "/";
+        const xsrf = decodeURIComponent((document.cookie.match(/_xsrf=([^;]+)/) || [])[1] || "");
+        const sessions = await (await fetch(`${base}api/sessions`)).json();
+        for (const s of sessions) {
+            const r = await fetch(`${base}api/sessions/${s.id}`, {method: "DELETE", headers: {"X-XSRFToken": xsrf}});
+            if (!r.ok) throw new Error(`DELETE session ${s.id}: HTTP ${r.status}`);
+        }
+        return sessions.length;
+    }""")
 
 
 def run_all_cells(page) -> None:

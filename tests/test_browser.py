@@ -19,12 +19,14 @@ from pathlib import Path
 import pytest
 from browser_helpers import (
     CHROMIUM,
+    OUTPUT_DIR,
     JupyterLabServer,
     SliderWidget,
     launch_chromium,
     open_notebook,
     run_all_cells,
     screenshot,
+    shut_down_kernels,
     wait_for_all_cells_executed,
     wait_for_kernel_idle,
 )
@@ -68,6 +70,8 @@ def browser():
 def test_widget_responds_to_the_keyboard_in_jupyterlab(lab, browser, notebook, slider, what):
     assert (NOTEBOOKS / notebook).exists(), f"notebooks/{notebook} is missing"
     stem = notebook.removesuffix(".ipynb")
+    for stale in (OUTPUT_DIR / f"{stem}-ok.png", OUTPUT_DIR / f"{stem}-FAILED.png"):
+        stale.unlink(missing_ok=True)
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     page.set_default_timeout(60_000)
@@ -100,4 +104,8 @@ def test_widget_responds_to_the_keyboard_in_jupyterlab(lab, browser, notebook, s
         print(f"{what}: FAILED, screenshot {shot}, server log {log}; timings so far {timings}")
         raise
     finally:
+        try:  # cleanup only; the server's teardown ends any kernel left behind
+            shut_down_kernels(page)
+        except Exception as error:
+            print(f"could not shut the kernel down through the page: {error}")
         context.close()
