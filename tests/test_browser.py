@@ -70,8 +70,8 @@ def browser():
 def test_widget_responds_to_the_keyboard_in_jupyterlab(lab, browser, notebook, slider, what):
     assert (NOTEBOOKS / notebook).exists(), f"notebooks/{notebook} is missing"
     stem = notebook.removesuffix(".ipynb")
-    for stale in (OUTPUT_DIR / f"{stem}-ok.png", OUTPUT_DIR / f"{stem}-FAILED.png"):
-        stale.unlink(missing_ok=True)
+    for stale in (f"{stem}-ok.png", f"{stem}-FAILED.png", f"{stem}-FAILED-jupyterlab.log"):
+        (OUTPUT_DIR / stale).unlink(missing_ok=True)
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     page.set_default_timeout(60_000)

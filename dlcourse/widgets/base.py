@@ -11,9 +11,11 @@ the figure; without a notebook front end nothing is drawn on screen.
 
 from __future__ import annotations
 
+import io
+
 import ipywidgets as widgets
 from IPython import get_ipython
-from IPython.display import clear_output, display
+from IPython.display import Image, clear_output, display
 from matplotlib.figure import Figure
 
 
@@ -50,9 +52,13 @@ class InteractiveFigure:
         self.readout.value = f"<b>{text}</b>" if text else ""
         self.n_updates += 1
         if get_ipython() is not None:  # in a notebook; headless tests just check the figure's artists
+            # Render the PNG ourselves: display(fig) shows only "<Figure ...>" text in a kernel where
+            # no pyplot figure has been drawn yet (the inline backend's formatter is not set up).
+            buffer = io.BytesIO()
+            self.fig.savefig(buffer, format="png")
             with self.output:
                 clear_output(wait=True)
-                display(self.fig)
+                display(Image(data=buffer.getvalue(), format="png"))
 
     def widget(self) -> widgets.Widget:
         header = [widgets.HTML(f"<h4>{self.title}</h4>")] if self.title else []
