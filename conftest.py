@@ -7,3 +7,11 @@ import os
 
 os.environ.setdefault("DLCOURSE_QUICK", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def pytest_collection_modifyitems(config, items):
+    """nbval waits only 5 s for a cell's outputs after the kernel has replied; on a loaded 2-core
+    machine that flaked once. Give it 60 s (a real hang still fails, through --nbval-cell-timeout)."""
+    for item in items:
+        if hasattr(item, "output_timeout"):
+            item.output_timeout = 60
