@@ -9,6 +9,7 @@ ways, a small CNN end to end, and the errors that name the sizes.
 import numpy as np
 import pytest
 import torch
+from torch_twins import randomize
 
 import dlcourse
 from dlcourse import nn
@@ -22,14 +23,6 @@ TOL = {np.float64: 1e-8, np.float32: 1e-4}
 TORCH_DT = {np.float64: torch.float64, np.float32: torch.float32}
 
 
-def randomize(module, seed, scale=0.5):
-    """Random non-zero weights and biases instead of PyTorch's init."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.copy_(scale * torch.randn(p.shape, generator=g, dtype=p.dtype))
-            assert (p != 0).all()
-    return module
 
 
 def random_conv_config(seed):

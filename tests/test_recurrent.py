@@ -10,6 +10,7 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from torch_twins import randomize
 
 import dlcourse
 from dlcourse import nn
@@ -42,14 +43,6 @@ CELLS = {
 }
 
 
-def randomize(module, seed, scale=0.5):
-    """Random non-zero weights and biases (PyTorch's default init is replaced on purpose)."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.copy_(scale * torch.randn(p.shape, generator=g, dtype=p.dtype))
-            assert (p != 0).all()
-    return module
 
 
 def twins(kind, table, seed, dtype, **kwargs):

@@ -57,14 +57,8 @@ class Adagrad(Optimizer):
             state = self.state[p]
             state["step"] += 1
             step = state["step"]
-            tmp, s = self._buf(p, 1), self._buf(p)
-            if group["maximize"]:
-                np.negative(g, out=tmp)
-                g = tmp
-            if weight_decay != 0:
-                np.multiply(p.data, weight_decay, out=s)
-                np.add(g, s, out=tmp)
-                g = tmp
+            g = self._l2_grad(p, g, group["maximize"], weight_decay)
+            s = self._buf(p)  # slot 0 is free: the gradient may live in slot 1
             clr = lr / (1 + (step - 1) * lr_decay)
             np.multiply(g, g, out=s)
             state["sum"] += s

@@ -139,6 +139,23 @@ class Optimizer:
             g = g.astype(p.data.dtype)
         return g
 
+    def _l2_grad(self, p: Parameter, g: np.ndarray, maximize: bool, weight_decay: float) -> np.ndarray:
+        """The gradient as the update sees it: negated when maximizing, plus ``weight_decay * p`` (L2, as torch).
+
+        Works in scratch slots 0 and 1 of ``p``; the result may be slot 1, so callers reuse slot 0 only.
+        """
+        if not maximize and weight_decay == 0:
+            return g
+        tmp, s = self._buf(p, 1), self._buf(p)
+        if maximize:
+            np.negative(g, out=tmp)
+            g = tmp
+        if weight_decay != 0:
+            np.multiply(p.data, weight_decay, out=s)
+            np.add(g, s, out=tmp)
+            g = tmp
+        return g
+
     def _buf(self, p: Parameter, slot: int = 0) -> np.ndarray:
         """A scratch array shaped and typed like ``p`` (reused across steps; contents undefined)."""
         key = (id(p), slot)

@@ -59,14 +59,8 @@ class RMSprop(Optimizer):
                 if centered:
                     state["grad_avg"] = np.zeros_like(p.data)
             state["step"] += 1
-            tmp, s = self._buf(p, 1), self._buf(p)
-            if group["maximize"]:
-                np.negative(g, out=tmp)
-                g = tmp
-            if weight_decay != 0:
-                np.multiply(p.data, weight_decay, out=s)
-                np.add(g, s, out=tmp)
-                g = tmp
+            g = self._l2_grad(p, g, group["maximize"], weight_decay)
+            s = self._buf(p)  # slot 0 is free: the gradient may live in slot 1
             square_avg = state["square_avg"]
             square_avg *= alpha
             np.multiply(g, g, out=s)
