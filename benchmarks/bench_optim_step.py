@@ -17,8 +17,9 @@ import numpy as np
 import torch
 
 from dlcourse import optim
-from dlcourse.compare import Table, num_threads
+from dlcourse.compare import Table
 from dlcourse.nn import Parameter
+from dlcourse.runtime import num_threads
 
 SHAPES = [(256, 784), (256,), (128, 256), (128,), (10, 128), (10,)]  # 784-256-128-10 MLP
 

@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/mnist.py --models mlp --epochs 2          # a quick look
     .venv/bin/python benchmarks/mnist.py --models cnn --threads 1 --libraries numpy
 
-Trains the recipes of ``dlcourse.mnist_models.RECIPES`` (the code the notebook uses) on the full
+Trains the recipes of ``dlcourse.course.ch07_mnist_project.recipes.RECIPES`` (the code the notebook uses) on the full
 training set (60,000 images) and evaluates once on the 10,000 test images:
 
 * ``mlp``: 784-256-10, Adam (lr 1e-3, cosine decay to 0), batch 128, 10 epochs;
@@ -57,9 +57,9 @@ def worker(model: str, library: str, device: str, threads: int, epochs: int | No
         import torch
         torch.set_num_threads(threads)
     sys.path.insert(0, str(ROOT))
-    from dlcourse import mnist_models as mm
-    from dlcourse.compare import device_name
+    from dlcourse.course.ch07_mnist_project import recipes as mm
     from dlcourse.data import load_mnist
+    from dlcourse.runtime import device_name
 
     (x_train, y_train), (x_test, y_test) = load_mnist()
     overrides = {"num_epochs": epochs} if epochs else {}
@@ -177,10 +177,10 @@ def main(argv=None) -> int:
     if bad:
         parser.error(f"unknown model or library: {bad} (models: mlp, cnn; libraries: numpy, torch)")
     sys.path.insert(0, str(ROOT))
-    from dlcourse import mnist_models as mm
+    from dlcourse.course.ch07_mnist_project import recipes as mm
     gpu = None
     if "torch" in libraries and not args.no_gpu:
-        from dlcourse.compare import best_device
+        from dlcourse.runtime import best_device
         gpu = best_device() if best_device() != "cpu" else None
 
     results = []

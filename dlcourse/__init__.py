@@ -1,10 +1,11 @@
 """dlcourse: the deep-learning course's algorithms in NumPy, with PyTorch's API, checked against PyTorch."""
 
 from . import nn, optim
-from .compare import best_device, cmp, compare, time_side_by_side
+from .compare import cmp, compare
 from .config import pick, quick_mode
 from .gradcheck import gradcheck
 from .random import get_rng, manual_seed
+from .runtime import best_device, time_side_by_side
 
 __version__ = "0.1.0"
 

@@ -3,16 +3,12 @@
 ``compare(ours, theirs, x)`` copies the torch module's weights into ours, runs both on the
 same input and the same random upstream gradient, and reports the largest difference of
 every output, the input gradient and each parameter gradient. ``cmp`` is the one-line
-version for a single array. ``time_side_by_side`` times NumPy, PyTorch on the CPU and
-PyTorch on the best device (``cuda``, then ``mps``) with the same number of threads.
+version for a single array. Timing and devices live in :mod:`dlcourse.runtime`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import html
-import statistics
-import time
 
 import numpy as np
 
@@ -109,18 +105,6 @@ def torch_dtype(dtype):
     return torch.float64 if np.dtype(dtype) == np.float64 else torch.float32
 
 
-def copy_weights(src, dst):
-    """Copy a state dict from ``src`` to ``dst`` (torch -> dlcourse or dlcourse -> torch)."""
-    from .nn.module import Module
-    if isinstance(dst, Module):
-        dst.load_state_dict(src.state_dict())  # into dlcourse: takes the incoming dtype
-    else:
-        import torch
-        sd = {k: torch.as_tensor(np.asarray(v)) for k, v in src.state_dict().items()}
-        dst.load_state_dict(sd)
-    return dst
-
-
 def compare(ours, theirs, x, *extra, grad_out=None, dtype=np.float64, seed: int = 0, copy: bool = True,
             title: str | None = None) -> ComparisonReport:
     """Run a dlcourse module and its torch twin on the same input and upstream gradient.
@@ -167,86 +151,3 @@ def compare(ours, theirs, x, *extra, grad_out=None, dtype=np.float64, seed: int 
         rows.append([f"grad {name}", tuple(p.shape), max_abs_diff(g_o, g_t), max_rel_diff(g_o, g_t)])
     title = title or f"{type(ours).__name__} vs torch.nn.{type(theirs).__name__} ({np.dtype(dtype).name})"
     return ComparisonReport(rows, dtype, title)
-
-
-# ---------------------------------------------------------------------------------------
-# Devices and timing
-# ---------------------------------------------------------------------------------------
-
-
-def best_device() -> str:
-    """'cuda' when a CUDA GPU is visible, else 'mps' (Apple), else 'cpu'."""
-    import torch
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
-
-
-def device_name(device: str) -> str:
-    import platform
-
-    import torch
-    if device == "cuda":
-        return torch.cuda.get_device_name(0)
-    if device == "mps":
-        return "Apple GPU (mps)"
-    return platform.processor() or platform.machine() or "CPU"
-
-
-def _sync(device):
-    import torch
-    if device == "cuda":
-        torch.cuda.synchronize()
-    elif device == "mps":
-        torch.mps.synchronize()
-
-
-def timeit(fn, repeat: int = 5, warmup: int = 1, device: str = "cpu") -> float:
-    """Median wall-clock seconds of ``fn()`` over ``repeat`` runs, after ``warmup`` runs."""
-    for _ in range(warmup):
-        fn()
-    _sync(device)
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
-@contextlib.contextmanager
-def num_threads(n: int):
-    """Limit NumPy's BLAS and PyTorch to ``n`` threads inside the block (then restore)."""
-    import torch
-    from threadpoolctl import threadpool_limits
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        with threadpool_limits(limits=n):
-            yield
-    finally:
-        torch.set_num_threads(old)
-
-
-def time_side_by_side(numpy_fn, torch_fn, repeat: int = 5, warmup: int = 1, threads: int = 1,
-                      title: str = "") -> Table:
-    """Time ``numpy_fn()`` and ``torch_fn(device)`` on the CPU, and on the GPU when there is one.
-
-    Both CPU runs use the same number of ``threads`` (1 by default: two thread pools in one
-    process slow each other down, and one thread each is the fair, reproducible comparison).
-    Returns a Table of seconds per call and the ratio to NumPy.
-    """
-    rows = []
-    with num_threads(threads):
-        t_np = timeit(numpy_fn, repeat, warmup)
-        rows.append(["NumPy", f"cpu ({threads} thread{'s' if threads > 1 else ''})", t_np, 1.0])
-        t_cpu = timeit(lambda: torch_fn("cpu"), repeat, warmup)
-        rows.append(["PyTorch", f"cpu ({threads} thread{'s' if threads > 1 else ''})", t_cpu, t_cpu / t_np])
-    dev = best_device()
-    if dev != "cpu":
-        t_dev = timeit(lambda: torch_fn(dev), repeat, warmup, device=dev)
-        rows.append(["PyTorch", f"{dev} ({device_name(dev)})", t_dev, t_dev / t_np])
-    return Table(["library", "device", "seconds per call", "time / NumPy's"], rows, title)

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
+from dlcourse.course.ch04_cnn.conv_explorer import CUSTOM, KERNELS, ConvExplorer, sample_image
 from dlcourse.data.shapes import SHAPE_NAMES, draw_shape, make_shapes
 from dlcourse.nn import functional as F
-from dlcourse.widgets.conv_explorer import CUSTOM, KERNELS, ConvExplorer, sample_image
 
 
 def _image_data(ax):

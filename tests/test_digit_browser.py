@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from dlcourse.widgets.digit_browser import DigitBrowser
+from dlcourse.course.ch07_mnist_project.digit_browser import DigitBrowser
 
 
 @pytest.fixture

@@ -6,12 +6,12 @@ import pytest
 import torch
 
 import dlcourse
-from dlcourse import gan
-from dlcourse.compare import num_threads
+from dlcourse.course.ch06_gan import gan
 from dlcourse.data import toy2d
 from dlcourse.gradcheck import numerical_gradient, relative_error
 from dlcourse.nn import BCEWithLogitsLoss, Linear, NonFiniteLossError
 from dlcourse.optim import SGD, Adam
+from dlcourse.runtime import num_threads
 
 
 @pytest.fixture(autouse=True)
@@ -393,7 +393,7 @@ def test_sample_generator_and_surface():
 
 
 def test_gan_playground_retrains_and_redraws():
-    from dlcourse.widgets.gan_playground import GANPlayground
+    from dlcourse.course.ch06_gan.gan_playground import GANPlayground
 
     w = GANPlayground(num_steps=60)
     assert w.n_updates == 1
@@ -409,7 +409,7 @@ def test_gan_playground_retrains_and_redraws():
 
 
 def test_ch6_exercises_reference_passes_and_wrong_fails():
-    from dlcourse.exercises import REGISTRY, check
+    from dlcourse.course.exercises import REGISTRY, check
 
     names = [n for n in REGISTRY if n.startswith("ch6.")]
     assert len(names) >= 3

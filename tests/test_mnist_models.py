@@ -15,9 +15,9 @@ import pytest
 import torch
 
 import dlcourse
-from dlcourse import mnist_models as mm
 from dlcourse import nn, optim
 from dlcourse.compare import compare
+from dlcourse.course.ch07_mnist_project import recipes as mm
 from dlcourse.train import (
     EarlyStopping,
     History,

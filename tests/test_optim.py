@@ -16,9 +16,10 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from dlcourse import nn, optim  # noqa: E402
-from dlcourse.compare import num_threads  # noqa: E402
+from dlcourse.course.ch03_optimizers import surfaces  # noqa: E402
+from dlcourse.lr_finder import lr_range_test  # noqa: E402
 from dlcourse.nn import Parameter  # noqa: E402
-from dlcourse.optim import surfaces  # noqa: E402
+from dlcourse.runtime import num_threads  # noqa: E402
 
 SHAPES = [(3, 4), (5,), (2, 3, 2), (7,)]
 NUM_STEPS = 300
@@ -410,12 +411,12 @@ def test_surface_run_reports_divergence_instead_of_nan():
 
 
 def test_lr_range_test_finds_a_range_and_restores_the_weights():
+    from dlcourse.course.ch03_optimizers.toy_training import make_mlp
     from dlcourse.data import BatchIterator, make_moons
-    from dlcourse.optim.toy_training import make_mlp
     X, y = make_moons(512, noise=0.2, seed=0)
     model = make_mlp(2, (32,), 2)
     before = model.state_dict()
-    result = optim.lr_range_test(model, nn.CrossEntropyLoss(), BatchIterator(X, y, batch_size=32, seed=0),
+    result = lr_range_test(model, nn.CrossEntropyLoss(), BatchIterator(X, y, batch_size=32, seed=0),
                                  start_lr=1e-4, end_lr=100.0, num_steps=150)
     assert result["diverged_at"] is not None, "the loss should explode at lr = 100"
     assert np.all(np.diff(result["lrs"]) > 0)
@@ -426,7 +427,7 @@ def test_lr_range_test_finds_a_range_and_restores_the_weights():
 
 def test_chapter_exercise_references_agree_with_the_optimizers():
     """The ch3 exercise solutions are the update rules of optim.SGD / Adam / AdamW (and torch's)."""
-    from dlcourse.exercises import solution
+    from dlcourse.course.exercises import reference
     rng = np.random.default_rng(0)
     w0, g1, g2 = rng.standard_normal(4), rng.standard_normal(4), rng.standard_normal(4)
     p = Parameter(w0.copy())
@@ -434,7 +435,7 @@ def test_chapter_exercise_references_agree_with_the_optimizers():
     p.grad = g1
     sgd.step()
     buf = sgd.state[p]["momentum_buffer"].copy()
-    w_ref, buf_ref = solution("ch3.sgd_momentum_step")(p.data.copy(), buf, g2, 0.1, 0.9)
+    w_ref, buf_ref = reference("ch3.sgd_momentum_step")(p.data.copy(), buf, g2, 0.1, 0.9)
     p.grad = g2
     sgd.step()
     np.testing.assert_allclose(p.data, w_ref, rtol=1e-14)
@@ -448,11 +449,11 @@ def test_chapter_exercise_references_agree_with_the_optimizers():
             p.grad = g
             opt.step()
             args = (0.01, 0.9, 0.999, 1e-8) if extra is None else (0.01, extra)
-            w, m, v = solution(name)(w, m, v, g, t, *args)
+            w, m, v = reference(name)(w, m, v, g, t, *args)
         np.testing.assert_allclose(p.data, w, rtol=1e-12)
         np.testing.assert_allclose(opt.state[p]["exp_avg_sq"], v, rtol=1e-12)
 
-    lrs = solution("ch3.cosine_lr")(0.1, 0.001, np.arange(0, 31), 30)
+    lrs = reference("ch3.cosine_lr")(0.1, 0.001, np.arange(0, 31), 30)
     ps = [torch.zeros(1, requires_grad=True)]
     opt = torch.optim.SGD(ps, lr=0.1)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=30, eta_min=0.001)
@@ -462,12 +463,12 @@ def test_chapter_exercise_references_agree_with_the_optimizers():
         sched.step()
         torch_lrs.append(opt.param_groups[0]["lr"])
     np.testing.assert_allclose(lrs, torch_lrs, rtol=1e-12)
-    assert solution("ch3.max_stable_lr")(np.diag([1.0, 20.0])) == pytest.approx(0.1)
+    assert reference("ch3.max_stable_lr")(np.diag([1.0, 20.0])) == pytest.approx(0.1)
 
 
 def test_train_classifier_reports_divergence_and_runs_schedules():
+    from dlcourse.course.ch03_optimizers.toy_training import make_mlp, train_classifier
     from dlcourse.data import make_moons
-    from dlcourse.optim.toy_training import make_mlp, train_classifier
     X, y = make_moons(200, noise=0.2, seed=0)
     model = make_mlp(2, (16,), 2)
     run = train_classifier(model, X, y, optim.SGD(model.parameters(), lr=1e4), num_epochs=20)

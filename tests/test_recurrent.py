@@ -14,8 +14,9 @@ from torch_twins import randomize
 
 import dlcourse
 from dlcourse import nn
-from dlcourse.compare import compare, max_rel_diff, num_threads
+from dlcourse.compare import compare, max_rel_diff
 from dlcourse.gradcheck import gradcheck, numerical_gradient, relative_error
+from dlcourse.runtime import num_threads
 
 TOL = {np.float64: 1e-8, np.float32: 1e-4}
 
@@ -369,7 +370,7 @@ def test_sequence_generators():
 
 def test_gradient_norm_vs_distance_matches_jacobian_products():
     """The measured curve is the norm of the chained Jacobians diag(1 - h_t^2) W_hh, times W_ih."""
-    from dlcourse.widgets.rnn_gradients import gradient_norm_vs_distance, make_models
+    from dlcourse.course.ch05_rnn_lstm.rnn_gradients import gradient_norm_vs_distance, make_models
     rnn, _ = make_models(3, 5, w_hh_scale=2.0)
     T = 7
     norms = gradient_norm_vs_distance(rnn, T, batch_size=1, seed=3)
@@ -389,7 +390,7 @@ def test_gradient_norm_vs_distance_matches_jacobian_products():
 
 
 def test_rnn_gradient_widget_redraws():
-    from dlcourse.widgets.rnn_gradients import RNNGradientExplorer
+    from dlcourse.course.ch05_rnn_lstm.rnn_gradients import RNNGradientExplorer
     w = RNNGradientExplorer(seq_len=40, hidden_size=16)
     n, text = w.n_updates, w.readout.value
     assert len(w.curves["RNN (tanh)"]) == 40

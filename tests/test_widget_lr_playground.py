@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dlcourse.optim.surfaces import SURFACES
-from dlcourse.widgets.lr_playground import OPTIMIZERS, LRPlayground, make_optimizer
+from dlcourse.course.ch03_optimizers.lr_playground import OPTIMIZERS, LRPlayground, make_optimizer
+from dlcourse.course.ch03_optimizers.surfaces import SURFACES
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from dlcourse.widgets.mlp_playground import MLPPlayground, train_by_hand
-from dlcourse.widgets.neuron import NeuronExplorer
+from dlcourse.course.ch01_neurons.neuron_explorer import NeuronExplorer
+from dlcourse.course.ch02_backprop.mlp_playground import MLPPlayground, train_by_hand
 
 
 def _line_data(ax):

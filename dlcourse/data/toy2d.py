@@ -7,7 +7,7 @@ and a dtype, so that ``sampler(256)`` gives the next real batch of a training lo
 
 * ``ring_of_gaussians`` - ``n_modes`` Gaussians (std ``std``) evenly spaced on a circle of
   radius ``radius``: the classic test of mode collapse, because every mode is easy to
-  count (see :func:`dlcourse.gan.mode_coverage`).
+  count (see :func:`dlcourse.course.ch06_gan.gan.mode_coverage`).
 * ``spiral`` - one noisy spiral arm (a thin, curved manifold).
 * ``two_moons`` - two interleaving half circles, centred on the origin.
 """

@@ -7,10 +7,9 @@ hyperparameters give the same trajectory (checked step by step in tests/test_opt
 from . import lr_scheduler
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
-from .lr_finder import lr_range_test
 from .optimizer import Optimizer, flush_subnormal
 from .rmsprop import RMSprop
 from .sgd import SGD
 
-__all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "lr_scheduler", "lr_range_test",
+__all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "lr_scheduler",
            "flush_subnormal"]

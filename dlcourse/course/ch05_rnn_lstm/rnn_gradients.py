@@ -12,9 +12,9 @@ from __future__ import annotations
 import ipywidgets as widgets
 import numpy as np
 
-from ..nn.recurrent import LSTM, RNN
-from ..random import manual_seed
-from .base import InteractiveFigure
+from dlcourse.course.widget import InteractiveFigure
+from dlcourse.nn.recurrent import LSTM, RNN
+from dlcourse.random import manual_seed
 
 
 def gradient_norm_vs_distance(model, seq_len: int, batch_size: int = 16, seed: int = 0) -> np.ndarray:

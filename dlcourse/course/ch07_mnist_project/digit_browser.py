@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipywidgets as widgets
 import numpy as np
 
-from .base import InteractiveFigure
+from dlcourse.course.widget import InteractiveFigure
 
 RIGHT, WRONG, NEUTRAL = "#2ca02c", "#d62728", "#9ecae1"
 

@@ -39,14 +39,14 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
-from . import random as package_random
-from .nn.activation import LeakyReLU, ReLU, Sigmoid, Tanh
-from .nn.functional import sigmoid
-from .nn.linear import Linear
-from .nn.loss import BCEWithLogitsLoss, NonFiniteLossError
-from .nn.module import Module, Sequential
+from dlcourse import random as package_random
+from dlcourse import runtime
+from dlcourse.nn.activation import LeakyReLU, ReLU, Sigmoid, Tanh
+from dlcourse.nn.functional import sigmoid
+from dlcourse.nn.linear import Linear
+from dlcourse.nn.loss import BCEWithLogitsLoss, NonFiniteLossError
+from dlcourse.nn.module import Module, Sequential
 
 GENERATOR_LOSSES = ("non_saturating", "saturating")
 
@@ -302,7 +302,7 @@ def train_gan(G: Module, D: Module, opt_G, opt_D, sample_real, num_steps: int, b
         from tqdm.auto import tqdm
         steps = tqdm(steps, desc="GAN steps", leave=False)
     t0 = time.perf_counter()
-    with threadpool_limits(limits=num_threads):
+    with runtime.num_threads(num_threads, torch=False):
         for step in steps:
             real = [sample_real(batch_size) for _ in range(d_steps)]
             z_D = [rng.standard_normal((batch_size, latent_dim)).astype(dtype) for _ in range(d_steps)]

@@ -10,7 +10,7 @@ noise (a few hundred steps, about a second), then redraws:
    (L_D = log 4, L_G = log 2, where D(x) = 1/2 everywhere),
 3. D's mean output on real and on generated batches.
 
-The readout gives the mode coverage (:func:`dlcourse.gan.mode_coverage`) and flags the two
+The readout gives the mode coverage (:func:`dlcourse.course.ch06_gan.gan.mode_coverage`) and flags the two
 failures the chapter teaches to recognise: a discriminator that wins outright (D(G(z)) near 0,
 so the generator's gradient carries little information) and mode collapse (G's samples bunched
 in a cloud far smaller than the data's spread).
@@ -25,10 +25,11 @@ import time
 import ipywidgets as widgets
 import numpy as np
 
-from .. import gan, optim
-from ..data.toy2d import ToySampler
-from ..nn.loss import NonFiniteLossError
-from .base import InteractiveFigure
+from dlcourse import optim
+from dlcourse.course.ch06_gan import gan
+from dlcourse.course.widget import InteractiveFigure
+from dlcourse.data.toy2d import ToySampler
+from dlcourse.nn.loss import NonFiniteLossError
 
 
 class GANPlayground(InteractiveFigure):

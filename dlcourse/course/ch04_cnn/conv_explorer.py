@@ -13,9 +13,9 @@ import matplotlib
 import numpy as np
 from matplotlib.patches import Rectangle
 
-from ..data.shapes import SHAPE_NAMES, draw_shape
-from ..nn.functional import conv2d, conv_output_size
-from .base import InteractiveFigure
+from dlcourse.course.widget import InteractiveFigure
+from dlcourse.data.shapes import SHAPE_NAMES, draw_shape
+from dlcourse.nn.functional import conv2d, conv_output_size
 
 KERNELS = {
     "identity": [[0, 0, 0], [0, 1, 0], [0, 0, 0]],

@@ -8,31 +8,14 @@ reports ``diverged_at`` (the step) instead of raising or printing NaN.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import nn
-from ..random import manual_seed
-
-_controller = None
-
-
-def blas_threads(n: int | None):
-    """Limit BLAS to ``n`` threads inside the block (``None``: leave it alone).
-
-    Toy problems multiply matrices of a few hundred rows: extra BLAS threads only add start-up and
-    waiting time (on a busy 2-core machine a 600-sample step went from 1 ms to 30 ms with 2 threads).
-    """
-    global _controller
-    if n is None:
-        return contextlib.nullcontext()
-    if _controller is None:
-        from threadpoolctl import ThreadpoolController
-        _controller = ThreadpoolController()
-    return _controller.limit(limits=n, user_api="blas")
+from dlcourse import nn
+from dlcourse.random import manual_seed
+from dlcourse.runtime import num_threads
 
 
 def make_mlp(in_features: int = 2, hidden_sizes=(16, 16), num_classes: int = 2, dtype=np.float64, seed: int = 0):
@@ -74,9 +57,9 @@ def train_classifier(model, X, y, optimizer, num_epochs: int = 1, batch_size: in
     Each epoch visits the samples in a fresh random order (``seed``). ``scheduler`` (optional) is
     stepped after every optimizer step. With ``evaluate``, the full training loss is recorded
     before training and after each epoch, with the training time so far (evaluation excluded).
-    BLAS runs with ``threads`` threads (see :func:`blas_threads`).
+    BLAS runs with ``threads`` threads (see :func:`dlcourse.runtime.num_threads`).
     """
-    with blas_threads(threads):
+    with num_threads(threads, torch=False):
         return _train(model, X, y, optimizer, num_epochs, batch_size, seed, scheduler, evaluate, limit)
 
 

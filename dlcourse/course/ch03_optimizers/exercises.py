@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from . import exercise
+from ..exercises import exercise
 
 
 def _rng():

@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..nn.parameter import Parameter
+from dlcourse.nn.parameter import Parameter
 
 
 @dataclass

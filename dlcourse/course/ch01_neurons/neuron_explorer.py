@@ -11,9 +11,9 @@ from __future__ import annotations
 import ipywidgets as widgets
 import numpy as np
 
-from ..data import make_linearly_separable
-from ..nn import functional as F
-from .base import InteractiveFigure
+from dlcourse.course.widget import InteractiveFigure
+from dlcourse.data import make_linearly_separable
+from dlcourse.nn import functional as F
 
 ACTIVATIONS = {
     "sigmoid": F.sigmoid,

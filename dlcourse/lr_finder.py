@@ -12,8 +12,8 @@ import math
 
 import numpy as np
 
-from ..nn.loss import NonFiniteLossError
-from .sgd import SGD
+from .nn.loss import NonFiniteLossError
+from .optim.sgd import SGD
 
 
 def lr_range_test(model, criterion, batches, optimizer_cls=SGD, start_lr: float = 1e-6, end_lr: float = 10.0,

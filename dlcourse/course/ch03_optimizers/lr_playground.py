@@ -19,12 +19,13 @@ import ipywidgets as widgets
 import numpy as np
 from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
-from .. import optim
-from ..data import make_moons
-from ..optim.surfaces import SURFACES, run_on_surface
-from ..optim.toy_training import accuracy, blas_threads, make_mlp, train_classifier
-from ..plotting import PALETTE, plot_decision_boundary
-from .base import InteractiveFigure
+from dlcourse import optim
+from dlcourse.course.ch03_optimizers.surfaces import SURFACES, run_on_surface
+from dlcourse.course.ch03_optimizers.toy_training import accuracy, make_mlp, train_classifier
+from dlcourse.course.widget import InteractiveFigure
+from dlcourse.data import make_moons
+from dlcourse.plotting import PALETTE, plot_decision_boundary
+from dlcourse.runtime import num_threads
 
 # optimizer name -> (which of momentum / beta1 / beta2 it uses, a factory)
 OPTIMIZERS = {
@@ -94,7 +95,7 @@ class LRPlayground(InteractiveFigure):
     # -- drawing --------------------------------------------------------------------------
     def draw(self, lr, optimizer, momentum, beta1, beta2, num_steps, surface):
         t0 = time.perf_counter()
-        with blas_threads(1):  # tiny matrices: extra BLAS threads only add overhead
+        with num_threads(1, torch=False):  # tiny matrices: extra BLAS threads only add overhead
             text = self._draw(lr, optimizer, momentum, beta1, beta2, num_steps, surface)
         self.seconds_per_update = time.perf_counter() - t0
         return text

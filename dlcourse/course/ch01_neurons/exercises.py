@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from . import exercise
+from ..exercises import exercise
 
 
 def _rng():

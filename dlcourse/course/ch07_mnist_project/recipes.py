@@ -22,9 +22,9 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from . import nn
-from .random import manual_seed
-from .train import EarlyStopping, evaluate, evaluate_torch, fit, fit_torch
+from dlcourse import nn
+from dlcourse.random import manual_seed
+from dlcourse.train import EarlyStopping, evaluate, evaluate_torch, fit, fit_torch
 
 # Mean and standard deviation of the training pixels after /255 (the notebook recomputes them).
 MNIST_MEAN = 0.1307
@@ -260,7 +260,7 @@ def build_model(recipe: Recipe, library: str = "numpy"):
 def build_optimizer(recipe: Recipe, params, library: str, steps_per_epoch: int):
     """(optimizer, per-batch scheduler or None) for ``library`` ('numpy' -> dlcourse.optim, 'torch')."""
     if library == "numpy":
-        from . import optim
+        from dlcourse import optim
     else:
         import torch.optim as optim
     kinds = {"adam": optim.Adam, "adamw": optim.AdamW, "sgd": optim.SGD}

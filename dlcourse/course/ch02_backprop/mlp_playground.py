@@ -11,11 +11,11 @@ from __future__ import annotations
 import ipywidgets as widgets
 import numpy as np
 
-from .. import nn
-from ..data import make_spirals
-from ..plotting import plot_decision_boundary
-from ..random import manual_seed
-from .base import InteractiveFigure
+from dlcourse import nn
+from dlcourse.course.widget import InteractiveFigure
+from dlcourse.data import make_spirals
+from dlcourse.plotting import plot_decision_boundary
+from dlcourse.random import manual_seed
 
 
 def train_by_hand(X, y, hidden_size: int, lr: float, num_steps: int, seed: int = 0, activation=nn.ReLU):

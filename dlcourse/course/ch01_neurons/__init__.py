@@ -1,0 +1,1 @@
+"""Chapter 1: helpers, widgets and exercises of notebooks/01_neurons.ipynb."""

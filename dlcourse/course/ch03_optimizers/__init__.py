@@ -1,0 +1,1 @@
+"""Chapter 3: helpers, widgets and exercises of notebooks/03_optimizers.ipynb."""

@@ -1,0 +1,1 @@
+"""Chapter 6: helpers, widgets and exercises of notebooks/06_gan.ipynb."""
