@@ -200,8 +200,17 @@ def one_hot(labels, num_classes: int, dtype=np.float32):
     return out.reshape(*labels.shape, num_classes)
 
 
-# Chapter 4: convolution and pooling (their own files, re-exported here).
+# Chapter 4 (convolution, pooling) and chapter 8 (embeddings, layer normalisation, attention): their own
+# files, re-exported here.
+from .attention_functional import (  # noqa: E402,F401
+    attention_weights,
+    causal_mask,
+    scaled_dot_product_attention,
+    scaled_dot_product_attention_backward,
+)
 from .conv_functional import col2im, conv2d, conv2d_backward, conv_output_size, im2col  # noqa: E402,F401
+from .embedding import embedding, embedding_backward  # noqa: E402,F401
+from .normalization import layer_norm, layer_norm_backward  # noqa: E402,F401
 from .pool_functional import (  # noqa: E402,F401
     avg_pool2d,
     avg_pool2d_backward,
