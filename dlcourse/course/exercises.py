@@ -19,6 +19,7 @@ tensors (``requires_grad`` included) as return values.
 
 from __future__ import annotations
 
+import copy
 import importlib
 import inspect
 import pkgutil
@@ -134,7 +135,9 @@ def _compare(expected, got, ex: Exercise) -> str | None:
 
 
 def _copy_args(args):
-    return [np.copy(a) if isinstance(a, np.ndarray) else a for a in _as_tuple(args)]
+    """A fresh deep copy of one case's arguments for each call (arrays, and also models, optimizers and random
+    generators, copied together so that an optimizer still holds its own model's parameters)."""
+    return copy.deepcopy(list(_as_tuple(args)))
 
 
 def _run(name: str, fn: Callable) -> str | None:

@@ -1,8 +1,33 @@
-"""Chapter 7 exercises: the small pieces of an honest MNIST pipeline."""
+"""Chapter 7 build-it steps and exercises: the training loop (one epoch, then early stopping on the validation
+loss), which the notebook trains every NumPy model with, the confusion matrix, the most confident mistakes, and the
+small pieces of an honest MNIST pipeline.
+"""
+
+import copy
+import math
+from typing import NamedTuple
 
 import numpy as np
 
+from dlcourse import nn, optim
+from dlcourse.train import evaluate
+
 from ..exercises import exercise
+
+
+class Curves(NamedTuple):
+    """What :func:`fit_early_stopping` returns: per-epoch lists, the kept (best) epoch and its validation loss."""
+
+    train_loss: list   # mean mini-batch loss of each epoch, in train mode
+    train_acc: list    # running accuracy of the epoch's mini-batches, in train mode
+    val_loss: list     # after each epoch, in eval mode
+    val_acc: list
+    best_epoch: int    # 1-based epoch whose weights the model holds at the end
+    kept_val_loss: float  # validation loss of the weights left in the model
+
+    @property
+    def epochs(self) -> int:
+        return len(self.train_loss)
 
 
 def _rng():
@@ -15,8 +40,10 @@ def _one_hot_cases():
 
 
 @exercise("ch7.one_hot", _one_hot_cases,
-          hint="row n is all zeros except a 1 in column labels[n]: out = np.zeros((N, num_classes)); "
-               "out[np.arange(N), labels] = 1.",
+          hints=["Row n stands for sample n; it has one entry per class. Which entry is 1?",
+                 "Start from an (N, num_classes) array of zeros and set one entry in each row.",
+                 "Integer-array indexing sets one entry per row at once: out[rows, columns] = 1 with rows = "
+                 "np.arange(N)."],
           wrong=lambda labels, num_classes: np.eye(num_classes)[:, labels])
 def one_hot(labels, num_classes):
     """(N,) integer labels -> (N, num_classes) one-hot rows."""
@@ -36,8 +63,9 @@ def _standardize_leaky(train, test):
 
 
 @exercise("ch7.standardize", _standardize_cases,
-          hint="compute ONE mean and ONE standard deviation over all training values, and apply those same two "
-               "numbers to the test set: statistics of the test set must not leak into preprocessing.",
+          hints=["Which of the two sets is allowed to decide the preprocessing? The other one only receives it.",
+                 "Compute one mean and one standard deviation over all the training values (not per column).",
+                 "Apply those same two numbers to the test set; never its own statistics."],
           wrong=_standardize_leaky)
 def standardize(train, test):
     """Return (train, test) standardised with the mean and standard deviation of all training values."""
@@ -53,8 +81,9 @@ def _accuracy_cases():
 
 
 @exercise("ch7.accuracy", _accuracy_cases,
-          hint="the predicted class is the index of the largest logit in each ROW (axis=1); "
-               "accuracy is the fraction of rows where it equals the label.",
+          hints=["The predicted class of a sample is the class with the largest logit. Along which axis?",
+                 "Rows are samples, columns classes: argmax along axis=1 gives the N predictions.",
+                 "Accuracy is the mean of a boolean array: predictions == labels."],
           wrong=lambda logits, labels: float(np.mean(logits.argmax(axis=0)[: len(labels)] == labels)))
 def accuracy(logits, labels):
     """Fraction of samples whose largest logit is at the label's index (logits (N, C), labels (N,))."""
@@ -64,15 +93,26 @@ def accuracy(logits, labels):
 def _cm_cases():
     rng = _rng()
     return [(np.array([0, 1, 2, 2, 1]), np.array([0, 2, 2, 1, 1]), 3),
+            (np.array([1, 1, 1, 0]), np.array([1, 1, 0, 0]), 2),          # the same (true, predicted) pair twice
             (rng.integers(0, 5, 40), rng.integers(0, 5, 40), 5)]
 
 
+def _cm_fancy_index(y_true, y_pred, num_classes):
+    """cm[y_true, y_pred] += 1 counts a repeated (true, predicted) pair only once."""
+    cm = np.zeros((num_classes, num_classes), dtype=np.int64)
+    cm[y_true, y_pred] += 1
+    return cm
+
+
 @exercise("ch7.confusion_matrix", _cm_cases,
-          hint="cm[i, j] counts samples whose TRUE class is i (row) and PREDICTED class is j (column); "
-               "np.add.at(cm, (y_true, y_pred), 1) does it in one line.",
-          wrong=lambda y_true, y_pred, k: np.histogram2d(y_pred, y_true, bins=k, range=[[0, k], [0, k]])[0])
+          hints=["Start from a (K, K) array of zeros. Each sample adds 1 to exactly one cell: which row, which column?",
+                 "Row = true class, column = predicted class; the diagonal holds the correct answers, and all "
+                 "entries add up to N.",
+                 "A loop over the samples is fine. Careful with the vectorised cm[rows, cols] += 1: a pair that "
+                 "occurs twice is counted once (numpy's unbuffered np.add.at counts it twice)."],
+          wrong=_cm_fancy_index)
 def confusion_matrix(y_true, y_pred, num_classes):
-    """(num_classes, num_classes) counts: rows are true classes, columns predicted classes."""
+    """(num_classes, num_classes) counts: rows are true classes, columns predicted classes (y_true, y_pred (N,))."""
     cm = np.zeros((num_classes, num_classes), dtype=np.int64)
     np.add.at(cm, (y_true, y_pred), 1)
     return cm
@@ -92,8 +132,11 @@ def _confident_any(probs, labels, k):
 
 
 @exercise("ch7.most_confident_mistakes", _mistake_cases,
-          hint="keep only the samples whose predicted class (argmax) differs from the label, then sort them by the "
-               "probability of the predicted class, largest first, and return the first k indices.",
+          hints=["Two steps: find the mistakes, then rank them by how sure the model was.",
+                 "A mistake is a row whose argmax differs from its label; the model's confidence in a row is the "
+                 "probability of its predicted class.",
+                 "np.argsort sorts ascending: sort by minus the confidence (kind='stable' keeps ties in index order), "
+                 "and map the positions back to indices of the whole array."],
           wrong=_confident_any)
 def most_confident_mistakes(probs, labels, k):
     """Indices of the k misclassified samples with the highest predicted-class probability, most confident first."""
@@ -101,3 +144,168 @@ def most_confident_mistakes(probs, labels, k):
     wrong = np.flatnonzero(pred != labels)
     order = np.argsort(-probs[wrong, pred[wrong]], kind="stable")
     return wrong[order][:k]
+
+
+# ---------------------------------------------------------------------------------------
+# The training loop: one epoch, then epochs with early stopping on the validation loss
+# ---------------------------------------------------------------------------------------
+
+
+def _tiny_problem(seed, n=48, n_val=24, d=12, classes=3, hidden=16, noise=1.0):
+    """A small float64 classification problem and a fresh MLP for it (for the hidden cases)."""
+    rng = np.random.default_rng(seed)
+    centers = rng.standard_normal((classes, d)) * 1.5
+    y, y_val = rng.integers(0, classes, n), rng.integers(0, classes, n_val)
+    x = centers[y] + noise * rng.standard_normal((n, d))
+    x_val = centers[y_val] + noise * rng.standard_normal((n_val, d))
+    model = nn.Sequential(nn.Linear(d, hidden, dtype=np.float64), nn.ReLU(), nn.Linear(hidden, classes,
+                                                                                        dtype=np.float64))
+    for p in model.parameters():  # weights drawn from this case's generator, not the package's
+        p.data[...] = rng.standard_normal(p.data.shape) * 0.3
+    return model, x, y, x_val, y_val, rng
+
+
+def _train_epoch_cases():
+    cases = []
+    model, x, y, *_ = _tiny_problem(71)
+    cases.append((model, optim.Adam(model.parameters(), lr=1e-2), x, y, 16, np.random.default_rng(1)))
+    model, x, y, *_ = _tiny_problem(72, n=50)  # 50 = 3 batches of 16 + one of 2: the mean weighs by batch size
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    sched = optim.lr_scheduler.CosineAnnealingLR(opt, T_max=8)
+    cases.append((model, opt, x, y, 16, np.random.default_rng(2), sched, _jitter))
+    return cases
+
+
+def _jitter(xb, rng):
+    """A stand-in augmentation for the hidden cases: a little noise on each batch."""
+    return xb + 0.1 * rng.standard_normal(xb.shape)
+
+
+def _batches_of(order, batch_size):
+    return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+
+
+def train_epoch(model, optimizer, x, y, batch_size, rng, scheduler=None, augment=None):
+    """One epoch of mini-batch training with cross-entropy; returns (mean loss, accuracy) over the epoch.
+
+    x (N, ...) inputs, y (N,) integer labels. The batches follow ``rng.permutation(N)``; ``augment(xb, rng)``
+    returns an augmented copy of a batch; ``scheduler.step()`` runs after every update. The mean loss weighs each
+    batch by its size; the accuracy counts the predictions made during training (in train mode).
+    """
+    criterion = nn.CrossEntropyLoss()
+    model.train()
+    loss_sum, correct = 0.0, 0
+    for idx in _batches_of(rng.permutation(len(x)), batch_size):
+        xb, yb = x[idx], y[idx]
+        if augment is not None:
+            xb = augment(xb, rng)
+        logits = model(xb)                       # forward
+        loss = criterion(logits, yb)             # loss
+        optimizer.zero_grad()                    # forget the previous batch's gradients
+        model.backward(criterion.backward())     # backward: every parameter's .grad
+        optimizer.step()                         # update
+        if scheduler is not None:
+            scheduler.step()
+        loss_sum += loss * len(idx)
+        correct += int(np.count_nonzero(logits.argmax(axis=1) == yb))
+    return loss_sum / len(x), correct / len(x)
+
+
+def _train_epoch_no_zero_grad(model, optimizer, x, y, batch_size, rng, scheduler=None, augment=None):
+    """Forgets optimizer.zero_grad(): every step uses the sum of all gradients so far."""
+    criterion = nn.CrossEntropyLoss()
+    model.train()
+    loss_sum, correct = 0.0, 0
+    for idx in _batches_of(rng.permutation(len(x)), batch_size):
+        xb, yb = x[idx], y[idx]
+        if augment is not None:
+            xb = augment(xb, rng)
+        logits = model(xb)
+        loss = criterion(logits, yb)
+        model.backward(criterion.backward())
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        loss_sum += loss * len(idx)
+        correct += int(np.count_nonzero(logits.argmax(axis=1) == yb))
+    return loss_sum / len(x), correct / len(x)
+
+
+exercise("ch7.train_epoch", _train_epoch_cases,
+         hints=["Each batch needs the same five steps, in this order: forward, loss, zero the gradients, backward, "
+                "update.",
+                "The loss module's backward() returns dL/dlogits; model.backward(...) takes it and fills every "
+                "parameter's .grad; the optimizer reads the .grad.",
+                "Without optimizer.zero_grad() before model.backward, the gradients of all earlier batches add up."],
+         wrong=_train_epoch_no_zero_grad)(train_epoch)
+
+
+def _fit_cases():
+    cases = []
+    # overfits quickly: noisy, small, a high learning rate -> early stopping triggers
+    model, x, y, x_val, y_val, _ = _tiny_problem(81, n=30, n_val=40, noise=2.5, hidden=32)
+    cases.append((model, optim.Adam(model.parameters(), lr=5e-2), x, y, x_val, y_val, 30, 2, 10, 0))
+    # patience longer than the run: no early stop, the best epoch is still kept
+    model, x, y, x_val, y_val, _ = _tiny_problem(82, n=40, n_val=20, noise=1.5)
+    cases.append((model, optim.SGD(model.parameters(), lr=0.05), x, y, x_val, y_val, 6, 10, 8, 1))
+    return cases
+
+
+def fit_early_stopping(model, optimizer, x, y, x_val, y_val, max_epochs, patience, batch_size=128, seed=0,
+                       scheduler=None, augment=None):
+    """Train with :func:`train_epoch` for at most ``max_epochs`` epochs, with early stopping on the validation loss.
+
+    After every epoch: evaluate on (x_val, y_val) in eval mode; when the validation loss is lower than every earlier
+    one, remember the epoch and a copy of the weights; after ``patience`` epochs in a row without improvement,
+    stop. At the end put the best weights back. Returns :class:`Curves`.
+    """
+    rng = np.random.default_rng(seed)
+    train_loss, train_acc, val_loss, val_acc = [], [], [], []
+    best_loss, best_epoch, best_state, bad_epochs = math.inf, 0, None, 0
+    for epoch in range(1, max_epochs + 1):
+        loss, acc = train_epoch(model, optimizer, x, y, batch_size, rng, scheduler, augment)
+        v_loss, v_acc = evaluate(model, x_val, y_val)
+        train_loss.append(loss)
+        train_acc.append(acc)
+        val_loss.append(v_loss)
+        val_acc.append(v_acc)
+        if v_loss < best_loss:
+            best_loss, best_epoch, bad_epochs = v_loss, epoch, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            bad_epochs += 1
+            if bad_epochs >= patience:
+                break
+    model.load_state_dict(best_state)
+    kept_val_loss = evaluate(model, x_val, y_val)[0]
+    return Curves(train_loss, train_acc, val_loss, val_acc, best_epoch, kept_val_loss)
+
+
+def _fit_keeps_last(model, optimizer, x, y, x_val, y_val, max_epochs, patience, batch_size=128, seed=0,
+                    scheduler=None, augment=None):
+    """Stops at the right epoch but keeps the last weights instead of the best ones."""
+    rng = np.random.default_rng(seed)
+    train_loss, train_acc, val_loss, val_acc = [], [], [], []
+    best_loss, best_epoch, bad_epochs = math.inf, 0, 0
+    for epoch in range(1, max_epochs + 1):
+        loss, acc = train_epoch(model, optimizer, x, y, batch_size, rng, scheduler, augment)
+        v_loss, v_acc = evaluate(model, x_val, y_val)
+        for values, value in ((train_loss, loss), (train_acc, acc), (val_loss, v_loss), (val_acc, v_acc)):
+            values.append(value)
+        if v_loss < best_loss:
+            best_loss, best_epoch, bad_epochs = v_loss, epoch, 0
+        else:
+            bad_epochs += 1
+            if bad_epochs >= patience:
+                break
+    return Curves(train_loss, train_acc, val_loss, val_acc, best_epoch, evaluate(model, x_val, y_val)[0])
+
+
+exercise("ch7.fit_early_stopping", _fit_cases,
+         hints=["Three things to track across epochs: the lowest validation loss so far, the epoch it came from (with "
+                "a copy of its weights), and how many epochs in a row have not beaten it.",
+                "A new best resets the count to 0 and stores copy.deepcopy(model.state_dict()); otherwise the count "
+                "grows, and training stops once it reaches `patience`.",
+                "After the loop, model.load_state_dict(...) with the stored copy: the model must end with the best "
+                "epoch's weights, not the last epoch's."],
+         wrong=_fit_keeps_last)(fit_early_stopping)
