@@ -1,4 +1,9 @@
-"""Chapter 5 exercises: one RNN step, one LSTM step, the recurrent Jacobian, gradient clipping, counting."""
+"""Chapter 5 exercises.
+
+Build-it steps inside the lesson (the notebook uses the learner's functions afterwards): one RNN step,
+backpropagation through time through it, one LSTM step. End-of-chapter practice: the recurrent Jacobian, gradient
+clipping, counting an LSTM's parameters.
+"""
 
 import numpy as np
 
@@ -21,11 +26,69 @@ def _rnn_step_cases():
 
 
 @exercise("ch5.rnn_step", _rnn_step_cases,
-          hint="h' = tanh(x W_ih^T + b_ih + h W_hh^T + b_hh); both biases count, and x is (N, input_size).",
+          hints=["The new state mixes the input and the old state through their own weight matrices, adds the biases "
+                 "and squashes the sum with tanh.",
+                 "Rows are samples: x is (N, I) and W_ih is (H, I), so W_ih x_t becomes x @ W_ih.T; likewise for h. "
+                 "PyTorch keeps two biases, b_ih and b_hh: both count.",
+                 "h' = np.tanh(x @ W_ih.T + b_ih + h @ W_hh.T + b_hh)."],
           wrong=lambda x, h, W_ih, W_hh, b_ih, b_hh: np.tanh(x @ W_ih.T + h @ W_hh.T + b_ih))
 def rnn_step(x, h, W_ih, W_hh, b_ih, b_hh):
     """One step of a tanh RNN, PyTorch's layout: x (N, I), h (N, H), W_ih (H, I), W_hh (H, H)."""
     return np.tanh(x @ W_ih.T + b_ih + h @ W_hh.T + b_hh)
+
+
+def _rnn_backward_cases():
+    rng = _rng()
+    cases = []
+    for T, N, I, H in [(3, 1, 1, 2), (5, 4, 3, 2), (7, 2, 2, 5)]:
+        W_ih, W_hh, b_ih, b_hh = _rnn_weights(rng, I, H)
+        x, h = rng.standard_normal((T, N, I)), rng.standard_normal((N, H))
+        h0, hs = h, []
+        for t in range(T):
+            h = rnn_step(x[t], h, W_ih, W_hh, b_ih, b_hh)
+            hs.append(h)
+        cases.append((x, h0, np.array(hs), W_ih, W_hh, rng.standard_normal((T, N, H))))
+    return cases
+
+
+def _backward_one_step_only(x, h0, hs, W_ih, W_hh, grad_hs):
+    """Forgets that h_t also reaches the loss through h_{t+1}: no gradient carried back in time."""
+    h_prev = np.concatenate([h0[None], hs[:-1]])
+    da = grad_hs * (1 - hs ** 2)
+    return (da @ W_ih, da[0] @ W_hh, np.einsum("tnh,tni->hi", da, x), np.einsum("tnh,tnk->hk", da, h_prev),
+            da.sum(axis=(0, 1)))
+
+
+@exercise("ch5.rnn_backward", _rnn_backward_cases,
+          hints=["Go backwards in time, t = T, ..., 1, and carry one array along: the gradient that reaches h_t from "
+                 "the future (zero after the last step). At each step, the total dL/dh_t is the loss's own "
+                 "gradient at t plus what came back from t + 1.",
+                 "Through tanh: dL/da_t = dL/dh_t * (1 - h_t^2). From dL/da_t: dx_t = dL/da_t @ W_ih, the gradient "
+                 "handed to h_{t-1} is dL/da_t @ W_hh, and the weights' gradients ADD UP over the steps "
+                 "(dW_ih += da_t.T @ x_t, dW_hh += da_t.T @ h_{t-1}, db += da_t summed over the batch).",
+                 "h_{t-1} is h0 at the first step and hs[t - 1] after it; dh0 is what is carried back after the loop "
+                 "ends. Return (dx, dh0, dW_ih, dW_hh, db)."],
+          wrong=_backward_one_step_only)
+def rnn_backward(x, h0, hs, W_ih, W_hh, grad_hs):
+    """Backpropagation through time for a tanh RNN (the states hs come from rnn_step, run forward).
+
+    x (T, N, I), h0 (N, H), hs (T, N, H) = h_1 .. h_T, W_ih (H, I), W_hh (H, H), grad_hs (T, N, H) = dl_t/dh_t,
+    the loss's direct gradient at every step. Returns (dx (T, N, I), dh0 (N, H), dW_ih (H, I), dW_hh (H, H),
+    db (H,)); db is the gradient of b_ih and of b_hh alike.
+    """
+    T = x.shape[0]
+    dx = np.zeros_like(x)
+    dW_ih, dW_hh, db = np.zeros_like(W_ih), np.zeros_like(W_hh), np.zeros(W_hh.shape[0])
+    from_future = np.zeros_like(h0)                 # dL/dh_t through h_{t+1}; nothing after the last step
+    for t in reversed(range(T)):
+        da = (grad_hs[t] + from_future) * (1 - hs[t] ** 2)   # (N, H): through tanh
+        h_prev = hs[t - 1] if t > 0 else h0
+        dx[t] = da @ W_ih
+        dW_ih += da.T @ x[t]
+        dW_hh += da.T @ h_prev
+        db += da.sum(axis=0)
+        from_future = da @ W_hh
+    return dx, from_future, dW_ih, dW_hh, db
 
 
 def _lstm_step_cases():
@@ -51,8 +114,11 @@ def _lstm_wrong_order(x, h, c, W_ih, W_hh, b_ih, b_hh):
 
 
 @exercise("ch5.lstm_step", _lstm_step_cases,
-          hint="split the 4H pre-activations in PyTorch's order i, f, g, o; i, f, o = sigmoid, g = tanh; "
-               "c' = f * c + i * g; h' = o * tanh(c'). Return (h', c').",
+          hints=["All four gates come from ONE affine map of x and h, with 4H outputs; cut it into four blocks of H "
+                 "columns. Three gates are fractions in (0, 1), the candidate is in (-1, 1).",
+                 "PyTorch's order of the blocks is i, f, g, o (np.split(z, 4, axis=1)); i, f, o go through the sigmoid, "
+                 "g through tanh.",
+                 "c' = f * c + i * g, then h' = o * tanh(c'); return the pair (h', c')."],
           wrong=_lstm_wrong_order)
 def lstm_step(x, h, c, W_ih, W_hh, b_ih, b_hh):
     """One LSTM step, PyTorch's layout and gate order (i, f, g, o): returns (h', c')."""
@@ -69,8 +135,12 @@ def _jacobian_cases():
 
 
 @exercise("ch5.recurrent_jacobian", _jacobian_cases,
-          hint="h_t = tanh(a_t) with a_t = W_hh h_{t-1} + ...: dh_t/dh_{t-1} = diag(1 - h_t^2) W_hh; "
-               "row k is scaled by 1 - h_t[k]^2 (the derivative of unit k), not column k.",
+          hints=["Chain rule through h_t = tanh(a_t), a_t = W_hh h_{t-1} + ...: first the derivative of a_t with respect "
+                 "to h_{t-1}, then that of tanh, expressed with h_t itself.",
+                 "da_t/dh_{t-1} = W_hh and tanh'(a) = 1 - tanh(a)^2 = 1 - h_t^2, elementwise: the Jacobian is "
+                 "diag(1 - h_t^2) W_hh.",
+                 "Multiplying by a diagonal matrix from the left scales the ROWS: row k by 1 - h_t[k]^2 "
+                 "(use [:, None] to broadcast)."],
           wrong=lambda h, W_hh: W_hh * (1 - h ** 2)[None, :])
 def recurrent_jacobian(h_t, W_hh):
     """The Jacobian dh_t/dh_{t-1} (H, H) of one tanh-RNN step, given h_t (H,) and W_hh (H, H)."""
@@ -89,8 +159,11 @@ def _clip_each(grads, max_norm):
 
 
 @exercise("ch5.clip_grad_norm", _clip_cases,
-          hint="one total norm over all gradients together, N = sqrt(sum of all squared entries); if N > max_norm "
-               "scale every gradient by the same factor max_norm / N. Return a tuple of arrays.",
+          hints=["Clipping keeps the direction of the whole update: all gradients are scaled by ONE common factor, "
+                 "and only when they are too long together.",
+                 "The total norm is sqrt(sum of the squares of every entry of every gradient); the factor is "
+                 "min(1, max_norm / (total + 1e-6)), PyTorch's formula.",
+                 "Return tuple(g * factor for g in grads)."],
           wrong=_clip_each)
 def clip_grad_norm(grads, max_norm):
     """Gradients (a tuple of arrays) rescaled together so that their total 2-norm is at most max_norm."""
@@ -104,8 +177,10 @@ def _count_cases():
 
 
 @exercise("ch5.lstm_num_parameters", _count_cases,
-          hint="each layer has four gates, each with an input weight, a hidden weight and TWO biases (b_ih and "
-               "b_hh): 4H (I + H + 2); layers after the first take the H outputs of the layer below as input.",
+          hints=["Count per layer: four gates, each with an input weight matrix, a hidden weight matrix and biases. "
+                 "PyTorch keeps TWO bias vectors per gate (b_ih and b_hh).",
+                 "One layer with input size I has 4H (I + H + 2) numbers.",
+                 "Layers after the first read the H outputs of the layer below: their input size is H."],
           wrong=lambda I, H, L: 4 * H * (I + H + 1) + (L - 1) * 4 * H * (2 * H + 1))
 def lstm_num_parameters(input_size, hidden_size, num_layers):
     """How many numbers torch.nn.LSTM(input_size, hidden_size, num_layers) trains (unidirectional)."""
