@@ -261,8 +261,8 @@ def _dw_cases():
 @exercise("ch4.conv_weight_grad", _dw_cases,
           hints=["w[i, j] touches every output y[p, q], through the single term w[i, j] x[p + i, q + j]: sum the "
                  "chain rule over all outputs.",
-                 "dL/dw[i, j] = sum_{p, q} g[p, q] x[p + i, q + j]: the same shape of sum as the forward pass, with g in "
-                 "the kernel's place.",
+                 "dL/dw[i, j] = sum_{p, q} g[p, q] x[p + i, q + j]: the same shape of sum as the forward pass, with g "
+                 "in the kernel's place.",
                  "It is a 'valid' convolution of x with g as the kernel, with no flip: conv2d_valid(x, g)."],
           wrong=lambda x, g: conv2d_valid(x, g[::-1, ::-1]))
 def conv_weight_grad(x, grad_out):

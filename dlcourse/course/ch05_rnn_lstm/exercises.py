@@ -116,8 +116,8 @@ def _lstm_wrong_order(x, h, c, W_ih, W_hh, b_ih, b_hh):
 @exercise("ch5.lstm_step", _lstm_step_cases,
           hints=["All four gates come from ONE affine map of x and h, with 4H outputs; cut it into four blocks of H "
                  "columns. Three gates are fractions in (0, 1), the candidate is in (-1, 1).",
-                 "PyTorch's order of the blocks is i, f, g, o (np.split(z, 4, axis=1)); i, f, o go through the sigmoid, "
-                 "g through tanh.",
+                 "PyTorch's order of the blocks is i, f, g, o (np.split(z, 4, axis=1)); i, f, o go through the "
+                 "sigmoid, g through tanh.",
                  "c' = f * c + i * g, then h' = o * tanh(c'); return the pair (h', c')."],
           wrong=_lstm_wrong_order)
 def lstm_step(x, h, c, W_ih, W_hh, b_ih, b_hh):
@@ -135,8 +135,8 @@ def _jacobian_cases():
 
 
 @exercise("ch5.recurrent_jacobian", _jacobian_cases,
-          hints=["Chain rule through h_t = tanh(a_t), a_t = W_hh h_{t-1} + ...: first the derivative of a_t with respect "
-                 "to h_{t-1}, then that of tanh, expressed with h_t itself.",
+          hints=["Chain rule through h_t = tanh(a_t), a_t = W_hh h_{t-1} + ...: first the derivative of a_t with "
+                 "respect to h_{t-1}, then that of tanh, expressed with h_t itself.",
                  "da_t/dh_{t-1} = W_hh and tanh'(a) = 1 - tanh(a)^2 = 1 - h_t^2, elementwise: the Jacobian is "
                  "diag(1 - h_t^2) W_hh.",
                  "Multiplying by a diagonal matrix from the left scales the ROWS: row k by 1 - h_t[k]^2 "
