@@ -92,6 +92,18 @@ CASES = {
     "AdamW": (optim.AdamW, torch.optim.AdamW, dict(lr=0.01)),
     "AdamW wd amsgrad": (optim.AdamW, torch.optim.AdamW, dict(lr=0.01, weight_decay=0.2, amsgrad=True)),
     "AdamW per-parameter": (optim.AdamW, torch.optim.AdamW, dict(lr=0.01, weight_decay=0.2, foreach=False)),
+    # maximize and weight decay meet in one place (Optimizer._decayed_grad): every optimizer, every path
+    "SGD maximize wd": (optim.SGD, torch.optim.SGD, dict(lr=0.005, momentum=0.5, weight_decay=0.05, maximize=True)),
+    "Adagrad maximize wd": (optim.Adagrad, torch.optim.Adagrad, dict(lr=0.05, weight_decay=0.05, maximize=True)),
+    "RMSprop maximize wd": (optim.RMSprop, torch.optim.RMSprop, dict(lr=0.005, weight_decay=0.05, maximize=True)),
+    "Adam maximize wd flat": (optim.Adam, torch.optim.Adam,
+                              dict(lr=0.01, weight_decay=0.05, maximize=True, foreach=True)),
+    "Adam maximize wd per-parameter": (optim.Adam, torch.optim.Adam,
+                                       dict(lr=0.01, weight_decay=0.05, maximize=True, foreach=False)),
+    "AdamW maximize flat": (optim.AdamW, torch.optim.AdamW, dict(lr=0.01, weight_decay=0.2, maximize=True,
+                                                                  foreach=True)),
+    "AdamW maximize per-parameter": (optim.AdamW, torch.optim.AdamW,
+                                     dict(lr=0.01, weight_decay=0.2, maximize=True, foreach=False)),
 }
 
 

@@ -57,7 +57,7 @@ class Adagrad(Optimizer):
             state = self.state[p]
             state["step"] += 1
             step = state["step"]
-            g = self._l2_grad(p, g, group["maximize"], weight_decay)
+            g = self._decayed_grad(p, g, maximize=group["maximize"], weight_decay=weight_decay)
             s = self._buf(p)  # slot 0 is free: the gradient may live in slot 1
             clr = lr / (1 + (step - 1) * lr_decay)
             np.multiply(g, g, out=s)

@@ -89,26 +89,8 @@ class Adam(Optimizer):
             state = self._init_state(p, amsgrad)
             state["step"] += 1
             step = state["step"]
-            g = self._effective_grad(p.data, g, self._buf(p, 1), lr, weight_decay, maximize, decoupled)
+            g = self._decayed_grad(p, g, maximize=maximize, weight_decay=weight_decay, lr=lr, decoupled=decoupled)
             p.data -= self._moments_and_update(g, state, self._buf(p), step, lr, beta1, beta2, eps, amsgrad)
-
-    @staticmethod
-    def _effective_grad(theta, g, tmp, lr, weight_decay, maximize, decoupled):
-        """Apply maximize and weight decay; returns the gradient to use (``tmp`` when it changed)."""
-        if maximize:
-            np.negative(g, out=tmp)
-            g = tmp
-        if weight_decay != 0:
-            if decoupled:
-                theta *= 1 - lr * weight_decay
-            else:
-                if g is not tmp:
-                    np.multiply(theta, weight_decay, out=tmp)
-                    tmp += g
-                else:
-                    tmp += weight_decay * theta
-                g = tmp
-        return g
 
     def _moments_and_update(self, g, state, s, step, lr, beta1, beta2, eps, amsgrad):
         """Update the moments in ``state`` in place and return the parameter update in ``s``."""
@@ -159,15 +141,10 @@ class Adam(Optimizer):
         g_flat, g_views, s_views = flat["g"], flat["g_views"], flat["s_views"]
         for p, view in zip(params, g_views):  # gather the gradients into one flat buffer
             np.copyto(view, self._grad(p))
-        if maximize:
-            np.negative(g_flat, out=g_flat)
-        if weight_decay != 0:
+        if maximize or weight_decay != 0:  # in place on each parameter's slice of the flat gradient
             for p, g_view, s_view in zip(params, g_views, s_views):
-                if decoupled:
-                    p.data *= 1 - lr * weight_decay
-                else:
-                    np.multiply(p.data, weight_decay, out=s_view)
-                    g_view += s_view
+                self._decayed_grad(p, g_view, maximize=maximize, weight_decay=weight_decay, lr=lr,
+                                   decoupled=decoupled, out=g_view, scratch=s_view)
         step = self.state[params[0]]["step"] + 1
         for p in params:
             self.state[p]["step"] = step

@@ -139,22 +139,31 @@ class Optimizer:
             g = g.astype(p.data.dtype)
         return g
 
-    def _l2_grad(self, p: Parameter, g: np.ndarray, maximize: bool, weight_decay: float) -> np.ndarray:
-        """The gradient as the update sees it: negated when maximizing, plus ``weight_decay * p`` (L2, as torch).
+    def _decayed_grad(self, p: Parameter, g: np.ndarray, *, maximize: bool = False, weight_decay: float = 0.0,
+                      lr: float = 0.0, decoupled: bool = False, out: np.ndarray | None = None,
+                      scratch: np.ndarray | None = None) -> np.ndarray:
+        """The gradient as the update sees it, the one place where ``maximize`` and weight decay are applied.
 
-        Works in scratch slots 0 and 1 of ``p``; the result may be slot 1, so callers reuse slot 0 only.
+        As in ``torch.optim``: negated when maximizing; then either L2 weight decay,
+        ``g + weight_decay * p`` (SGD, Adagrad, RMSprop, Adam), or, with ``decoupled`` (AdamW),
+        the parameter itself shrinks in place, ``p *= 1 - lr * weight_decay``, and ``g`` is left alone.
+        Returns ``g`` itself when nothing changes, else ``out`` (default: scratch slot 1 of ``p``);
+        ``scratch`` (default: slot 0) holds ``weight_decay * p`` on the way, so callers may reuse it after.
+        ``out`` may be ``g`` (then ``g`` is changed in place).
         """
-        if not maximize and weight_decay == 0:
+        if weight_decay != 0 and decoupled:
+            p.data *= 1 - lr * weight_decay
+        l2 = weight_decay != 0 and not decoupled
+        if not maximize and not l2:
             return g
-        tmp, s = self._buf(p, 1), self._buf(p)
+        out = self._buf(p, 1) if out is None else out
         if maximize:
-            np.negative(g, out=tmp)
-            g = tmp
-        if weight_decay != 0:
-            np.multiply(p.data, weight_decay, out=s)
-            np.add(g, s, out=tmp)
-            g = tmp
-        return g
+            np.negative(g, out=out)
+            g = out
+        if l2:
+            decay = np.multiply(p.data, weight_decay, out=self._buf(p) if scratch is None else scratch)
+            np.add(g, decay, out=out)
+        return out
 
     def _buf(self, p: Parameter, slot: int = 0) -> np.ndarray:
         """A scratch array shaped and typed like ``p`` (reused across steps; contents undefined)."""

@@ -59,7 +59,7 @@ class RMSprop(Optimizer):
                 if centered:
                     state["grad_avg"] = np.zeros_like(p.data)
             state["step"] += 1
-            g = self._l2_grad(p, g, group["maximize"], weight_decay)
+            g = self._decayed_grad(p, g, maximize=group["maximize"], weight_decay=weight_decay)
             s = self._buf(p)  # slot 0 is free: the gradient may live in slot 1
             square_avg = state["square_avg"]
             square_avg *= alpha

@@ -45,16 +45,8 @@ class SGD(Optimizer):
         weight_decay = as_float(group["weight_decay"], "weight_decay")
         nesterov, maximize = group["nesterov"], group["maximize"]
         for p in params:
-            g = self._grad(p)
-            if maximize or weight_decay != 0:
-                d = self._buf(p)
-                if maximize:
-                    np.negative(g, out=d)
-                else:
-                    np.copyto(d, g)
-                if weight_decay != 0:
-                    d += np.multiply(p.data, weight_decay, out=self._buf(p, 1))
-                g = d
+            g = self._decayed_grad(p, self._grad(p), maximize=maximize, weight_decay=weight_decay,
+                                   out=self._buf(p), scratch=self._buf(p, 1))
             if momentum != 0:
                 state = self.state[p]
                 buf = state.get("momentum_buffer")
