@@ -149,13 +149,16 @@ def _run(name: str, fn: Callable) -> str | None:
     for k, args in enumerate(cases, 1):
         expected = ex.reference(*_copy_args(args))
         shapes = ", ".join(_describe(a) for a in _as_tuple(args) if isinstance(a, np.ndarray))
-        case = f"case {k} of {len(cases)}" + (f" (inputs: {shapes})" if shapes else "")
+        label = args[0] if isinstance(args, tuple) and args and isinstance(args[0], str) else None
+        details = ", ".join(([repr(label)] if label else []) + ([f"inputs: {shapes}"] if shapes else []))
+        case = f"case {k} of {len(cases)}" + (f" ({details})" if details else "")
         try:
             got = fn(*_copy_args(args))
         except NotImplementedError:
             return "not implemented yet"
         except Exception as err:  # the learner's code raised: say which case and why
-            return f"{case} raised {type(err).__name__}: {err}"
+            unfinished = " (is a `...` still in your code?)" if "ellipsis" in str(err) else ""
+            return f"{case} raised {type(err).__name__}: {err}{unfinished}"
         problem = _compare(expected, got, ex)
         if problem:
             return f"{case}: {problem}"

@@ -1,4 +1,8 @@
-"""Chapter 1 exercises: the neuron, its activations and the perceptron rule."""
+"""Chapter 1 build-it steps and exercises: the neuron, the perceptron rule, activations and softmax.
+
+In the lesson (each used by the cells after it): ``ch1.neuron_forward``, ``ch1.perceptron_update``,
+``ch1.sigmoid_grad``, ``ch1.softmax``. For practice at the end: ``ch1.relu_grad``, ``ch1.softmax_jacobian``.
+"""
 
 import numpy as np
 
@@ -9,19 +13,54 @@ def _rng():
     return np.random.default_rng(101)
 
 
-def _weighted_sum_cases():
+def _sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def _neuron_cases():
     rng = _rng()
     return [(rng.standard_normal(3), rng.standard_normal(3), 0.5),
             (rng.standard_normal((4, 2)), rng.standard_normal(2), -1.25),
-            (np.zeros(5), rng.standard_normal(5), 2.0)]
+            (np.zeros(5), rng.standard_normal(5), 2.0),
+            (rng.standard_normal((6, 3)), np.zeros(3), 0.0)]
 
 
-@exercise("ch1.weighted_sum", _weighted_sum_cases,
-          hint="z = x . w + b; with a batch x of shape (N, d) use x @ w, and do not forget the bias.",
-          wrong=lambda x, w, b: x @ w)
-def weighted_sum(x, w, b):
-    """The neuron's pre-activation z = x . w + b, for one input (d,) or a batch (N, d)."""
-    return x @ w + b
+@exercise("ch1.neuron_forward", _neuron_cases,
+          hints=["Two steps: a weighted sum of the inputs plus the bias, then the activation function applied to it.",
+                 "For a batch x of shape (N, d) and w of shape (d,), one matrix-vector product gives all N weighted "
+                 "sums at once; the bias is added to each of them. The sigmoid is 1 / (1 + e^(-z)).",
+                 "z = x @ w + b works for one input (d,) and for a batch (N, d); then return 1 / (1 + np.exp(-z))."],
+          wrong=lambda x, w, b: _sigmoid(x @ w))
+def neuron_forward(x, w, b):
+    """A sigmoid neuron's output a = sigmoid(x . w + b) for one input x (d,) or a batch (N, d); w (d,), b a number."""
+    return _sigmoid(x @ w + b)
+
+
+def _perceptron_cases():
+    w = np.array([0.5, -0.5])
+    return [(np.zeros(2), 0.0, np.array([1.0, 2.0]), 1, 0.1),   # the very first step: score 0 counts as a mistake
+            (w, 0.0, np.array([1.0, 2.0]), 1, 0.1),             # misclassified: update
+            (w, 0.0, np.array([2.0, 1.0]), 1, 0.1),             # correct: no change
+            (w, 0.2, np.array([1.0, 1.0]), -1, 0.5),            # z = b = 0.2 > 0 but y = -1: update
+            (np.array([1.0, 1.0, -2.0]), -0.5, np.array([0.3, -0.2, -1.0]), -1, 0.25)]  # y = -1, correct
+
+
+def _perceptron_always(w, b, x, y, lr):
+    return w + lr * y * x, b + lr * y
+
+
+@exercise("ch1.perceptron_update", _perceptron_cases,
+          hints=["The rule changes nothing when the sample is already on its correct side. When is a sample "
+                 "misclassified, in terms of its label y in {-1, +1} and its score w . x + b?",
+                 "A sample is misclassified when y (w . x + b) <= 0 (a score of exactly 0 counts as a mistake, or "
+                 "a perceptron started at zero would never move). Otherwise return w and b unchanged.",
+                 "On a mistake the boundary moves towards the sample: add lr * y * x to w and lr * y to b."],
+          wrong=_perceptron_always)
+def perceptron_update(w, b, x, y, lr):
+    """One step of the perceptron rule for a sample x (d,) with label y in {-1, +1}: returns (w, b)."""
+    if y * (x @ w + b) <= 0:
+        return w + lr * y * x, b + lr * y
+    return w, b
 
 
 def _z_cases():
@@ -30,29 +69,22 @@ def _z_cases():
 
 
 @exercise("ch1.sigmoid_grad", _z_cases,
-          hint="sigma'(z) = sigma(z) (1 - sigma(z)): evaluate sigma first, at the pre-activation z.",
+          hints=["Differentiate 1 / (1 + e^(-z)) with the quotient (or chain) rule, then write the result using "
+                 "sigma(z) itself.",
+                 "The derivative is sigma(z) (1 - sigma(z)). Evaluate sigma at the pre-activation z first; "
+                 "z (1 - z) is not it.",
+                 "s = 1 / (1 + np.exp(-z)); return s * (1 - s)."],
           wrong=lambda z: z * (1 - z))
 def sigmoid_grad(z):
-    """The derivative of the sigmoid at the pre-activation z."""
-    s = 1.0 / (1.0 + np.exp(-z))
+    """The derivative of the sigmoid at the pre-activation z (any shape)."""
+    s = _sigmoid(z)
     return s * (1 - s)
-
-
-def _relu_cases():
-    return [(np.array([-2.0, 0.0, 3.0]),), (np.linspace(-1, 1, 9),)]
-
-
-@exercise("ch1.relu_grad", _relu_cases,
-          hint="ReLU'(z) is 1 where z > 0 and 0 elsewhere; at exactly z = 0 use 0, as PyTorch does.",
-          wrong=lambda z: (z >= 0).astype(float))
-def relu_grad(z):
-    """The derivative of ReLU, with ReLU'(0) = 0 (PyTorch's convention)."""
-    return (z > 0).astype(float)
 
 
 def _softmax_cases():
     rng = _rng()
-    return [(rng.standard_normal((2, 4)),), (np.array([[1000.0, 999.0, -1000.0]]),), (np.array([[0.0, 0.0]]),)]
+    return [(rng.standard_normal((2, 4)),), (np.array([[1000.0, 999.0, -1000.0]]),), (np.array([[0.0, 0.0]]),),
+            (rng.standard_normal((3, 5)) * 10,)]
 
 
 def _naive_softmax(z):
@@ -62,7 +94,11 @@ def _naive_softmax(z):
 
 
 @exercise("ch1.softmax", _softmax_cases,
-          hint="subtract each row's maximum before exp(): softmax is unchanged and exp() no longer overflows.",
+          hints=["Exponentiate, then normalise each row so that it sums to 1. Then look at case 2: what does "
+                 "np.exp(1000.0) give?",
+                 "softmax(z) = softmax(z - c) for any constant c per row (e^(-c) cancels). Choose c so that no "
+                 "exponent is positive.",
+                 "Subtract z.max(axis=1, keepdims=True) before np.exp, and divide by the row sums with keepdims=True."],
           wrong=_naive_softmax)
 def softmax(z):
     """Row-wise softmax of a (N, C) array, stable for logits of +-1000."""
@@ -70,22 +106,39 @@ def softmax(z):
     return e / e.sum(axis=1, keepdims=True)
 
 
-def _perceptron_cases():
-    w = np.array([0.5, -0.5])
-    return [(w, 0.0, np.array([1.0, 2.0]), 1, 0.1),   # misclassified: update
-            (w, 0.0, np.array([2.0, 1.0]), 1, 0.1),   # correct: no change
-            (w, 0.2, np.array([1.0, 1.0]), -1, 0.5)]  # z = b = 0.2 > 0 but y = -1: update
+# ---- practice at the end of the chapter ----
+
+def _relu_cases():
+    return [(np.array([-2.0, 0.0, 3.0]),), (np.linspace(-1, 1, 9),), (np.array([[0.5, -0.5], [0.0, 2.0]]),)]
 
 
-def _perceptron_always(w, b, x, y, lr):
-    return w + lr * y * x, b + lr * y
+@exercise("ch1.relu_grad", _relu_cases,
+          hints=["ReLU is the identity on one side of 0 and constant on the other: what is the slope on each side?",
+                 "The slope is 1 where z > 0 and 0 where z < 0. At exactly z = 0 PyTorch uses 0: mind > versus >=.",
+                 "A comparison gives booleans; turn them into floats with .astype(float)."],
+          wrong=lambda z: (z >= 0).astype(float))
+def relu_grad(z):
+    """The derivative of ReLU, with ReLU'(0) = 0 (PyTorch's convention)."""
+    return (z > 0).astype(float)
 
 
-@exercise("ch1.perceptron_update", _perceptron_cases,
-          hint="update only when the sample is misclassified, i.e. y (w . x + b) <= 0; then w += lr y x, b += lr y.",
-          wrong=_perceptron_always)
-def perceptron_update(w, b, x, y, lr):
-    """One step of the perceptron rule for a sample x with label y in {-1, +1}: returns (w, b)."""
-    if y * (x @ w + b) <= 0:
-        return w + lr * y * x, b + lr * y
-    return w, b
+def _jacobian_cases():
+    rng = _rng()
+    return [(np.array([0.0, 0.0]),), (rng.standard_normal(4),), (np.array([1000.0, 999.0, -1000.0]),)]
+
+
+def _diagonal_only(z):
+    s = softmax(z[None, :])[0]
+    return np.diag(s * (1 - s))
+
+
+@exercise("ch1.softmax_jacobian", _jacobian_cases,
+          hints=["Every output s_i depends on every input z_j (through the sum in the denominator), so most "
+                 "entries of the Jacobian are not zero.",
+                 "ds_i/dz_j = s_i (delta_ij - s_j): s_i (1 - s_i) on the diagonal, -s_i s_j off it.",
+                 "With s the (stable) softmax of z: np.diag(s) - np.outer(s, s)."],
+          wrong=_diagonal_only)
+def softmax_jacobian(z):
+    """The (C, C) Jacobian ds_i/dz_j of the softmax of one score vector z (C,)."""
+    s = softmax(z[None, :])[0]
+    return np.diag(s) - np.outer(s, s)

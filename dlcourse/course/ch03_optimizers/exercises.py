@@ -1,4 +1,8 @@
-"""Chapter 3 exercises: update rules (momentum, Adam, AdamW), the stable learning rate, a schedule."""
+"""Chapter 3 build-it steps and exercises: the stable learning rate, the momentum and Adam steps, AdamW, a schedule.
+
+In the lesson (each used by the cells after it): ``ch3.max_stable_lr``, ``ch3.sgd_momentum_step`` and
+``ch3.adam_step`` (both train models in the notebook). For practice at the end: ``ch3.adamw_step``, ``ch3.cosine_lr``.
+"""
 
 import math
 
@@ -18,8 +22,11 @@ def _momentum_cases():
 
 
 @exercise("ch3.sgd_momentum_step", _momentum_cases,
-          hint="PyTorch's heavy ball: buf = momentum * buf + g (no (1 - momentum) factor), then w = w - lr * buf; "
-               "return (new w, new buf).",
+          hints=["Two updates, in order: first the momentum buffer, then the weights, which move along the buffer "
+                 "(not along the raw gradient).",
+                 "PyTorch's form has no (1 - momentum) factor: the buffer is a plain decaying sum of the gradients, "
+                 "b_t = momentum b_{t-1} + g_t. Return both the new w and the new buffer.",
+                 "buf = momentum * buf + g; return w - lr * buf, buf."],
           wrong=lambda w, buf, g, lr, mom: (w - lr * (mom * buf + (1 - mom) * g), mom * buf + (1 - mom) * g))
 def sgd_momentum_step(w, buf, g, lr, momentum):
     """One SGD step with momentum (PyTorch's form, a momentum buffer that already exists): returns (w, buf)."""
@@ -41,8 +48,13 @@ def _adam_no_bias_correction(w, m, v, g, t, lr, beta1, beta2, eps):
 
 
 @exercise("ch3.adam_step", _adam_cases,
-          hint="update m and v first, then divide them by (1 - beta1**t) and (1 - beta2**t) (bias correction) "
-               "before w = w - lr * m_hat / (sqrt(v_hat) + eps); return (w, m, v) with the uncorrected m and v.",
+          hints=["Three stages: update the two running averages with this step's gradient, correct their start-up "
+                 "bias, then step. Which of them must be returned for the next step?",
+                 "m and v are exponential moving averages of g and g*g (weights 1 - beta). Bias correction divides "
+                 "them by 1 - beta**t with this step's t; the step uses the corrected ones, the return value the "
+                 "uncorrected ones.",
+                 "m_hat = m / (1 - beta1**t), v_hat = v / (1 - beta2**t); w - lr * m_hat / (np.sqrt(v_hat) + eps); "
+                 "eps goes outside the square root."],
           wrong=_adam_no_bias_correction)
 def adam_step(w, m, v, g, t, lr, beta1, beta2, eps):
     """Adam's step number t (t = 1 for the first step): returns (w, m, v)."""
@@ -65,8 +77,11 @@ def _adam_with_l2(w, m, v, g, t, lr, weight_decay):
 
 
 @exercise("ch3.adamw_step", _adamw_cases,
-          hint="decoupled weight decay: first shrink w = w * (1 - lr * weight_decay), then an ordinary Adam step with "
-               "the unchanged gradient (betas 0.9, 0.999, eps 1e-8). Adding weight_decay * w to g is Adam + L2.",
+          hints=["AdamW differs from Adam + L2 in where the decay acts: on the weights directly, not through the "
+                 "gradient (and so not through Adam's rescaling).",
+                 "Shrink the weights by the factor (1 - lr * weight_decay) first, then take an ordinary Adam step "
+                 "(betas 0.9, 0.999, eps 1e-8) with the unchanged gradient.",
+                 "Reuse your Adam step: adam_step(w * (1 - lr * weight_decay), m, v, g, t, lr, 0.9, 0.999, 1e-8)."],
           wrong=_adam_with_l2)
 def adamw_step(w, m, v, g, t, lr, weight_decay):
     """AdamW's step t with betas (0.9, 0.999), eps 1e-8: returns (w, m, v)."""
@@ -80,8 +95,11 @@ def _hessian_cases():
 
 
 @exercise("ch3.max_stable_lr", _hessian_cases,
-          hint="on f(w) = w^T H w / 2, gradient descent multiplies each eigen-direction by (1 - lr * lambda); "
-               "all of them shrink only if |1 - lr * lambda| < 1 for the LARGEST eigenvalue: lr < 2 / lambda_max.",
+          hints=["In the eigenvector basis of H the problem splits into one 1-D problem per eigenvalue; each must "
+                 "converge.",
+                 "Along an eigenvector with eigenvalue lambda, a step multiplies the coordinate by (1 - lr lambda). "
+                 "Which eigenvalue makes |1 - lr lambda| < 1 hardest to satisfy?",
+                 "2 / the largest eigenvalue; np.linalg.eigvalsh(H) gives the eigenvalues of a symmetric matrix."],
           wrong=lambda H: 2.0 / float(np.min(np.linalg.eigvalsh(H))))
 def max_stable_lr(H):
     """The largest learning rate for which gradient descent converges on f(w) = w^T H w / 2 (H symmetric PD)."""
@@ -93,8 +111,10 @@ def _cosine_cases():
 
 
 @exercise("ch3.cosine_lr", _cosine_cases,
-          hint="eta_min + (base_lr - eta_min) * (1 + cos(pi * epoch / T_max)) / 2: it starts at base_lr and ends at "
-               "eta_min.",
+          hints=["The curve starts at base_lr for epoch 0 and ends at eta_min for epoch T_max, following half a "
+                 "cosine period. What does (1 + cos x) / 2 do for x from 0 to pi?",
+                 "(1 + cos(pi epoch / T_max)) / 2 goes from 1 to 0; scale it to the range between eta_min and base_lr.",
+                 "eta_min + (base_lr - eta_min) * (1 + np.cos(np.pi * epoch / T_max)) / 2."],
           wrong=lambda base_lr, eta_min, epoch, T_max: eta_min + (base_lr - eta_min) * np.cos(np.pi * epoch / T_max))
 def cosine_lr(base_lr, eta_min, epoch, T_max):
     """The cosine-annealing learning rate at ``epoch`` (an array of epochs), 0 <= epoch <= T_max."""
