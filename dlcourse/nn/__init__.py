@@ -13,9 +13,11 @@ from .module import Module, Sequential
 from .normalization import LayerNorm
 from .parameter import Parameter
 from .pooling import AvgPool2d, MaxPool2d
+from .positional import PositionalEncoding, sinusoidal_positional_encoding
 from .recurrent import GRU, LSTM, RNN
 from .rnn_cells import GRUCell, LSTMCell, RNNCell
 from .shape import Flatten
+from .transformer import TransformerEncoder, TransformerEncoderLayer, generate_square_subsequent_mask
 
 __all__ = [
     "functional", "init", "utils",
@@ -25,5 +27,6 @@ __all__ = [
     "MSELoss", "CrossEntropyLoss", "BCEWithLogitsLoss", "BCELoss", "NonFiniteLossError",
     "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell",
     "Conv2d", "MaxPool2d", "AvgPool2d", "Flatten", "Dropout", "BatchNorm1d", "BatchNorm2d",
-    "Embedding", "LayerNorm", "MultiheadAttention",
+    "Embedding", "LayerNorm", "MultiheadAttention", "TransformerEncoderLayer", "TransformerEncoder",
+    "PositionalEncoding", "sinusoidal_positional_encoding", "generate_square_subsequent_mask",
 ]
