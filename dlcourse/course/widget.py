@@ -12,10 +12,11 @@ the figure; without a notebook front end nothing is drawn on screen.
 from __future__ import annotations
 
 import io
+import os
 
 import ipywidgets as widgets
 from IPython import get_ipython
-from IPython.display import Image, clear_output, display
+from IPython.display import HTML, Image, clear_output, display
 from matplotlib.figure import Figure
 
 
@@ -68,3 +69,21 @@ class InteractiveFigure:
 
     def _ipython_display_(self):
         display(self.widget())
+        if os.environ.get("DLCOURSE_BOOK"):  # the rendered book: no kernel behind the page
+            self.show_static()
+
+    def show_static(self) -> None:
+        """Show the current figure and readout as plain HTML (what the book renders in place of the controls)."""
+        import base64
+
+        buffer = io.BytesIO()
+        self.fig.savefig(buffer, format="png")
+        png = base64.b64encode(buffer.getvalue()).decode("ascii")
+        settings = ", ".join(f"{getattr(c, 'description', name) or name} = {c.value}"
+                             for name, c in self.controls.items())
+        display(HTML(
+            f'<div class="dlcourse-static-widget"><p><em>Interactive widget{": " + self.title if self.title else ""}'
+            f" — shown here as the figure it drew ({settings}). Moving the controls needs a live kernel: launch "
+            f"this chapter on Binder or in JupyterLab (links at the top of the page).</em></p>"
+            f'<img alt="{self.title or "widget figure"}" src="data:image/png;base64,{png}"/>'
+            f"<p>{self.readout.value}</p></div>"))

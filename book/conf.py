@@ -1,0 +1,50 @@
+"""Sphinx configuration of the dlcourse book (myst-nb + sphinx-book-theme).
+
+Do not run sphinx-build on this folder directly: ``python book/build.py`` executes the notebooks
+(quick or full setting, cached), stages them with these pages in ``_build/book_src/`` and builds
+``_build/html/``. Everything a page loads is served by the site itself (no CDN): MathJax from
+sphinx-mathjax-offline, Mermaid from ``_static/vendor/`` (fetched once from the npm registry by
+build.py), widgets as the figure they drew.
+"""
+
+import os
+
+project = "dlcourse"
+author = "the dlcourse authors"
+copyright = "2026, the dlcourse authors (MIT)"
+
+extensions = ["myst_nb", "sphinxcontrib.mermaid", "sphinx-mathjax-offline"]
+
+root_doc = "index"
+exclude_patterns = ["_build", "build.py", "conf.py", "**.ipynb_checkpoints", "readme_source.md", "glossary_source.md"]
+html_static_path = ["_static"]
+html_css_files = ["book.css"]
+
+# Notebooks arrive executed by build.py (every cell ran without error); never execute here.
+nb_execution_mode = "off"
+nb_execution_raise_on_error = True
+nb_merge_streams = True
+myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "html_image"]
+myst_fence_as_directive = ["mermaid"]
+myst_heading_anchors = 3
+suppress_warnings = ["mystnb.unknown_mime_type", "myst.header"]
+
+mermaid_use_local = "vendor/mermaid-shim.mjs"
+mermaid_fullscreen = False
+mermaid_d3_zoom = False
+mermaid_init_config = {"startOnLoad": False}
+
+REPO = os.environ.get("DLCOURSE_REPO_URL", "https://github.com/dlcourse/dlcourse")
+html_title = "dlcourse — deep learning from scratch, checked against PyTorch"
+html_theme = "sphinx_book_theme"
+html_theme_options = {
+    "repository_url": REPO,
+    "repository_branch": "main",
+    "path_to_docs": "",
+    "use_repository_button": True,
+    "use_download_button": True,
+    "use_source_button": False,
+    "launch_buttons": {"binderhub_url": "https://mybinder.org", "notebook_interface": "jupyterlab"},
+    "show_toc_level": 2,
+}
+html_last_updated_fmt = ""
