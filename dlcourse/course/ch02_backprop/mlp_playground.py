@@ -14,6 +14,7 @@ import numpy as np
 from dlcourse import nn
 from dlcourse.course.widget import InteractiveFigure
 from dlcourse.data import make_spirals
+from dlcourse.models import mlp
 from dlcourse.plotting import plot_decision_boundary
 from dlcourse.random import manual_seed
 
@@ -26,7 +27,8 @@ def train_by_hand(X, y, hidden_size: int, lr: float, num_steps: int, seed: int =
     """
     manual_seed(seed)
     n_classes = int(y.max()) + 1
-    model = nn.Sequential(nn.Linear(X.shape[1], hidden_size), activation(), nn.Linear(hidden_size, n_classes)).double()
+    # float32 weights cast to float64 (as this widget always drew them), so seeded runs stay the same
+    model = mlp(X.shape[1], (hidden_size,), n_classes, activation=activation).double()
     criterion = nn.CrossEntropyLoss()
     losses = []
     for step in range(1, num_steps + 1):

@@ -14,19 +14,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dlcourse import nn
+from dlcourse.models import mlp
 from dlcourse.random import manual_seed
 from dlcourse.runtime import num_threads
 
 
 def make_mlp(in_features: int = 2, hidden_sizes=(16, 16), num_classes: int = 2, dtype=np.float64, seed: int = 0):
-    """Linear-ReLU-...-Linear classifier (logits out), initialised from ``seed``."""
+    """Linear-ReLU-...-Linear classifier (logits out), initialised from ``seed`` (:func:`dlcourse.models.mlp`)."""
     manual_seed(seed)
-    layers, width = [], in_features
-    for h in hidden_sizes:
-        layers += [nn.Linear(width, h, dtype=dtype), nn.ReLU()]
-        width = h
-    layers.append(nn.Linear(width, num_classes, dtype=dtype))
-    return nn.Sequential(*layers)
+    return mlp(in_features, hidden_sizes, num_classes, dtype=dtype)
 
 
 @dataclass

@@ -42,6 +42,7 @@ import numpy as np
 
 from dlcourse import random as package_random
 from dlcourse import runtime
+from dlcourse.models import mlp
 from dlcourse.nn.activation import LeakyReLU, ReLU, Sigmoid, Tanh
 from dlcourse.nn.functional import sigmoid
 from dlcourse.nn.linear import Linear
@@ -79,13 +80,8 @@ def make_generator(latent_dim: int = 2, hidden_size: int = 128, out_features: in
     """
     if num_hidden_layers < 1:
         raise ValueError(f"make_generator: expected num_hidden_layers >= 1, got {num_hidden_layers}")
-    layers, width = [], latent_dim
     with _seeded(seed):
-        for _ in range(num_hidden_layers):
-            layers += [Linear(width, hidden_size, dtype=dtype), ReLU()]
-            width = hidden_size
-        layers.append(Linear(width, out_features, dtype=dtype))
-    return Sequential(*layers)
+        return mlp(latent_dim, (hidden_size,) * num_hidden_layers, out_features, dtype=dtype)
 
 
 def make_discriminator(in_features: int = 2, hidden_size: int = 128, num_hidden_layers: int = 2,
@@ -93,13 +89,9 @@ def make_discriminator(in_features: int = 2, hidden_size: int = 128, num_hidden_
     """D: x (N, in_features) -> logit (N, 1). Linear + LeakyReLU hidden layers; D(x) = sigmoid(logit)."""
     if num_hidden_layers < 1:
         raise ValueError(f"make_discriminator: expected num_hidden_layers >= 1, got {num_hidden_layers}")
-    layers, width = [], in_features
     with _seeded(seed):
-        for _ in range(num_hidden_layers):
-            layers += [Linear(width, hidden_size, dtype=dtype), LeakyReLU(negative_slope)]
-            width = hidden_size
-        layers.append(Linear(width, 1, dtype=dtype))
-    return Sequential(*layers)
+        return mlp(in_features, (hidden_size,) * num_hidden_layers, 1, activation="leaky_relu",
+                   negative_slope=negative_slope, dtype=dtype)
 
 
 def to_torch(model: Sequential):

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from dlcourse import nn
+from dlcourse import models, nn
 from dlcourse.random import manual_seed
 from dlcourse.train import EarlyStopping, evaluate, evaluate_torch, fit, fit_torch
 
@@ -132,37 +132,21 @@ class Network(nn.Sequential):
         return "" if self.input_grad else "input_grad=False"
 
 
-def _check_sizes(hidden_sizes, dropout):
-    hidden_sizes = tuple(int(h) for h in hidden_sizes)
-    if not hidden_sizes or min(hidden_sizes) <= 0:
-        raise ValueError(f"expected one or more positive hidden sizes, got {hidden_sizes}")
-    if not 0 <= dropout < 1:
-        raise ValueError(f"expected 0 <= dropout < 1, got {dropout}")
-    return hidden_sizes
-
-
 def mlp(hidden_sizes=(128,), dropout: float = 0.0, in_features: int = 784, num_classes: int = NUM_CLASSES,
         input_grad: bool = True):
     """Linear -> ReLU [-> Dropout] for each hidden size, then Linear to the class logits.
 
     ``mlp((128,))`` is the classic 784-128-10 network; input (N, 784), output logits (N, 10).
-    A :class:`Network` (a Sequential); ``input_grad=False`` skips dL/dx in backward, as PyTorch does.
+    Built by :func:`dlcourse.models.mlp`, wrapped in a :class:`Network` (a Sequential);
+    ``input_grad=False`` skips dL/dx in backward, as PyTorch does.
     """
-    layers, width = [], in_features
-    for h in _check_sizes(hidden_sizes, dropout):
-        layers += [nn.Linear(width, h), nn.ReLU()] + ([nn.Dropout(dropout)] if dropout else [])
-        width = h
-    return Network(*layers, nn.Linear(width, num_classes), input_grad=input_grad)
+    layers = models.mlp(in_features, hidden_sizes, num_classes, dropout=dropout)
+    return Network(*layers, input_grad=input_grad)
 
 
 def torch_mlp(hidden_sizes=(128,), dropout: float = 0.0, in_features: int = 784, num_classes: int = NUM_CLASSES):
     """The PyTorch twin of :func:`mlp` (same layers, same ``state_dict`` keys)."""
-    import torch.nn as tnn
-    layers, width = [], in_features
-    for h in _check_sizes(hidden_sizes, dropout):
-        layers += [tnn.Linear(width, h), tnn.ReLU()] + ([tnn.Dropout(dropout)] if dropout else [])
-        width = h
-    return tnn.Sequential(*layers, tnn.Linear(width, num_classes))
+    return models.mlp(in_features, hidden_sizes, num_classes, dropout=dropout, library="torch")
 
 
 def _cnn_layers(lib, channels, hidden_size, dropout, num_classes):
