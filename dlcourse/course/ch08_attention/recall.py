@@ -54,14 +54,6 @@ def token_labels(x_row, num_values: int = 10) -> list[str]:
     return [f"k{k}={QUERY if v == num_values else v}" for k, v in np.asarray(x_row)]
 
 
-def sinusoidal_table(max_len: int, d_model: int) -> np.ndarray:
-    """PE[pos, 2i] = sin(pos / 10000^(2i/d)), PE[pos, 2i+1] = cos(pos / 10000^(2i/d)), shape (max_len, d_model)."""
-    angles = np.arange(max_len)[:, None] / 10000.0 ** (np.arange(0, d_model, 2) / d_model)[None, :]
-    pe = np.zeros((max_len, d_model))
-    pe[:, 0::2], pe[:, 1::2] = np.sin(angles), np.cos(angles)
-    return pe
-
-
 class RecallTransformer(nn.Module):
     """Embeddings (+ sinusoidal positions when ``positional``) -> pre-norm encoder layers -> LayerNorm ->
     Linear on the last (query) position. forward caches the encoder's output shape for backward."""
@@ -77,7 +69,7 @@ class RecallTransformer(nn.Module):
                                       for _ in range(num_layers)])
         self.norm = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, num_values)
-        self.register_buffer("pe", sinusoidal_table(max_len, d_model).astype(np.float32))
+        self.register_buffer("pe", nn.sinusoidal_positional_encoding(max_len, d_model))
 
     def embed(self, x):
         """(N, L, 2) ids -> (N, L, d_model): key embedding + value embedding (+ position)."""
@@ -139,7 +131,7 @@ def torch_recall_transformer(num_keys: int = 64, num_values: int = 10, d_model: 
                                                  norm_first=True) for _ in range(num_layers)])
             self.norm = torch.nn.LayerNorm(d_model)
             self.head = torch.nn.Linear(d_model, num_values)
-            self.register_buffer("pe", torch.tensor(sinusoidal_table(max_len, d_model), dtype=torch.float32))
+            self.register_buffer("pe", torch.tensor(nn.sinusoidal_positional_encoding(max_len, d_model)))
 
         def forward(self, x):
             h = self.key_embedding(x[..., 0]) + self.value_embedding(x[..., 1])
