@@ -35,6 +35,7 @@ def assert_close(what, name, ours, theirs, dtype):
     assert ours is not None, f"{what} {name}: missing"
     assert np.shape(ours) == theirs.shape, f"{what} {name}: shape {np.shape(ours)} vs {theirs.shape}"
     assert np.asarray(ours).dtype == dtype, f"{what} {name}: dtype {np.asarray(ours).dtype}, expected {dtype}"
+    assert np.isfinite(theirs).all() and np.isfinite(ours).all(), f"{what} {name}: not finite"
     err = max_rel_diff(ours, theirs)
     key = (what, np.dtype(dtype).name)
     MAX_ERR[key] = max(MAX_ERR.get(key, 0.0), err)
