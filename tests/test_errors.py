@@ -26,7 +26,7 @@ def test_cross_entropy_label_out_of_range_names_label_and_classes():
 def test_cross_entropy_float_labels_and_wrong_shape():
     with pytest.raises(ValueError, match="integer class labels, got dtype float64"):
         nn.CrossEntropyLoss().forward(np.zeros((2, 3)), np.array([0.0, 1.0]))
-    with pytest.raises(ValueError, match=r"labels of shape \(2,\), got \(3,\)"):
+    with pytest.raises(ValueError, match=r"labels of shape \(2,\) for logits of shape \(2, 3\), got shape \(3,\)"):
         nn.CrossEntropyLoss().forward(np.zeros((2, 3)), np.array([0, 1, 2]))
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._checks import as_array
+from .._checks import as_array, check_finite
 from .module import Module
 from .parameter import Parameter
 
@@ -65,6 +65,7 @@ class _BatchNorm(Module):
         if x.shape[1] != self.num_features:
             raise ValueError(f"{type(self).__name__}: expected input with num_features={self.num_features} channels "
                              f"(dimension 1), got shape {x.shape} with {x.shape[1]} channels")
+        check_finite(x, f"{type(self).__name__} input")  # before the running statistics see the batch
         return x
 
     def forward(self, x):

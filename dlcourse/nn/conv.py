@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from .._checks import as_array
+from .._checks import as_array, check_finite
 from ..random import get_rng
 from .conv_functional import _pair, _resolve_padding, conv2d_backward_cached, conv2d_forward
 from .module import Module
@@ -66,6 +66,7 @@ class Conv2d(Module):
         if x.shape[1] != self.in_channels:
             raise ValueError(f"Conv2d: expected input with in_channels={self.in_channels} channels, shape "
                              f"(N, {self.in_channels}, H, W), got shape {x.shape} with {x.shape[1]} channels")
+        check_finite(x, "Conv2d input")
         y, self._cache = conv2d_forward(x, self.weight.data, None if self.bias is None else self.bias.data,
                                         self.stride, self.padding, self.dilation, self.groups)
         return y[0] if self._unbatched else y

@@ -144,48 +144,103 @@ def mse_loss_backward(pred, target, reduction="mean"):
     return g / pred.size if reduction == "mean" else g
 
 
-def cross_entropy(logits, target, reduction="mean"):
-    """Softmax cross-entropy on logits (N, C) with integer labels (N,) or probabilities (N, C)."""
-    logp = log_softmax(logits, dim=1)
-    if target.ndim == logits.ndim:  # class probabilities
-        losses = -(target * logp).sum(axis=1)
-    else:
-        losses = -np.take_along_axis(logp, target[:, None], axis=1)[:, 0]
-    return _reduce(losses, reduction)
+def _class_targets(logits, target, weight=None, ignore_index=-100, label_smoothing=0.0):
+    """The soft target q (the shape of ``logits``) and the mean's divisor, as PyTorch defines them.
+
+    ``logits`` is (N, C, d1, ...); ``target`` holds class indices (N, d1, ...) or probabilities (the
+    shape of ``logits``). Every loss term then reads  loss_i = -sum_c q_ic log softmax(logits)_ic:
+
+    * indices:  q_ic = (1 - s) w_{y_i} [c = y_i] + (s / C) w_c, zero where y_i = ignore_index; the
+      mean divides by sum_i w_{y_i} over the samples not ignored (the count, without weights);
+    * probabilities:  q_ic = w_c ((1 - s) p_ic + s / C); the mean divides by the number of samples.
+
+    (s = label_smoothing, w = weight, 1 when not given.)
+    """
+    c = logits.shape[1]
+    w = None if weight is None else np.asarray(weight, dtype=logits.dtype).reshape((1, c) + (1,) * (logits.ndim - 2))
+    if target.shape == logits.shape:  # class probabilities
+        q = target if label_smoothing == 0 else target * (1 - label_smoothing) + label_smoothing / c
+        q = q if w is None else q * w
+        return q.astype(logits.dtype, copy=False), logits.size / c
+    keep = target != ignore_index
+    safe = np.where(keep, target, 0)
+    per_sample = keep.astype(logits.dtype)
+    if weight is not None:
+        per_sample = per_sample * np.asarray(weight, dtype=logits.dtype)[safe]
+    q = np.zeros_like(logits)
+    np.put_along_axis(q, safe[:, None], ((1 - label_smoothing) * per_sample)[:, None], axis=1)
+    if label_smoothing:
+        q += (label_smoothing / c) * keep[:, None] * (1.0 if w is None else w)
+    return q, per_sample.sum()
 
 
-def cross_entropy_backward(logits, target, reduction="mean"):
-    """dL/dlogits = softmax(logits) - onehot(target)  (divided by N for the mean)."""
-    grad = softmax(logits, dim=1)
-    if target.ndim == logits.ndim:
-        grad = grad * target.sum(axis=1, keepdims=True) - target
-    else:
-        grad[np.arange(len(target)), target] -= 1
-    return grad / logits.shape[0] if reduction == "mean" else grad
+def _batched(logits, target):
+    """Unbatched input (C,) with a label () or probabilities (C,) becomes a batch of one."""
+    if logits.ndim == 1:
+        return logits[None], np.asarray(target)[None], True
+    return logits, target, False
 
 
-def binary_cross_entropy(prob, target, reduction="mean"):
-    """L = -[y log p + (1 - y) log(1 - p)]; logs are clamped at -100 as in PyTorch."""
+def cross_entropy(logits, target, reduction="mean", weight=None, ignore_index=-100, label_smoothing=0.0):
+    """Softmax cross-entropy on logits (N, C, d1, ...) or (C,), as ``torch.nn.functional.cross_entropy``.
+
+    ``target``: integer labels (N, d1, ...) / () or class probabilities (the shape of ``logits``);
+    ``weight`` (C,), ``ignore_index`` and ``label_smoothing`` as in PyTorch (see ``_class_targets``).
+    """
+    logits, target, unbatched = _batched(logits, target)
+    q, divisor = _class_targets(logits, target, weight, ignore_index, label_smoothing)
+    losses = -(q * log_softmax(logits, dim=1)).sum(axis=1)
+    if reduction == "mean":
+        return losses.sum() / divisor
+    out = _reduce(losses, reduction)
+    return out[0] if unbatched and reduction == "none" else out
+
+
+def cross_entropy_backward(logits, target, reduction="mean", weight=None, ignore_index=-100, label_smoothing=0.0):
+    """dL/dlogits = softmax(logits) * sum_c q_c - q  (divided by the mean's divisor), q from ``_class_targets``.
+
+    With one-hot q (plain labels) this is the familiar softmax(logits) - onehot(target).
+    """
+    shape = logits.shape
+    logits, target, _ = _batched(logits, target)
+    q, divisor = _class_targets(logits, target, weight, ignore_index, label_smoothing)
+    grad = softmax(logits, dim=1) * q.sum(axis=1, keepdims=True) - q
+    grad = grad / divisor if reduction == "mean" else grad
+    return grad.reshape(shape)
+
+
+def binary_cross_entropy(prob, target, reduction="mean", weight=None):
+    """L = -w [y log p + (1 - y) log(1 - p)]; logs are clamped at -100 as in PyTorch."""
     with np.errstate(divide="ignore"):
         log_p = np.maximum(np.log(prob), -100)
         log_1mp = np.maximum(np.log1p(-prob), -100)
-    return _reduce(-(target * log_p + (1 - target) * log_1mp), reduction)
+    losses = -(target * log_p + (1 - target) * log_1mp)
+    return _reduce(losses if weight is None else losses * weight, reduction)
 
 
-def binary_cross_entropy_backward(prob, target, reduction="mean"):
+def binary_cross_entropy_backward(prob, target, reduction="mean", weight=None):
     # dL/dp = (p - y) / (p (1 - p)), with PyTorch's floor of 1e-12 on the denominator.
     g = (prob - target) / np.maximum(prob * (1 - prob), 1e-12)
+    g = g if weight is None else g * weight
     return g / prob.size if reduction == "mean" else g
 
 
-def binary_cross_entropy_with_logits(logits, target, reduction="mean"):
-    """BCE on logits, stable for any x:  max(x, 0) - x y + log(1 + exp(-|x|))."""
-    losses = np.maximum(logits, 0) - logits * target + np.log1p(np.exp(-np.abs(logits)))
-    return _reduce(losses, reduction)
+def binary_cross_entropy_with_logits(logits, target, reduction="mean", weight=None, pos_weight=None):
+    """BCE on logits, stable for any x:  (1 - y) x + l (log(1 + exp(-|x|)) + max(-x, 0)),
+    l = 1 + (pos_weight - 1) y (l = 1 without pos_weight: the plain max(x, 0) - x y + log(1 + e^-|x|))."""
+    softplus_neg = np.log1p(np.exp(-np.abs(logits))) + np.maximum(-logits, 0)  # log(1 + e^-x)
+    log_weight = 1.0 if pos_weight is None else 1 + (pos_weight - 1) * target
+    losses = (1 - target) * logits + log_weight * softplus_neg
+    return _reduce(losses if weight is None else losses * weight, reduction)
 
 
-def binary_cross_entropy_with_logits_backward(logits, target, reduction="mean"):
-    g = sigmoid(logits) - target
+def binary_cross_entropy_with_logits_backward(logits, target, reduction="mean", weight=None, pos_weight=None):
+    # dL/dx = (1 - y) - l sigmoid(-x); without pos_weight (l = 1) that is sigmoid(x) - y.
+    if pos_weight is None:
+        g = sigmoid(logits) - target
+    else:
+        g = (1 - target) - (1 + (pos_weight - 1) * target) * sigmoid(-logits)
+    g = g if weight is None else g * weight
     return g / logits.size if reduction == "mean" else g
 
 

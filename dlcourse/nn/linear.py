@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from .._checks import as_array, check_nonempty
+from .._checks import as_array, check_finite, check_nonempty
 from ..random import get_rng
 from . import functional as F
 from .module import Module
@@ -40,6 +40,7 @@ class Linear(Module):
             raise ValueError(f"Linear: expected input with last dimension in_features={self.in_features}, "
                              f"got shape {x.shape}")
         check_nonempty(x, "Linear input")
+        check_finite(x, "Linear input")
         self._x = x
         return F.linear(x, self.weight.data, None if self.bias is None else self.bias.data)
 

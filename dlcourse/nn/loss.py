@@ -1,32 +1,54 @@
-"""Loss layers (``torch.nn.MSELoss`` and friends).
+"""Loss layers (``torch.nn.MSELoss`` and friends), with PyTorch's constructor arguments in PyTorch's order.
 
-Contract for the family: ``loss = criterion.forward(pred, target)`` (or ``criterion(pred,
-target)``) returns a Python float (an array for ``reduction='none'``) and caches pred and
-target; ``criterion.backward()`` returns dLoss/dpred, the shape of ``pred``.
+Contract for the family: ``loss = criterion.forward(input, target)`` (or ``criterion(input,
+target)``) returns a Python float (an array for ``reduction='none'``) and caches input and
+target; ``criterion.backward()`` returns dLoss/dinput, the shape of ``input``. With
+``reduction='none'``, ``backward(grad)`` takes the upstream gradient (the loss array's shape).
 A NaN or infinite prediction or loss raises :class:`NonFiniteLossError` (a ValueError)
-that says so, instead of letting NaN flow silently into the next update.
+that says so, instead of letting NaN flow silently into the next update; complex input is refused.
+
+Constructors follow ``torch.nn`` argument for argument, so code copied from PyTorch means the same:
+``MSELoss(size_average=None, reduce=None, reduction='mean')``,
+``CrossEntropyLoss(weight=None, size_average=None, ignore_index=-100, reduce=None, reduction='mean',
+label_smoothing=0.0)``, ``BCELoss(weight=None, size_average=None, reduce=None, reduction='mean')``,
+``BCEWithLogitsLoss(weight=None, size_average=None, reduce=None, reduction='mean', pos_weight=None)``.
+``size_average`` and ``reduce`` are PyTorch's deprecated spellings of ``reduction``: they are refused
+with a message that says which ``reduction`` to use (so ``MSELoss('sum')``, which in PyTorch sets
+``size_average``, does not silently mean something else here). ``weight`` and ``pos_weight`` are
+buffers, as in PyTorch (they appear in ``state_dict`` when given).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .._checks import as_array
+from .._checks import NonFiniteInputError, NonFiniteLossError, as_array, to_numpy
 from . import functional as F
 from .module import Module
 
-
-class NonFiniteLossError(ValueError):
-    """The loss (or the prediction it was computed from) is NaN or infinite."""
+__all__ = ["MSELoss", "CrossEntropyLoss", "BCEWithLogitsLoss", "BCELoss", "NonFiniteLossError", "NonFiniteInputError"]
 
 
 class _Loss(Module):
-    def __init__(self, reduction: str = "mean"):
+    def __init__(self, size_average=None, reduce=None, reduction: str = "mean"):
         super().__init__()
+        name = type(self).__name__
+        if size_average is not None or reduce is not None:
+            raise ValueError(f"{name}: size_average and reduce are PyTorch's deprecated arguments, got "
+                             f"size_average={size_average!r}, reduce={reduce!r}; use reduction='mean', 'sum' or "
+                             "'none' (by keyword)")
         if reduction not in ("mean", "sum", "none"):
-            raise ValueError(f"{type(self).__name__}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+            raise ValueError(f"{name}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
         self.reduction = reduction
         self._pred = self._target = None
+
+    def _optional_buffer(self, name, value, what):
+        """Store ``weight``/``pos_weight`` as a floating buffer (as torch does), or a plain None."""
+        if value is None:
+            setattr(self, name, None)
+            return
+        arr = as_array(to_numpy(value), f"{type(self).__name__} {what}")
+        self.register_buffer(name, np.array(arr, copy=True))
 
     def _check_pred(self, pred):
         pred = as_array(pred, f"{type(self).__name__} prediction")
@@ -52,6 +74,10 @@ class _Loss(Module):
                 raise NonFiniteLossError(f"{type(self).__name__}: the loss is {float(loss)} - training has diverged "
                                          "or the target contains NaN/inf")
             return float(loss)
+        if not np.isfinite(loss).all():  # reduction='none' gets the same check as 'mean' and 'sum'
+            bad = tuple(int(i) for i in np.argwhere(~np.isfinite(loss))[0])
+            raise NonFiniteLossError(f"{type(self).__name__}: the loss is {loss[bad]} at index {bad} - training has "
+                                     "diverged or the target contains NaN/inf")
         return loss
 
     def _grad_scale(self, grad):
@@ -78,8 +104,8 @@ def _apply_upstream(g, grad, reduction):
 class MSELoss(_Loss):
     """Mean squared error: L = (1/n) sum (pred - target)^2; dL/dpred = (2/n)(pred - target)."""
 
-    def forward(self, pred, target):
-        pred = self._check_pred(pred)
+    def forward(self, input, target):
+        pred = self._check_pred(input)
         target = self._check_same_shape(pred, target)
         self._pred, self._target = pred, target
         return self._finish(F.mse_loss(pred, target, self.reduction))
@@ -93,72 +119,142 @@ class MSELoss(_Loss):
 class CrossEntropyLoss(_Loss):
     """Softmax + negative log-likelihood on logits, as ``torch.nn.CrossEntropyLoss``.
 
-    pred: logits (N, C), any real values (stable for +-1000); target: integer labels (N,)
-    in [0, C), or class probabilities (N, C). dL/dlogits = (softmax(logits) - onehot) / N.
+    input: logits (N, C), (N, C, d1, d2, ...) or unbatched (C,), any real values (stable for +-1000);
+    target: integer labels (N,), (N, d1, ...) or () in [0, C) (or ``ignore_index``), or class
+    probabilities of the input's shape. ``weight`` (C,) rescales each class, ``ignore_index`` labels
+    contribute nothing (the mean divides by the weight of the labels kept), ``label_smoothing`` s mixes
+    the target with the uniform distribution: (1 - s) target + s / C.
+    dL/dlogits = softmax(logits) - onehot(target), divided by N for the mean (weighted: see
+    ``functional._class_targets``). Caches the logits and the target.
     """
 
-    def forward(self, pred, target):
-        pred = self._check_pred(pred)
-        if pred.ndim != 2:
-            raise ValueError(f"CrossEntropyLoss: expected logits of shape (N, C), got {pred.shape}")
-        n, c = pred.shape
-        if hasattr(target, "detach"):
-            target = target.detach().cpu().numpy()
-        target = np.asarray(target)
-        if target.ndim == 2:
-            target = self._check_same_shape(pred, target)
-        else:
-            if target.shape != (n,):
-                raise ValueError(f"CrossEntropyLoss: expected integer labels of shape ({n},), got {target.shape}")
-            if not np.issubdtype(target.dtype, np.integer):
-                raise ValueError(f"CrossEntropyLoss: expected integer class labels, got dtype {target.dtype} "
-                                 "(use y.astype(np.int64), or pass one-hot probabilities of shape (N, C))")
-            bad = (target < 0) | (target >= c)
-            if bad.any():
-                raise ValueError(f"CrossEntropyLoss: label {int(target[bad][0])} is out of range for {c} classes "
-                                 f"(labels must be in [0, {c - 1}])")
+    def __init__(self, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
+                 reduction: str = "mean", label_smoothing: float = 0.0):
+        super().__init__(size_average, reduce, reduction)
+        if not 0.0 <= label_smoothing <= 1.0:
+            raise ValueError(f"CrossEntropyLoss: expected 0 <= label_smoothing <= 1, got {label_smoothing}")
+        self.ignore_index, self.label_smoothing = int(ignore_index), float(label_smoothing)
+        self._optional_buffer("weight", weight, "weight")
+
+    def _check_target(self, pred, target):
+        c = pred.shape[0] if pred.ndim == 1 else pred.shape[1]
+        label_shape = () if pred.ndim == 1 else pred.shape[:1] + pred.shape[2:]
+        target = to_numpy(target)
+        if np.issubdtype(target.dtype, np.floating) and target.shape == pred.shape:
+            if self.ignore_index >= 0:
+                raise ValueError(f"CrossEntropyLoss: ignore_index={self.ignore_index} needs integer labels, got "
+                                 f"class probabilities of shape {target.shape}")
+            return self._check_same_shape(pred, target)
+        if target.shape != label_shape:
+            hint = ""
+            if target.shape == label_shape + (1,) or target.shape == label_shape[:1] + (1,) + label_shape[1:]:
+                hint = " (labels with an extra dimension of size 1: use y.reshape(-1) or y[:, 0])"
+            elif target.shape == pred.shape:
+                hint = " (or pass class probabilities of the prediction's shape as floats)"
+            raise ValueError(f"CrossEntropyLoss: expected integer labels of shape {label_shape} for logits of shape "
+                             f"{pred.shape}, got shape {target.shape}{hint}")
+        if not np.issubdtype(target.dtype, np.integer):
+            raise ValueError(f"CrossEntropyLoss: expected integer class labels, got dtype {target.dtype} "
+                             "(use y.astype(np.int64), or pass probabilities of the prediction's shape)")
+        bad = ((target < 0) | (target >= c)) & (target != self.ignore_index)
+        if bad.any():
+            raise ValueError(f"CrossEntropyLoss: label {int(target[bad].flat[0])} is out of range for {c} classes "
+                             f"(labels must be in [0, {c - 1}])")
+        return target
+
+    def _options(self):
+        return dict(weight=self.weight, ignore_index=self.ignore_index, label_smoothing=self.label_smoothing)
+
+    def forward(self, input, target):
+        pred = self._check_pred(input)
+        if pred.ndim == 0:
+            raise ValueError(f"CrossEntropyLoss: expected logits of shape (N, C), (N, C, d1, ...) or (C,), "
+                             f"got shape {pred.shape}")
+        c = pred.shape[0] if pred.ndim == 1 else pred.shape[1]
+        if self.weight is not None and self.weight.shape != (c,):
+            raise ValueError(f"CrossEntropyLoss: expected weight of shape ({c},) (one per class), "
+                             f"got {self.weight.shape}")
+        target = self._check_target(pred, target)
         self._pred, self._target = pred, target
-        return self._finish(F.cross_entropy(pred, target, self.reduction))
+        return self._finish(F.cross_entropy(pred, target, self.reduction, **self._options()))
 
     def backward(self, grad=None):
         self._grad_scale(grad)
-        g = F.cross_entropy_backward(self._pred, self._target, self.reduction)
-        if grad is not None and self.reduction == "none":
-            return g * np.asarray(grad)[:, None]
+        g = F.cross_entropy_backward(self._pred, self._target, self.reduction, **self._options())
+        if grad is not None and self.reduction == "none" and self._pred.ndim > 1:
+            return g * np.expand_dims(np.asarray(grad), 1)  # one upstream value per sample (and position)
         return _apply_upstream(g, grad, "mean" if grad is None else self.reduction)
+
+    def extra_repr(self):
+        extra = "" if self.ignore_index == -100 else f", ignore_index={self.ignore_index}"
+        extra += f", label_smoothing={self.label_smoothing}" if self.label_smoothing else ""
+        return super().extra_repr() + extra
 
 
 class BCEWithLogitsLoss(_Loss):
-    """Binary cross-entropy on logits: L = -[y log s(x) + (1 - y) log(1 - s(x))], s = sigmoid.
+    """Binary cross-entropy on logits: L = -w [p y log s(x) + (1 - y) log(1 - s(x))], s = sigmoid.
 
-    Computed as max(x, 0) - x y + log(1 + e^-|x|), stable for any x. dL/dx = (s(x) - y) / n.
+    ``weight`` w broadcasts against the input; ``pos_weight`` p (one value per class, the last
+    dimension) weighs the positive term, as in PyTorch. Computed in a form stable for any x;
+    dL/dx = w ((1 - y) - (1 + (p - 1) y) s(-x)) / n, which is (s(x) - y) / n without weights.
     """
 
-    def forward(self, pred, target):
-        pred = self._check_pred(pred)
+    def __init__(self, weight=None, size_average=None, reduce=None, reduction: str = "mean", pos_weight=None):
+        super().__init__(size_average, reduce, reduction)
+        self._optional_buffer("weight", weight, "weight")
+        self._optional_buffer("pos_weight", pos_weight, "pos_weight")
+
+    def forward(self, input, target):
+        pred = self._check_pred(input)
         target = self._check_same_shape(pred, target)
+        _check_broadcast(self, "weight", pred.shape)
+        _check_broadcast(self, "pos_weight", pred.shape)
         self._pred, self._target = pred, target
-        return self._finish(F.binary_cross_entropy_with_logits(pred, target, self.reduction))
+        return self._finish(F.binary_cross_entropy_with_logits(pred, target, self.reduction, self.weight,
+                                                               self.pos_weight))
 
     def backward(self, grad=None):
         self._grad_scale(grad)
-        g = F.binary_cross_entropy_with_logits_backward(self._pred, self._target, self.reduction)
+        g = F.binary_cross_entropy_with_logits_backward(self._pred, self._target, self.reduction, self.weight,
+                                                        self.pos_weight)
         return _apply_upstream(g, grad, self.reduction)
 
 
 class BCELoss(_Loss):
-    """Binary cross-entropy on probabilities p in [0, 1]: L = -[y log p + (1 - y) log(1 - p)]."""
+    """Binary cross-entropy on probabilities p in [0, 1]: L = -w [y log p + (1 - y) log(1 - p)].
 
-    def forward(self, pred, target):
-        pred = self._check_pred(pred)
+    ``weight`` w (optional) broadcasts against the input, as in PyTorch.
+    """
+
+    def __init__(self, weight=None, size_average=None, reduce=None, reduction: str = "mean"):
+        super().__init__(size_average, reduce, reduction)
+        self._optional_buffer("weight", weight, "weight")
+
+    def forward(self, input, target):
+        pred = self._check_pred(input)
         if pred.size and (pred.min() < 0 or pred.max() > 1):
             raise ValueError(f"BCELoss: expected probabilities in [0, 1], got values in [{pred.min():.4g}, "
                              f"{pred.max():.4g}] (pass logits to BCEWithLogitsLoss instead)")
         target = self._check_same_shape(pred, target)
+        _check_broadcast(self, "weight", pred.shape)
         self._pred, self._target = pred, target
-        return self._finish(F.binary_cross_entropy(pred, target, self.reduction))
+        return self._finish(F.binary_cross_entropy(pred, target, self.reduction, self.weight))
 
     def backward(self, grad=None):
         self._grad_scale(grad)
-        g = F.binary_cross_entropy_backward(self._pred, self._target, self.reduction)
+        g = F.binary_cross_entropy_backward(self._pred, self._target, self.reduction, self.weight)
         return _apply_upstream(g, grad, self.reduction)
+
+
+def _check_broadcast(loss, name, shape):
+    """A weight must broadcast to the input's shape without growing it."""
+    value = getattr(loss, name)
+    if value is None:
+        return
+    try:
+        ok = np.broadcast_shapes(value.shape, shape) == tuple(shape)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"{type(loss).__name__}: {name} of shape {value.shape} does not broadcast to the input's "
+                         f"shape {tuple(shape)}")

@@ -19,10 +19,20 @@ from typing import Iterator
 import numpy as np
 
 from .._checks import to_numpy
+from ._guard import guard_backward, guard_forward
 from .parameter import Parameter
 
 
 class Module:
+    def __init_subclass__(cls, **kwargs):
+        # Every layer's forward/backward get the shared checks of ``_guard``: grad_out's shape and
+        # type, and no second backward after one forward (parameter gradients would double).
+        super().__init_subclass__(**kwargs)
+        if "forward" in cls.__dict__:
+            cls.forward = guard_forward(cls.__dict__["forward"])
+        if "backward" in cls.__dict__:
+            cls.backward = guard_backward(cls.__dict__["backward"])
+
     def __init__(self):
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_buffers", OrderedDict())
@@ -139,7 +149,7 @@ class Module:
 
         Shapes must match exactly; with ``strict`` the set of names must match too.
         """
-        incoming = {k: to_numpy(v) for k, v in state_dict.items()}
+        incoming = _incoming_state(state_dict)
         own = {}
         for mod_name, mod in self.named_modules():
             for name in list(mod._parameters) + list(mod._buffers):
@@ -159,6 +169,8 @@ class Module:
                 if p.data.shape != value.shape:
                     raise ValueError(f"load_state_dict: '{key}' expected shape {p.data.shape}, "
                                      f"got {value.shape}")
+                if not np.issubdtype(value.dtype, np.floating):  # integer weights: the parameter's float dtype
+                    value = value.astype(p.data.dtype)
                 p.data = np.array(value, copy=True)
                 p.grad = None
             else:
@@ -183,6 +195,23 @@ class Module:
                 lines.append(f"  ({name}): {child_repr}")
             return "\n".join(lines) + "\n)"
         return lines[0] + ")"
+
+
+def _incoming_state(state_dict) -> dict:
+    """A state dict's arrays as NumPy, or a TypeError/ValueError that says what came instead."""
+    if isinstance(state_dict, Module) or (hasattr(state_dict, "state_dict") and callable(state_dict.state_dict)):
+        raise TypeError(f"load_state_dict: expected a state dict (names -> arrays), got a model "
+                        f"({type(state_dict).__module__}.{type(state_dict).__name__}); pass model.state_dict()")
+    if not hasattr(state_dict, "items") or not hasattr(state_dict, "keys"):
+        raise TypeError(f"load_state_dict: expected a state dict (a mapping of names to arrays, as "
+                        f"model.state_dict() returns), got {type(state_dict).__name__}")
+    incoming = {}
+    for key, value in state_dict.items():
+        arr = to_numpy(value)
+        if arr.dtype == object or np.issubdtype(arr.dtype, np.complexfloating) or arr.dtype.kind in "USV":
+            raise ValueError(f"load_state_dict: '{key}' expected a real numeric array, got dtype {arr.dtype}")
+        incoming[key] = arr
+    return incoming
 
 
 class Sequential(Module):

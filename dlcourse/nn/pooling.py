@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._checks import as_array
+from .._checks import as_array, check_finite
 from .conv_functional import _pair
 from .module import Module
 from .pool_functional import (
@@ -38,6 +38,7 @@ class _Pool2d(Module):
         if x.ndim not in (3, 4):
             raise ValueError(f"{type(self).__name__}: expected input of shape (N, C, H, W) or (C, H, W), "
                              f"got shape {x.shape}")
+        check_finite(x, f"{type(self).__name__} input")
         self._unbatched = x.ndim == 3
         return x[None] if self._unbatched else x
 
