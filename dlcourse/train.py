@@ -1,10 +1,27 @@
 """The training loop, written once: ``fit`` for dlcourse models, ``fit_torch`` for PyTorch twins.
 
-Both run the same loop on plain arrays (init, then per mini-batch: forward, loss, backward,
-update), with an optional learning-rate scheduler, data augmentation, validation after each
-epoch, early stopping on the validation accuracy, and a tqdm progress bar. Both return a
-:class:`History` (loss, accuracy and seconds per epoch), so curves and tables of the two
-libraries are drawn by the same code.
+Both run the same loop (:func:`_run`): per mini-batch forward, loss, backward, update, with an
+optional learning-rate scheduler (per batch or per epoch), data augmentation, validation after
+each epoch, early stopping on a validation metric, a tqdm progress bar and two hooks,
+``on_step(step, loss)`` and ``on_epoch(epoch, history)``, either of which stops training by
+returning True. Both return a :class:`History` (loss, accuracy and seconds per epoch), so curves
+and tables of the two libraries are drawn by the same code. Every training loop of the package
+runs through here: the chapter-3 toy training, the learning-rate range test, the widgets.
+
+Divergence has one rule, :class:`Divergence`, and one policy switch, ``on_divergence``:
+
+* a step's training loss has diverged when it is NaN or infinite, or when it is above
+  ``max(limit, factor * first_loss)`` (defaults ``limit=1e4``, ``factor=100``; ``first_loss`` is
+  the loss of the first step). A finite blow-up counts: SGD at lr 1e3 gives losses of 1e7 that
+  later fall back to a few hundred, a run that learned nothing. For cross-entropy, which starts
+  near ln(C), the bound is 1e4 (logits thousands apart); a loss that starts large (an MSE on
+  unscaled targets) gets a proportionally larger bound.
+* ``on_divergence='raise'`` (the default) raises :class:`TrainingDivergedError`, whose message
+  and ``.step`` say where; ``'stop'`` ends training and records the step in
+  ``history.diverged_at`` (the widgets draw "diverged at step k" from it).
+
+NaN or inf in the *data* is not divergence: ``fit`` checks the arrays once, up front, and raises a
+``ValueError`` naming the array and the first bad index.
 
 Evaluation is done right: :func:`evaluate` / :func:`evaluate_torch` switch the model to eval
 mode (dropout off, batch-norm running statistics), compute no gradient and update nothing,
@@ -23,9 +40,46 @@ import numpy as np
 from .nn.loss import CrossEntropyLoss, NonFiniteLossError
 from .nn.module import Module
 
+ON_DIVERGENCE = ("raise", "stop")
+
 
 class TrainingDivergedError(NonFiniteLossError):
-    """The loss became NaN or infinite; the message says at which epoch and step."""
+    """The training loss diverged (NaN/inf or a blow-up, see :class:`Divergence`); ``step`` says where."""
+
+    def __init__(self, message: str, step: int | None = None, loss: float = math.nan):
+        super().__init__(message)
+        self.step, self.loss = step, loss
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """The one divergence rule: a loss is NaN/inf, or above ``max(limit, factor * first_loss)``."""
+
+    limit: float = 1e4
+    factor: float = 100.0
+
+    def bound(self, first_loss: float) -> float:
+        return max(self.limit, self.factor * first_loss) if math.isfinite(first_loss) else self.limit
+
+    def __call__(self, loss: float, first_loss: float) -> bool:
+        """Has ``loss`` diverged, given the first step's loss ``first_loss``?"""
+        return not math.isfinite(loss) or loss > self.bound(first_loss)
+
+    def first(self, losses, first_loss: float) -> int | None:
+        """Index of the first diverged loss in ``losses`` (an array), or None."""
+        losses = np.asarray(losses, dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isfinite(losses) | (losses > self.bound(first_loss))
+        return int(np.argmax(bad)) if bad.any() else None
+
+    def describe(self, loss: float, first_loss: float) -> str:
+        if not math.isfinite(loss):
+            return f"the loss is {loss}"
+        return (f"the loss {loss:.4g} is above max({self.limit:g}, {self.factor:g} x the first loss "
+                f"{first_loss:.4g}) = {self.bound(first_loss):.4g}")
+
+
+DIVERGENCE = Divergence()
 
 
 @dataclass
@@ -39,7 +93,9 @@ class History:
     lr: list = field(default_factory=list)  # learning rate at the end of the epoch
     seconds: list = field(default_factory=list)  # wall-clock seconds of the epoch's training steps
     best_epoch: int | None = None  # 1-based epoch whose weights were kept (early stopping)
-    stopped_early: bool = False
+    stopped_early: bool = False  # by early stopping or a hook
+    steps: int = 0  # optimizer steps taken (a diverged step makes none)
+    diverged_at: int | None = None  # the step whose loss diverged (with on_divergence='stop')
 
     @property
     def epochs(self) -> int:
@@ -49,10 +105,6 @@ class History:
     def seconds_per_epoch(self) -> float:
         """Median seconds per epoch (the first epoch, which warms caches, counts like the others)."""
         return float(np.median(self.seconds)) if self.seconds else math.nan
-
-    def as_dict(self) -> dict:
-        return {k: getattr(self, k) for k in ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds",
-                                              "best_epoch", "stopped_early")}
 
 
 class EarlyStopping:
@@ -119,7 +171,12 @@ def confusion_matrix(y_true, y_pred, num_classes: int | None = None) -> np.ndarr
 
 
 def _batches(n: int, batch_size: int, rng=None):
-    order = rng.permutation(n) if rng is not None else np.arange(n)
+    """Indices of each mini-batch: a fresh permutation from ``rng``, or slices in order without one."""
+    if rng is None:
+        for start in range(0, n, batch_size):
+            yield slice(start, min(start + batch_size, n))
+        return
+    order = rng.permutation(n)
     for start in range(0, n, batch_size):
         yield order[start:start + batch_size]
 
@@ -148,79 +205,247 @@ def evaluate(model: Module, x, y, batch_size: int = 256) -> tuple[float, float]:
     return loss, accuracy(logits, y)
 
 
-def _progress(total: int, desc: str, progress: bool):
+def _progress(total: int | None, desc: str, progress: bool):
     from tqdm.auto import tqdm
     return tqdm(total=total, desc=desc, disable=not progress, unit="batch", leave=True)
 
 
-def fit(model: Module, optimizer, x, y, *, num_epochs: int, batch_size: int = 128, val_data=None,
-        scheduler=None, scheduler_step: str = "batch", augment=None, early_stopping: EarlyStopping | None = None,
-        seed: int = 0, progress: bool = True, desc: str = "") -> History:
-    """Train a dlcourse ``model`` with cross-entropy on (x, y); return a :class:`History`.
+# ---------------------------------------------------------------------------------------
+# The loop, shared by fit and fit_torch
+# ---------------------------------------------------------------------------------------
 
-    x: (N, ...) float inputs; y: (N,) int64 labels. ``optimizer`` is a ``dlcourse.optim``
-    optimizer over ``model.parameters()``. ``scheduler.step()`` is called after every batch
-    (``scheduler_step='batch'``) or every epoch (``'epoch'``). ``augment(xb, rng)`` returns an
-    augmented copy of a training batch. ``val_data=(x_val, y_val)`` is evaluated (eval mode)
-    after each epoch; with ``early_stopping`` the best validation weights are restored at the end.
-    A NaN/inf loss raises :class:`TrainingDivergedError` naming the epoch and step.
+
+class _Diverged(Exception):
+    def __init__(self, step: int, loss: float, reason: str):
+        super().__init__(reason)
+        self.step, self.loss, self.reason = step, loss, reason
+
+
+class _Monitor:
+    """Applies the divergence rule to each step's loss (or to an epoch's losses at once)."""
+
+    def __init__(self, rule: Divergence):
+        self.rule, self.first = rule, None
+
+    def check(self, step: int, loss: float) -> None:
+        if self.first is None:
+            self.first = loss
+        if self.rule(loss, self.first):
+            raise _Diverged(step, loss, self.rule.describe(loss, self.first))
+
+    def check_many(self, first_step: int, losses) -> None:
+        if len(losses) and self.first is None:
+            self.first = float(losses[0])
+        i = self.rule.first(losses, self.first) if len(losses) else None
+        if i is not None:
+            loss = float(losses[i])
+            raise _Diverged(first_step + i, loss, self.rule.describe(loss, self.first))
+
+
+class _Data:
+    """The training data: arrays ``x, y`` (batched here, shuffled by the loop's generator) or a loader.
+
+    A loader is any re-iterable of ``(xb, yb)`` batches (a :class:`dlcourse.data.BatchIterator`, a list);
+    it is iterated once per epoch and its batches are checked for NaN/inf as they come.
     """
-    _check_fit_args(x, y, num_epochs, batch_size, scheduler_step, early_stopping, val_data)
-    criterion = CrossEntropyLoss()
+
+    def __init__(self, x, y, batch_size: int, shuffle: bool, where: str):
+        self.loader = y is None
+        self.where = where
+        if self.loader:
+            if isinstance(x, np.ndarray) or not hasattr(x, "__iter__"):
+                raise ValueError(f"{where}: expected labels y with the inputs x, or a loader of (x, y) batches "
+                                 f"as x, got {type(x).__name__} and y=None")
+            self.x, self.y, self.n = x, None, None
+            self.steps_per_epoch = len(x) if hasattr(x, "__len__") else None
+            return
+        if len(x) != len(y):
+            raise ValueError(f"{where}: expected as many labels as inputs, got {len(x)} inputs and {len(y)} labels")
+        if len(x) == 0:
+            raise ValueError(f"{where}: expected a non-empty training set, got 0 samples")
+        check_data_finite(x, "x", where)
+        check_data_finite(y, "y", where)
+        self.x, self.y, self.n = x, y, len(x)
+        self.batch_size, self.shuffle = batch_size, shuffle
+        self.steps_per_epoch = math.ceil(self.n / batch_size)
+
+    def epoch(self, rng):
+        """One epoch's batches: index arrays (or slices) into x and y, or a loader's (xb, yb) tuples."""
+        if not self.loader:
+            yield from _batches(self.n, self.batch_size, rng if self.shuffle else None)
+            return
+        for k, batch in enumerate(self.x, start=1):
+            if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
+                raise ValueError(f"{self.where}: expected the loader to yield (x, y) batches, got "
+                                 f"{type(batch).__name__}")
+            check_data_finite(batch[0], f"x of batch {k}", self.where)
+            yield tuple(batch)
+
+
+def check_data_finite(arr, name: str, where: str = "fit") -> None:
+    """Refuse NaN/inf in training data up front (a data problem, not a learning-rate problem)."""
+    if hasattr(arr, "detach"):
+        arr = arr.detach().cpu().numpy()
+    arr = np.asarray(arr)
+    if not np.issubdtype(arr.dtype, np.floating) or np.isfinite(arr).all():
+        return
+    bad = ~np.isfinite(arr)
+    index = tuple(int(i) for i in np.argwhere(bad)[0])
+    raise ValueError(f"{where}: the data {name} contain NaN or inf ({int(bad.sum())} values, the first, "
+                     f"{arr[index]}, at index {index}); clean the data - this is not the learning rate's fault")
+
+
+def _check_fit_args(where, num_epochs, batch_size, scheduler_step, early_stopping, val_data, on_divergence,
+                    max_steps):
+    if num_epochs < 1 or batch_size < 1:
+        raise ValueError(f"{where}: expected num_epochs >= 1 and batch_size >= 1, got {num_epochs} and {batch_size}")
+    if scheduler_step not in ("batch", "epoch"):
+        raise ValueError(f"{where}: scheduler_step must be 'batch' or 'epoch', got {scheduler_step!r}")
+    if early_stopping is not None and val_data is None:
+        raise ValueError(f"{where}: early stopping needs val_data=(x_val, y_val) (never the test set)")
+    if on_divergence not in ON_DIVERGENCE:
+        raise ValueError(f"{where}: on_divergence must be one of {ON_DIVERGENCE}, got {on_divergence!r}")
+    if max_steps is not None and max_steps < 1:
+        raise ValueError(f"{where}: expected max_steps >= 1 (or None), got {max_steps}")
+    if val_data is not None:
+        check_data_finite(val_data[0], "x of val_data", where)
+
+
+def _run(trainer, model, optimizer, *, num_epochs, scheduler, scheduler_step, early_stopping, val_fn, on_step,
+         on_epoch, max_steps, on_divergence, seed, progress, desc) -> History:
+    """The loop. ``trainer`` knows one library: its ``step`` does forward, loss, backward and update on
+    one batch (checking the loss with the divergence rule), ``end_epoch`` returns (mean loss, accuracy)."""
     rng = np.random.default_rng(seed)
     history = History()
-    steps_per_epoch = math.ceil(len(x) / batch_size)
-    bar = _progress(num_epochs * steps_per_epoch, desc or type(model).__name__, progress)
+    total = trainer.data.steps_per_epoch * num_epochs if trainer.data.steps_per_epoch is not None else None
+    if max_steps is not None:
+        total = max_steps if total is None else min(total, max_steps)
+    bar = _progress(total, desc or type(model).__name__, progress)
     model.train()
-    step = 0
+    step, epoch = 0, 0
     try:
         for epoch in range(1, num_epochs + 1):
             t0 = time.perf_counter()
-            loss_sum, correct = 0.0, 0
-            for idx in _batches(len(x), batch_size, rng):
-                xb, yb = x[idx], y[idx]
-                if augment is not None:
-                    xb = augment(xb, rng)
+            trainer.start_epoch(step + 1)
+            asked_to_stop = out_of_steps = False
+            for batch in trainer.data.epoch(rng):
                 step += 1
-                try:
-                    logits = model.forward(xb)
-                    loss = criterion.forward(logits, yb)
-                except NonFiniteLossError as err:
-                    raise TrainingDivergedError(f"training diverged at epoch {epoch}, step {step}: {err}") from err
-                optimizer.zero_grad()
-                model.backward(criterion.backward())
-                optimizer.step()
+                loss = trainer.step(batch, step, rng)
+                history.steps = step
                 if scheduler is not None and scheduler_step == "batch":
                     scheduler.step()
-                loss_sum += loss * len(idx)
-                correct += int(np.count_nonzero(logits.argmax(axis=1) == yb))
                 bar.update(1)
+                if on_step is not None and on_step(step, loss) is True:
+                    asked_to_stop = True
+                out_of_steps = max_steps is not None and step >= max_steps
+                if asked_to_stop or out_of_steps:
+                    break
+            train_loss, train_acc = trainer.end_epoch()  # fit_torch: the epoch's one device sync
+            seconds = time.perf_counter() - t0
             if scheduler is not None and scheduler_step == "epoch":
                 scheduler.step()
-            _end_epoch(history, time.perf_counter() - t0, loss_sum / len(x), correct / len(x),
-                       optimizer.param_groups[0]["lr"],
-                       evaluate(model, *val_data) if val_data is not None else (math.nan, math.nan), bar)
+            val = val_fn() if val_fn is not None else (math.nan, math.nan)
+            _end_epoch(history, seconds, train_loss, train_acc, optimizer.param_groups[0]["lr"], val, bar)
+            if on_epoch is not None and on_epoch(epoch, history) is True:
+                asked_to_stop = True
             if early_stopping is not None and early_stopping.update(epoch, _monitored(history, early_stopping),
                                                                      model):
+                asked_to_stop = True
+            if asked_to_stop:
                 history.stopped_early = True
+            if asked_to_stop or out_of_steps:
                 break
+    except _Diverged as d:
+        history.diverged_at = d.step
+        if on_divergence == "raise":
+            raise TrainingDivergedError(f"training diverged at epoch {epoch}, step {d.step}: {d.reason} "
+                                        "(try a smaller learning rate)", d.step, d.loss) from None
     finally:
         bar.close()
     _restore_best(model, history, early_stopping)
     return history
 
 
-def _check_fit_args(x, y, num_epochs, batch_size, scheduler_step, early_stopping, val_data):
-    if len(x) != len(y):
-        raise ValueError(f"fit: expected as many labels as inputs, got {len(x)} inputs and {len(y)} labels")
-    if len(x) == 0:
-        raise ValueError("fit: expected a non-empty training set, got 0 samples")
-    if num_epochs < 1 or batch_size < 1:
-        raise ValueError(f"fit: expected num_epochs >= 1 and batch_size >= 1, got {num_epochs} and {batch_size}")
-    if scheduler_step not in ("batch", "epoch"):
-        raise ValueError(f"fit: scheduler_step must be 'batch' or 'epoch', got {scheduler_step!r}")
-    if early_stopping is not None and val_data is None:
-        raise ValueError("fit: early stopping needs val_data=(x_val, y_val) (never the test set)")
+def _params_finite(model) -> bool:
+    return all(np.isfinite(p.data).all() for p in model.parameters())
+
+
+def _is_classification(out, yb) -> bool:
+    return out is not None and out.ndim == 2 and yb.ndim == 1 and len(out) == len(yb) and yb.dtype.kind in "iu"
+
+
+class _NumpyTrainer:
+    def __init__(self, model, optimizer, criterion, data, augment, rule):
+        self.model, self.optimizer, self.criterion, self.data, self.augment = model, optimizer, criterion, data, augment
+        self.monitor = _Monitor(rule)
+
+    def start_epoch(self, first_step):
+        self.loss_sum, self.correct, self.seen = 0.0, 0, 0
+
+    def step(self, batch, step, rng):
+        xb, yb = batch if self.data.loader else (self.data.x[batch], self.data.y[batch])
+        xb, yb = np.asarray(xb), np.asarray(yb)
+        if self.augment is not None:
+            xb = self.augment(xb, rng)
+        try:
+            out = self.model.forward(xb)
+            loss = self.criterion.forward(out, yb)
+        except NonFiniteLossError:
+            out, loss = None, math.nan
+        except (ValueError, FloatingPointError):  # e.g. a layer refusing NaN input: blown-up weights?
+            if _params_finite(self.model):
+                raise
+            out, loss = None, math.nan
+        self.monitor.check(step, loss)  # raises _Diverged before a diverged loss updates anything
+        self.optimizer.zero_grad()
+        self.model.backward(self.criterion.backward())
+        self.optimizer.step()
+        n = len(yb)
+        self.loss_sum += loss * n
+        self.seen += n
+        if self.correct is not None and _is_classification(out, yb):
+            self.correct += int(np.count_nonzero(out.argmax(axis=1) == yb))
+        else:
+            self.correct = None
+        return loss
+
+    def end_epoch(self):
+        acc = self.correct / self.seen if self.correct is not None else math.nan
+        return self.loss_sum / self.seen, acc
+
+
+def fit(model: Module, optimizer, x, y=None, *, num_epochs: int, batch_size: int = 128, criterion=None,
+        shuffle: bool = True, val_data=None, scheduler=None, scheduler_step: str = "batch", augment=None,
+        early_stopping: EarlyStopping | None = None, on_step=None, on_epoch=None, max_steps: int | None = None,
+        on_divergence: str = "raise", divergence: Divergence = DIVERGENCE, seed: int = 0, progress: bool = True,
+        desc: str = "") -> History:
+    """Train a dlcourse ``model`` on (x, y); return a :class:`History`.
+
+    x: (N, ...) float inputs; y: (N,) int64 labels; or ``x`` a loader of ``(xb, yb)`` batches and
+    ``y=None``. ``criterion`` (default ``CrossEntropyLoss()``) is a dlcourse loss. ``optimizer`` is any
+    object with ``zero_grad()``, ``step()`` and ``param_groups`` (a ``dlcourse.optim`` optimizer).
+    Each epoch visits the samples in a fresh order drawn from ``seed`` (``shuffle=False``: in order).
+    ``scheduler.step()`` is called after every batch (``scheduler_step='batch'``) or every epoch
+    (``'epoch'``). ``augment(xb, rng)`` returns an augmented copy of a training batch.
+    ``val_data=(x_val, y_val)`` is evaluated (eval mode, cross-entropy) after each epoch; with
+    ``early_stopping`` the best validation weights are restored at the end.
+
+    Hooks: ``on_step(step, loss)`` after every update (step counts from 1, ``loss`` is the batch's
+    loss before the update) and ``on_epoch(epoch, history)`` after every epoch; either stops
+    training by returning True. ``max_steps`` ends training after that many steps.
+    Divergence (see the module docstring): ``on_divergence='raise'`` raises
+    :class:`TrainingDivergedError` naming the epoch and step; ``'stop'`` returns with
+    ``history.diverged_at`` set. A diverged step updates nothing.
+    """
+    _check_fit_args("fit", num_epochs, batch_size, scheduler_step, early_stopping, val_data, on_divergence,
+                    max_steps)
+    data = _Data(x, y, batch_size, shuffle, "fit")
+    trainer = _NumpyTrainer(model, optimizer, CrossEntropyLoss() if criterion is None else criterion, data, augment,
+                            divergence)
+    val_fn = (lambda: evaluate(model, *val_data)) if val_data is not None else None
+    return _run(trainer, model, optimizer, num_epochs=num_epochs, scheduler=scheduler, scheduler_step=scheduler_step,
+                early_stopping=early_stopping, val_fn=val_fn, on_step=on_step, on_epoch=on_epoch,
+                max_steps=max_steps, on_divergence=on_divergence, seed=seed, progress=progress, desc=desc)
 
 
 def _end_epoch(history, seconds, train_loss, train_acc, lr, val, bar):
@@ -279,64 +504,92 @@ def evaluate_torch(model, x, y, batch_size: int = 1000, device: str = "cpu") -> 
     return CrossEntropyLoss().forward(logits.astype(np.float64), np.asarray(y)), accuracy(logits, y)
 
 
-def fit_torch(model, optimizer, x, y, *, num_epochs: int, batch_size: int = 128, val_data=None, scheduler=None,
-              scheduler_step: str = "batch", augment=None, early_stopping: EarlyStopping | None = None,
-              seed: int = 0, device: str = "cpu", progress: bool = True, desc: str = "") -> History:
+class _TorchTrainer:
+    """One step of a torch model. The loss is read back (a device sync) every step on the CPU or when
+    ``on_step`` needs it; elsewhere the epoch's losses are checked at its end, in one sync."""
+
+    def __init__(self, model, optimizer, criterion, data, augment, rule, device, sync_each_step):
+        import torch
+        self.torch = torch
+        self.model, self.optimizer, self.criterion, self.data, self.augment = model, optimizer, criterion, data, augment
+        self.monitor, self.device, self.sync_each_step = _Monitor(rule), device, sync_each_step
+        self.sum_dtype = torch.float32 if str(device).startswith("mps") else torch.float64  # mps has no float64
+        if not data.loader:  # whole sets go to the device once; batches are gathered there
+            self.x_dev = _to_tensor(data.x, device) if augment is None else None
+            self.y_dev = _to_tensor(np.asarray(data.y, dtype=np.int64) if np.asarray(data.y).dtype.kind in "iu"
+                                    else data.y, device)
+
+    def start_epoch(self, first_step):
+        torch = self.torch
+        self.first_step, self.pending, self.seen, self.classification = first_step, [], 0, True
+        self.loss_sum = torch.zeros((), dtype=self.sum_dtype, device=self.device)
+        self.correct = torch.zeros((), dtype=torch.int64, device=self.device)
+
+    def _batch(self, batch, rng):
+        if self.data.loader:
+            xb, yb = batch
+            if self.augment is not None:
+                xb = self.augment(np.asarray(xb), rng)
+            return _to_tensor(xb, self.device), _to_tensor(yb, self.device)
+        idx = batch if isinstance(batch, slice) else _to_tensor(batch, self.device)
+        if self.augment is None:
+            xb = self.x_dev[idx]
+        else:
+            xb = _to_tensor(self.augment(self.data.x[batch], rng), self.device)
+        return xb, self.y_dev[idx]
+
+    def step(self, batch, step, rng):
+        xb, yb = self._batch(batch, rng)
+        out = self.model(xb)
+        loss = self.criterion(out, yb)
+        value = None
+        if self.sync_each_step:
+            value = loss.item()
+            self.monitor.check(step, value)  # raises _Diverged before a diverged loss updates anything
+        else:
+            self.pending.append(loss.detach())
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        n = len(yb)
+        self.loss_sum += loss.detach() * n
+        self.seen += n
+        if self.classification and out.ndim == 2 and yb.ndim == 1 and not yb.dtype.is_floating_point:
+            self.correct += (out.detach().argmax(dim=1) == yb).sum()
+        else:
+            self.classification = False
+        return value
+
+    def end_epoch(self):
+        if self.pending:
+            self.monitor.check_many(self.first_step, self.torch.stack(self.pending).cpu().numpy())
+        mean_loss = float(self.loss_sum) / self.seen
+        return mean_loss, (int(self.correct) / self.seen if self.classification else math.nan)
+
+
+def fit_torch(model, optimizer, x, y=None, *, num_epochs: int, batch_size: int = 128, criterion=None,
+              shuffle: bool = True, val_data=None, scheduler=None, scheduler_step: str = "batch", augment=None,
+              early_stopping: EarlyStopping | None = None, on_step=None, on_epoch=None, max_steps: int | None = None,
+              on_divergence: str = "raise", divergence: Divergence = DIVERGENCE, seed: int = 0,
+              device: str = "cpu", progress: bool = True, desc: str = "") -> History:
     """:func:`fit` for a ``torch.nn.Module`` (already on ``device``) and a ``torch.optim`` optimizer.
 
-    The data stay NumPy arrays on the host; the batch order comes from the same seeded NumPy
-    generator as in :func:`fit`, and ``augment(xb, rng)`` is the same NumPy function, so both
-    libraries see the same batches. Whole training and validation sets go to the device once.
+    The same loop and the same options (``criterion`` is a torch loss, default
+    ``torch.nn.CrossEntropyLoss()``). The data stay NumPy arrays on the host; the batch order comes
+    from the same seeded NumPy generator as in :func:`fit`, and ``augment(xb, rng)`` is the same
+    NumPy function, so both libraries see the same batches. Whole training and validation sets go
+    to the device once. The divergence rule is the same; on the CPU (or with ``on_step``) each
+    step's loss is checked before its update, on an accelerator the epoch's losses are checked at
+    the end of the epoch (one sync per epoch), so training stops there, naming the first bad step.
     """
     import torch
 
-    _check_fit_args(x, y, num_epochs, batch_size, scheduler_step, early_stopping, val_data)
-    criterion = torch.nn.CrossEntropyLoss()
-    rng = np.random.default_rng(seed)
-    history = History()
-    x_dev = _to_tensor(x, device) if augment is None else None
-    y_dev = _to_tensor(np.asarray(y, dtype=np.int64), device)
-    sum_dtype = torch.float32 if str(device).startswith("mps") else torch.float64  # mps has no float64
-    steps_per_epoch = math.ceil(len(x) / batch_size)
-    bar = _progress(num_epochs * steps_per_epoch, desc or type(model).__name__, progress)
-    model.train()
-    step = 0
-    try:
-        for epoch in range(1, num_epochs + 1):
-            t0 = time.perf_counter()
-            loss_sum = torch.zeros((), dtype=sum_dtype, device=device)
-            correct = torch.zeros((), dtype=torch.int64, device=device)
-            for idx in _batches(len(x), batch_size, rng):
-                idx_dev = _to_tensor(idx, device)
-                if augment is None:
-                    xb = x_dev[idx_dev]
-                else:
-                    xb = _to_tensor(augment(x[idx], rng), device)
-                yb = y_dev[idx_dev]
-                step += 1
-                logits = model(xb)
-                loss = criterion(logits, yb)
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                if scheduler is not None and scheduler_step == "batch":
-                    scheduler.step()
-                loss_sum += loss.detach() * len(idx)
-                correct += (logits.detach().argmax(dim=1) == yb).sum()
-                bar.update(1)
-            if scheduler is not None and scheduler_step == "epoch":
-                scheduler.step()
-            mean_loss = float(loss_sum) / len(x)  # one device sync per epoch
-            seconds = time.perf_counter() - t0
-            if not math.isfinite(mean_loss):
-                raise TrainingDivergedError(f"training diverged in epoch {epoch} (mean loss {mean_loss})")
-            val = evaluate_torch(model, *val_data, device=device) if val_data is not None else (math.nan, math.nan)
-            _end_epoch(history, seconds, mean_loss, int(correct) / len(x), optimizer.param_groups[0]["lr"], val, bar)
-            if early_stopping is not None and early_stopping.update(epoch, _monitored(history, early_stopping),
-                                                                     model):
-                history.stopped_early = True
-                break
-    finally:
-        bar.close()
-    _restore_best(model, history, early_stopping)
-    return history
+    _check_fit_args("fit_torch", num_epochs, batch_size, scheduler_step, early_stopping, val_data, on_divergence,
+                    max_steps)
+    data = _Data(x, y, batch_size, shuffle, "fit_torch")
+    trainer = _TorchTrainer(model, optimizer, torch.nn.CrossEntropyLoss() if criterion is None else criterion, data,
+                            augment, divergence, device, sync_each_step=str(device) == "cpu" or on_step is not None)
+    val_fn = (lambda: evaluate_torch(model, *val_data, device=device)) if val_data is not None else None
+    return _run(trainer, model, optimizer, num_epochs=num_epochs, scheduler=scheduler, scheduler_step=scheduler_step,
+                early_stopping=early_stopping, val_fn=val_fn, on_step=on_step, on_epoch=on_epoch,
+                max_steps=max_steps, on_divergence=on_divergence, seed=seed, progress=progress, desc=desc)

@@ -1,0 +1,225 @@
+"""dlcourse.train: the one training loop, its divergence rule and policy, data checks and hooks.
+
+``fit`` and ``fit_torch`` share the loop; each promise is tested on both where it applies.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import dlcourse  # noqa: E402
+from dlcourse import nn, optim  # noqa: E402
+from dlcourse.data import BatchIterator, make_moons  # noqa: E402
+from dlcourse.models import mlp  # noqa: E402
+from dlcourse.train import DIVERGENCE, Divergence, TrainingDivergedError, fit, fit_torch  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def moons():
+    return make_moons(256, noise=0.2, seed=0)
+
+
+def twins(seed=0, dtype=np.float64):
+    """A small MLP in both libraries with the same weights."""
+    dlcourse.manual_seed(seed)
+    ours = mlp(2, (16, 16), 2, dtype=dtype)
+    theirs = mlp(2, (16, 16), 2, dtype=dtype, library="torch")
+    theirs.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in ours.state_dict().items()})
+    return ours, theirs
+
+
+def run_both(moons, lr, **kw):
+    ours, theirs = twins()
+    x, y = moons
+    args = dict(num_epochs=3, batch_size=32, progress=False) | kw
+    return (lambda: fit(ours, optim.SGD(ours.parameters(), lr=lr), x, y, **args),
+            lambda: fit_torch(theirs, torch.optim.SGD(theirs.parameters(), lr=lr), x, y, **args))
+
+
+# ---------------------------------------------------------------------------------------
+# Divergence: one rule, one policy switch
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("library", [0, 1], ids=["fit", "fit_torch"])
+def test_sgd_at_lr_1e3_does_not_return_normally(moons, library):
+    """Before: fit returned a history of losses like 5.6e7, 416, 303 (finite, so "fine")."""
+    train = run_both(moons, lr=1e3)[library]
+    with pytest.raises(TrainingDivergedError, match=r"training diverged at epoch 1, step \d+: the loss .* is "
+                                                    r"above max\(10000, 100 x the first loss"):
+        train()
+
+
+@pytest.mark.parametrize("library", [0, 1], ids=["fit", "fit_torch"])
+def test_stop_policy_reports_the_step_and_the_diverged_step_updates_nothing(moons, library):
+    seen = {}
+
+    def on_step(step, loss):
+        model = trained[library]
+        seen[step] = [(p.detach().numpy() if hasattr(p, "detach") else p.data).copy() for p in model.parameters()]
+
+    trained = twins()
+    x, y = moons
+    if library == 0:
+        hist = fit(trained[0], optim.SGD(trained[0].parameters(), lr=1e3), x, y, num_epochs=3, batch_size=32,
+                   on_divergence="stop", on_step=on_step, progress=False)
+    else:
+        hist = fit_torch(trained[1], torch.optim.SGD(trained[1].parameters(), lr=1e3), x, y, num_epochs=3,
+                         batch_size=32, on_divergence="stop", on_step=on_step, progress=False)
+    k = hist.diverged_at
+    assert k is not None and k >= 2 and hist.steps == max(seen) == k - 1  # steps: updates made
+    now = [p.detach().numpy() if hasattr(p, "detach") else p.data for p in trained[library].parameters()]
+    for a, b in zip(seen[k - 1], now):
+        np.testing.assert_array_equal(a, b)  # the weights are those after step k - 1
+
+
+def test_fit_and_fit_torch_diverge_at_the_same_step_and_the_deferred_check_agrees(moons):
+    fit_np, fit_t = run_both(moons, lr=30.0, on_divergence="stop", num_epochs=5)
+    steps = {fit_np().diverged_at, fit_t().diverged_at}
+    ours, theirs = twins()
+    # "cpu:0" is not "cpu": fit_torch takes its accelerator path (losses checked once per epoch)
+    hist = fit_torch(theirs, torch.optim.SGD(theirs.parameters(), lr=30.0), *moons, num_epochs=5, batch_size=32,
+                     on_divergence="stop", device="cpu:0", progress=False)
+    steps.add(hist.diverged_at)
+    assert len(steps) == 1 and None not in steps, steps
+
+
+def test_a_healthy_run_is_not_called_diverged(moons):
+    for train in run_both(moons, lr=0.5):
+        hist = train()
+        assert hist.diverged_at is None and hist.epochs == 3 and hist.train_loss[-1] < hist.train_loss[0]
+
+
+def test_nan_weights_are_divergence_not_a_layer_error(moons):
+    dlcourse.manual_seed(0)
+    model = mlp(2, (8,), 2, dtype=np.float64)
+    model[2].weight.data[0, 0] = np.nan  # the second layer gets NaN-free input, its output is NaN
+    with pytest.raises(TrainingDivergedError, match="diverged at epoch 1, step 1: the loss is nan"):
+        fit(model, optim.SGD(model.parameters(), lr=0.1), *moons, num_epochs=1, progress=False)
+    model[0].weight.data[0, 0] = np.inf  # the second layer is handed inf/NaN: still divergence
+    hist = fit(model, optim.SGD(model.parameters(), lr=0.1), *moons, num_epochs=1, progress=False,
+               on_divergence="stop")
+    assert hist.diverged_at == 1 and hist.epochs == 0
+
+
+@pytest.mark.parametrize("loss, first, diverged", [
+    (math.nan, 0.7, True), (math.inf, 0.7, True), (-math.inf, 0.7, True),
+    (9_999.0, 0.7, False), (10_001.0, 0.7, True),  # cross-entropy: the absolute bound 1e4 applies
+    (5e4, 1e3, False), (1.1e5, 1e3, True),  # a loss that starts large: 100 x its first value
+    (2e4, -5.0, True),  # a negative first loss: the absolute bound
+    (0.5, math.nan, False),
+])
+def test_the_rule(loss, first, diverged):
+    assert DIVERGENCE(loss, first) is diverged
+    assert (DIVERGENCE.first(np.array([first if math.isfinite(first) else 0.1, loss]), first) == 1) is diverged
+
+
+def test_a_custom_rule_and_a_large_starting_loss_regression():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 3))
+    y = (x @ np.array([1.0, -2.0, 3.0]))[:, None] * 300.0  # MSE starts near 1e6: not divergence by itself
+    dlcourse.manual_seed(0)
+    model = mlp(3, (8,), 1, dtype=np.float64)
+    hist = fit(model, optim.SGD(model.parameters(), lr=1e-5), x, y, criterion=nn.MSELoss(), num_epochs=2,
+               batch_size=16, progress=False)
+    assert hist.diverged_at is None and hist.train_loss[0] > 1e4 and math.isnan(hist.train_acc[0])
+    strict = Divergence(limit=1.0, factor=1.0)
+    hist = fit(model, optim.SGD(model.parameters(), lr=1e-5), x, y, criterion=nn.MSELoss(), num_epochs=2,
+               batch_size=16, divergence=strict, on_divergence="stop", progress=False)
+    assert hist.diverged_at is not None
+
+
+# ---------------------------------------------------------------------------------------
+# Bad data is blamed on the data, once, up front
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("library", ["fit", "fit_torch"])
+def test_nan_in_the_data_is_a_data_error_naming_the_array_and_index(moons, library):
+    x, y = moons
+    x = x.copy()
+    x[37, 1] = np.nan
+    x[90, 0] = np.inf
+    ours, theirs = twins()
+    train = (lambda: fit(ours, optim.SGD(ours.parameters(), lr=0.1), x, y, num_epochs=1, progress=False)) \
+        if library == "fit" else \
+        (lambda: fit_torch(theirs, torch.optim.SGD(theirs.parameters(), lr=0.1), x, y, num_epochs=1, progress=False))
+    with pytest.raises(ValueError, match=rf"{library}: the data x contain NaN or inf \(2 values, the first, nan, "
+                                         r"at index \(37, 1\)\); clean the data"):
+        train()
+
+
+def test_nan_in_validation_data_and_in_a_loader_batch(moons):
+    x, y = moons
+    bad = x.copy()
+    bad[3, 0] = np.nan
+    model, _ = twins()
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match=r"the data x of val_data contain NaN or inf .* index \(3, 0\)"):
+        fit(model, opt, x, y, num_epochs=1, val_data=(bad, y), progress=False)
+    loader = [(x[:100], y[:100]), (bad[:100], y[:100])]
+    with pytest.raises(ValueError, match=r"the data x of batch 2 contain NaN or inf .* index \(3, 0\)"):
+        fit(model, opt, loader, num_epochs=1, progress=False)
+
+
+# ---------------------------------------------------------------------------------------
+# Hooks, loaders, step limits
+# ---------------------------------------------------------------------------------------
+
+
+def test_on_step_sees_every_loss_and_can_stop(moons):
+    model, _ = twins()
+    losses = []
+    hist = fit(model, optim.SGD(model.parameters(), lr=0.1), *moons, num_epochs=2, batch_size=32, progress=False,
+               on_step=lambda step, loss: losses.append((step, loss)))
+    assert [s for s, _ in losses] == list(range(1, 17)) and hist.steps == 16
+    assert np.mean([l for _, l in losses[:8]]) == pytest.approx(hist.train_loss[0], rel=1e-12)
+    hist = fit(model, optim.SGD(model.parameters(), lr=0.1), *moons, num_epochs=2, batch_size=32, progress=False,
+               on_step=lambda step, loss: step == 5)
+    assert hist.steps == 5 and hist.stopped_early and hist.epochs == 1
+    hist = fit(model, optim.SGD(model.parameters(), lr=0.1), *moons, num_epochs=9, batch_size=32, progress=False,
+               on_epoch=lambda epoch, h: epoch == 2)
+    assert hist.epochs == 2 and hist.stopped_early
+
+
+def test_max_steps_and_a_partial_epoch(moons):
+    model, _ = twins()
+    hist = fit(model, optim.SGD(model.parameters(), lr=0.1), *moons, num_epochs=5, batch_size=32, max_steps=11,
+               progress=False)
+    assert hist.steps == 11 and hist.epochs == 2 and not hist.stopped_early
+
+
+def test_a_loader_gives_the_same_run_as_the_arrays(moons):
+    x, y = moons
+    a, _ = twins()
+    b, _ = twins()
+    h_arrays = fit(a, optim.SGD(a.parameters(), lr=0.1), x, y, num_epochs=2, batch_size=50, shuffle=False,
+                   progress=False)
+    h_loader = fit(b, optim.SGD(b.parameters(), lr=0.1), BatchIterator(x, y, batch_size=50, shuffle=False),
+                   num_epochs=2, progress=False)
+    assert h_arrays.train_loss == h_loader.train_loss and h_arrays.steps == h_loader.steps == 12
+    for p, q in zip(a.parameters(), b.parameters()):
+        np.testing.assert_array_equal(p.data, q.data)
+
+
+def test_bad_arguments_say_what_was_expected(moons):
+    x, y = moons
+    model, _ = twins()
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match=r"on_divergence must be one of \('raise', 'stop'\), got 'ignore'"):
+        fit(model, opt, x, y, num_epochs=1, on_divergence="ignore")
+    with pytest.raises(ValueError, match=r"expected max_steps >= 1 \(or None\), got 0"):
+        fit(model, opt, x, y, num_epochs=1, max_steps=0)
+    with pytest.raises(ValueError, match="expected labels y with the inputs x, or a loader .* got ndarray and y=None"):
+        fit(model, opt, x, num_epochs=1)
+    with pytest.raises(ValueError, match="expected the loader to yield \\(x, y\\) batches, got ndarray"):
+        fit(model, opt, [x], num_epochs=1, progress=False)
+    with pytest.raises(ValueError, match="expected num_epochs >= 1 and batch_size >= 1, got 0 and 128"):
+        fit(model, opt, x, y, num_epochs=0)
+    with pytest.raises(ValueError, match="expected a non-empty training set, got 0 samples"):
+        fit(model, opt, x[:0], y[:0], num_epochs=1)
