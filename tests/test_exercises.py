@@ -1,12 +1,70 @@
-"""Every exercise: the reference solution passes its checker and a typical wrong answer fails."""
+"""The exercise framework (check / hint / solution / reference / use) and every chapter's build-it steps.
 
+- every reference passes its checker and every registered typical wrong answer fails;
+- check says what is wrong without printing the expected values; hints come one level at a time and the first
+  one is not the answer; solution prints the reference's source, and no notebook calls it;
+- use() returns the learner's function when it passes, else the reference with a notice;
+- returns of None, `...` and torch tensors are handled;
+- each chapter notebook has at least three build-it cells (tag `exercise`) whose functions later go through use(),
+  and at most one inspect.getsource printout; the untouched stubs of chapters 1-3 fail their checks and say why.
+"""
+
+import ast
+import inspect
+import math
+import re
+from pathlib import Path
+
+import nbformat
+import numpy as np
 import pytest
+import torch
 
-from dlcourse.course.exercises import REGISTRY, check, reference
+from dlcourse.course import exercises as ex_mod
+from dlcourse.course.ch02_backprop import engine
+from dlcourse.course.exercises import REGISTRY, check, hint, reference, solution, use
 
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+CHAPTERS = sorted(NOTEBOOKS.glob("0[1-7]_*.ipynb"))
+
+
+def _code_cells(path):
+    nb = nbformat.read(path, as_version=4)
+    return [c for c in nb.cells if c.cell_type == "code"]
+
+
+def _expected_numbers(name):
+    """Every number the reference returns on the hidden cases, as floats."""
+    ex = REGISTRY[name]
+    values = []
+
+    def collect(v):
+        if isinstance(v, (tuple, list)):
+            for item in v:
+                collect(item)
+            return
+        arr = np.asarray(ex_mod._to_plain(v))
+        if arr.dtype != object and (np.issubdtype(arr.dtype, np.number)):
+            values.extend(float(a) for a in arr.ravel())
+
+    for args in ex.cases():
+        collect(ex.reference(*ex_mod._copy_args(args)))
+    return values
+
+
+def _spellings(value):
+    """How a number could appear in printed text, for values specific enough that a match is not a coincidence."""
+    if not math.isfinite(value) or value == int(value):
+        return set()
+    forms = {repr(value), f"{value:.6g}", f"{value:.5g}", f"{value:.4g}", f"{value:.4f}"}
+    return {f for f in forms if len(f.lstrip("-").replace(".", "").lstrip("0")) >= 3}
+
+
+# ---- references and typical wrong answers ----
 
 def test_exercises_exist_for_early_chapters():
-    assert any(k.startswith("ch1.") for k in REGISTRY) and any(k.startswith("ch2.") for k in REGISTRY)
+    for chapter in ("ch1.", "ch2.", "ch3."):
+        assert sum(k.startswith(chapter) for k in REGISTRY) >= 5, chapter
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
@@ -24,16 +82,226 @@ def test_typical_wrong_answer_fails_with_a_hint(name, capsys):
     assert "✗" in out and "hint(" in out
 
 
-def test_unimplemented_stub_says_so(capsys):
-    name = sorted(REGISTRY)[0]
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_check_never_prints_the_expected_values(name, capsys):
+    ex = REGISTRY[name]
+    check(name, ex.wrong)
+    out = capsys.readouterr().out
+    leaked = [s for v in _expected_numbers(name) for s in _spellings(v) if s in out]
+    assert not leaked, f"check printed expected value(s) {leaked[:3]}: {out}"
 
+
+# ---- hints and solutions ----
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_hints_come_one_level_at_a_time(name, capsys):
+    ex = REGISTRY[name]
+    assert 2 <= len(ex.hints) <= 4, f"{name}: expected 2-4 hint levels (gentle to specific), got {len(ex.hints)}"
+    saved = ex.hints_shown
+    ex.hints_shown = 0
+    try:
+        for level in range(1, len(ex.hints) + 1):
+            hint(name)
+            out = capsys.readouterr().out
+            assert f"Hint {level} of {len(ex.hints)}" in out and ex.hints[level - 1] in out
+            assert all(h not in out for h in ex.hints[level:]), "a later hint was shown too early"
+            assert "solution(" not in out
+        hint(name)  # past the last level: everything again, and where the solution is
+        out = capsys.readouterr().out
+        assert all(h in out for h in ex.hints) and "solution(" in out
+    finally:
+        ex.hints_shown = saved
+
+
+def _return_expressions(fn):
+    """The source of every `return` expression of a reference function (empty for classes and probes)."""
+    try:
+        tree = ast.parse(inspect.cleandoc("\n" + inspect.getsource(fn)))
+    except (OSError, TypeError, SyntaxError):
+        return []
+    return [ast.unparse(node.value) for node in ast.walk(tree)
+            if isinstance(node, ast.Return) and node.value is not None]
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_first_hint_is_not_the_answer(name):
+    first = re.sub(r"\s+", "", REGISTRY[name].hints[0])
+    for expr in _return_expressions(reference(name)):
+        compact = re.sub(r"\s+", "", expr)
+        assert len(compact) < 8 or compact not in first, f"{name}: hint 1 contains the answer {expr!r}"
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_solution_prints_the_reference_source(name, capsys):
+    solution(name)
+    out = capsys.readouterr().out
+    assert re.search(r"^\s*(def|class) \w+", out, re.M), out[:200]
+
+
+@pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("*.ipynb")), ids=lambda p: p.name)
+def test_no_notebook_calls_solution(path):
+    calls = [c.source for c in _code_cells(path) if re.search(r"\bsolution\s*\(", c.source)]
+    assert not calls, f"{path.name} calls solution(): {calls[0][:200]}"
+
+
+# ---- use(): the learner's function or the reference ----
+
+def test_use_returns_the_learners_function_when_it_passes(capsys):
+    def mine(x, w, b):
+        return 1 / (1 + np.exp(-(x @ w + b)))
+
+    assert use("ch1.neuron_forward", mine) is mine
+    assert "using your ch1.neuron_forward" in capsys.readouterr().out
+
+
+def test_use_falls_back_to_the_reference_with_a_notice(capsys):
+    def mine(x, w, b):
+        return ...  # an untouched stub
+
+    got = use("ch1.neuron_forward", mine)
+    out = capsys.readouterr().out
+    assert got is reference("ch1.neuron_forward")
+    assert "course's reference" in out and out.count("\n") == 1
+
+
+def test_use_with_the_engine_probe_hands_back_the_class(capsys):
+    class Broken(engine.Value):
+        def exp(self):  # forgets to set _backward: the gradient stops at exp
+            return engine.Value(math.exp(self.data), (self,), "exp")
+
+    assert use("ch2.value_backward", engine.graph_probe(Broken)).Value is engine.Value
+    assert use("ch2.value_backward", engine.graph_probe(engine.Value)).Value is engine.Value
+    out = capsys.readouterr().out
+    assert "course's reference" in out and "using your" in out
+
+
+# ---- what learners return ----
+
+def test_returning_none_is_explained(capsys):
+    assert not check("ch1.sigmoid_grad", lambda z: None)
+    assert "returned None" in capsys.readouterr().out
+
+
+def test_returning_ellipsis_is_explained(capsys):
+    assert not check("ch1.sigmoid_grad", lambda z: ...)
+    assert "`...`" in capsys.readouterr().out
+    assert not check("ch2.linear_backward", lambda x, W, g: (g @ W, ..., ...))
+    assert "`...`" in capsys.readouterr().out
+
+
+def test_arithmetic_on_ellipsis_is_explained(capsys):
+    def stub(z):
+        s = ...  # your code
+        return s * (1 - s)
+
+    assert not check("ch1.sigmoid_grad", stub)
+    assert "`...` still in your code" in capsys.readouterr().out
+
+
+def test_torch_tensors_are_accepted(capsys):
+    def with_torch(z):
+        s = torch.sigmoid(torch.as_tensor(z).requires_grad_())
+        return s * (1 - s)
+
+    assert check("ch1.sigmoid_grad", with_torch)
+    assert check("ch2.linear_backward", lambda x, W, g: tuple(torch.from_numpy(a) for a in reference(
+        "ch2.linear_backward")(x, W, g)))
+
+
+def test_wrong_shape_and_tuple_length_are_explained(capsys):
+    assert not check("ch2.linear_backward", lambda x, W, g: (g @ W, g.T @ x))
+    assert "expected 3 return value(s), got 2" in capsys.readouterr().out
+    assert not check("ch2.linear_backward", lambda x, W, g: (g @ W, x.T @ g, g.sum(axis=0)))
+    assert "expected shape" in capsys.readouterr().out
+
+
+def test_unimplemented_stub_says_so(capsys):
     def stub(*args):
         raise NotImplementedError
 
-    assert not check(name, stub)
+    assert not check(sorted(REGISTRY)[0], stub)
     assert "not implemented yet" in capsys.readouterr().out
 
 
 def test_unknown_exercise_is_a_value_error():
     with pytest.raises(ValueError, match="unknown exercise"):
         check("ch0.nothing", print)
+
+
+def test_check_needs_a_function():
+    with pytest.raises(TypeError, match="expected a function"):
+        check("ch1.sigmoid_grad", 3.0)
+
+
+def test_a_case_with_a_label_is_named(capsys):
+    def value_ops(op, a, b):
+        got = reference("ch2.value_ops")(op, a, b)
+        return (got[0], got[1] + (op == "tanh"), got[2])  # wrong only for tanh
+
+    assert not check("ch2.value_ops", value_ops)
+    assert "'tanh'" in capsys.readouterr().out
+
+
+# ---- the notebooks: build-it cells, use(), one getsource ----
+
+def _defined_names(source):
+    tree = ast.parse(source)
+    return {node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
+
+
+def _names_passed_to_use(source):
+    names = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) == "use":
+            for arg in node.args[1:]:
+                names |= {n.id for n in ast.walk(arg) if isinstance(n, ast.Name)}
+    return names
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_each_chapter_has_build_it_steps_used_later(path):
+    cells = _code_cells(path)
+    used_build_its = []
+    for i, cell in enumerate(cells):
+        if "exercise" not in cell.metadata.get("tags", []):
+            continue
+        later_uses = set().union(*(_names_passed_to_use(c.source) for c in cells[i + 1:]))
+        if _defined_names(cell.source) & later_uses:
+            used_build_its.append(sorted(_defined_names(cell.source)))
+    assert len(used_build_its) >= 3, (f"{path.name}: expected at least 3 build-it cells (tag 'exercise') whose "
+                                      f"function is later passed to use(), found {used_build_its}")
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_at_most_one_getsource_printout(path):
+    count = sum(c.source.count("getsource(") for c in _code_cells(path))
+    assert count <= 1, f"{path.name}: {count} inspect.getsource printouts (at most one)"
+
+
+def _check_calls(source):
+    return [(node.args[0].value, node.args[1]) for node in ast.walk(ast.parse(source))
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "check"]
+
+
+@pytest.mark.parametrize("path", CHAPTERS[:3], ids=lambda p: p.name)
+def test_untouched_stubs_fail_their_check_and_say_why(path, capsys):
+    """Run each build-it cell of chapters 1-3 as shipped, then the check of the cell after it: it must fail and
+    say that the code is unfinished (not crash, not pass)."""
+    from dlcourse import optim
+
+    namespace = {"np": np, "math": math, "engine": engine, "optim": optim, "check": check}
+    cells = _code_cells(path)
+    checked = 0
+    for i, cell in enumerate(cells):
+        if "exercise" not in cell.metadata.get("tags", []):
+            continue
+        exec(compile(cell.source, f"{path.name}[{i}]", "exec"), namespace)
+        capsys.readouterr()
+        calls = _check_calls(cell.source) or _check_calls(cells[i + 1].source if i + 1 < len(cells) else "")
+        for name, arg in calls:
+            fn = eval(compile(ast.Expression(arg), "check-arg", "eval"), namespace)
+            assert not check(name, fn), f"{path.name}: the stub of {name} passes as shipped"
+            out = capsys.readouterr().out
+            assert any(s in out for s in ("`...`", "not implemented", "differ")), out
+            checked += 1
+    assert checked >= 3

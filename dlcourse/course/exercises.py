@@ -127,8 +127,12 @@ def _compare(expected, got, ex: Exercise) -> str | None:
                 idx = np.unravel_index(np.argmax(np.abs(g_arr - e_arr) * bad), e_arr.shape) if e_arr.ndim else ()
                 where = f" (largest at index {tuple(int(i) for i in idx)})" if e_arr.ndim else ""
                 n_bad = int(bad.sum())
-                return (f"{label}{n_bad} of {bad.size} value(s) differ from the reference by up to "
-                        f"{float(np.max(np.abs(g_arr - e_arr))):.3g}{where}")
+                # How far off, relative to the reference's size: an absolute difference would print the answer
+                # itself whenever the learner's value is 0.
+                scale = float(np.max(np.abs(e_arr)))
+                size = (f"by up to {float(np.max(np.abs(g_arr - e_arr))) / scale:.0%} of the reference's largest "
+                        f"magnitude" if scale > 0 else "where the reference is all zeros")
+                return f"{label}{n_bad} of {bad.size} value(s) differ from the reference {size}{where}"
         elif not np.array_equal(e_arr, g_arr):
             return f"{label}{int(np.sum(e_arr != g_arr))} of {e_arr.size} value(s) differ from the reference"
     return None
