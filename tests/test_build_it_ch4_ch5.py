@@ -121,3 +121,9 @@ def test_every_chapter_4_5_exercise_has_two_or_more_hints_and_a_wrong_answer():
     for name in (k for k in REGISTRY if k.startswith(("ch4.", "ch5."))):
         ex = REGISTRY[name]
         assert len(ex.hints) >= 2 and ex.wrong is not None, name
+
+
+def test_lstm_parameter_count_reference_matches_torch():
+    count = reference("ch5.lstm_num_parameters")
+    for args in [(28, 128, 2), (3, 7, 3), (1, 1, 1)]:
+        assert count(*args) == sum(p.numel() for p in torch.nn.LSTM(*args).parameters())
