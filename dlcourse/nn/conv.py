@@ -8,7 +8,8 @@ import numpy as np
 
 from .._checks import as_array, check_finite
 from ..random import get_rng
-from .conv_functional import _pair, _resolve_padding, conv2d_backward_cached, conv2d_forward
+from .conv_functional import conv2d_backward_cached, conv2d_forward
+from .geometry import pair, resolve_padding
 from .module import Module
 from .parameter import Parameter
 
@@ -22,7 +23,8 @@ class Conv2d(Module):
     initialised like PyTorch: U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = in_channels/groups*kh*kw.
     ``padding`` is an int, a pair, 'valid' or 'same'; only ``padding_mode='zeros'``.
     Caches: the im2col matrix of the input (one row per output pixel), from which backward
-    gets dW = cols^T g, db and dx = col2im(g W) without touching x again.
+    gets dW = cols^T g, db and dx = col2im(g W) without touching x again (dx is skipped, and
+    backward returns None, with ``needs_input_grad = False``; see ``Module``).
     Output arrays are channels-last views (see ``conv_functional``); they behave as (N, C, H, W).
     """
 
@@ -38,13 +40,13 @@ class Conv2d(Module):
         if padding_mode != "zeros":
             raise ValueError(f"Conv2d: only padding_mode='zeros' is implemented, got {padding_mode!r}")
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size = _pair(kernel_size, "Conv2d kernel_size")
-        self.stride, self.dilation = _pair(stride, "Conv2d stride"), _pair(dilation, "Conv2d dilation")
+        self.kernel_size = pair(kernel_size, "Conv2d kernel_size")
+        self.stride, self.dilation = pair(stride, "Conv2d stride"), pair(dilation, "Conv2d dilation")
         if min(self.kernel_size + self.stride + self.dilation) <= 0:
             raise ValueError(f"Conv2d: expected positive kernel_size, stride and dilation, got "
                              f"{self.kernel_size}, {self.stride}, {self.dilation}")
-        self.padding = padding if isinstance(padding, str) else _pair(padding, "Conv2d padding")
-        _resolve_padding(self.padding, self.kernel_size, self.dilation, self.stride, "Conv2d")  # validate now
+        self.padding = padding if isinstance(padding, str) else pair(padding, "Conv2d padding")
+        resolve_padding(self.padding, self.kernel_size, self.dilation, self.stride, "Conv2d")  # validate now
         self.padding_mode = padding_mode
         fan_in = in_channels // groups * self.kernel_size[0] * self.kernel_size[1]
         bound = 1.0 / math.sqrt(fan_in)
@@ -75,10 +77,13 @@ class Conv2d(Module):
         if self._cache is None:
             raise RuntimeError("Conv2d.backward called before forward")
         grad_out = np.asarray(grad_out)
-        dx, dW, db = conv2d_backward_cached(grad_out[None] if self._unbatched else grad_out, self._cache)
+        dx, dW, db = conv2d_backward_cached(grad_out[None] if self._unbatched else grad_out, self._cache,
+                                            need_dx=self.needs_input_grad)
         self.weight.accumulate(dW)
         if self.bias is not None:
             self.bias.accumulate(db)
+        if dx is None:  # needs_input_grad is False: the input is data (see Module)
+            return None
         return dx[0] if self._unbatched else dx
 
     def extra_repr(self) -> str:

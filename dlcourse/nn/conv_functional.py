@@ -32,107 +32,10 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-# ---------------------------------------------------------------------------------------
-# Arguments and output sizes
-# ---------------------------------------------------------------------------------------
+from .geometry import check_positive, conv_output_size, kernel_offsets, output_shape, pair, resolve_padding, valid_range
 
-
-def _pair(value, name: str = "argument") -> tuple[int, int]:
-    """``3 -> (3, 3)``, ``(3, 5) -> (3, 5)``; anything else is a ValueError."""
-    if isinstance(value, (int, np.integer)):
-        return int(value), int(value)
-    try:
-        pair = tuple(int(v) for v in value)
-    except TypeError as err:
-        raise ValueError(f"{name}: expected an int or a pair of ints, got {value!r}") from err
-    if len(pair) != 2:
-        raise ValueError(f"{name}: expected an int or a pair of ints, got {value!r}")
-    return pair
-
-
-def conv_output_size(size: int, kernel_size: int, stride: int = 1, padding: int = 0, dilation: int = 1,
-                     ceil_mode: bool = False) -> int:
-    """Output length of a convolution or pooling along one axis:
-
-    ``floor((size + 2*padding - dilation*(kernel_size - 1) - 1) / stride) + 1``
-
-    (``ceil`` instead of ``floor`` with ``ceil_mode``, as pooling allows; a window may then
-    start in the right padding only if it starts before the input ends, as in PyTorch).
-    ``padding`` may be a pair (before, after) for asymmetric padding.
-    """
-    before, after = (padding, padding) if np.ndim(padding) == 0 else padding
-    span = size + before + after - dilation * (kernel_size - 1) - 1
-    if not ceil_mode:
-        return max(span // stride + 1, 0)
-    out = (span + stride - 1) // stride + 1
-    if (out - 1) * stride >= size + before:
-        out -= 1
-    return max(out, 0)
-
-
-def _resolve_padding(padding, kernel_size, dilation, stride, who: str) -> tuple[int, int, int, int]:
-    """Padding as (top, bottom, left, right) from an int, a pair, 'valid' or 'same'."""
-    if isinstance(padding, str):
-        if padding == "valid":
-            return 0, 0, 0, 0
-        if padding == "same":
-            if stride != (1, 1):
-                raise ValueError(f"{who}: padding='same' needs stride 1, got stride={stride}")
-            pads = []
-            for k, d in zip(kernel_size, dilation):
-                total = d * (k - 1)
-                pads += [total // 2, total - total // 2]  # the extra one goes bottom/right, as in PyTorch
-            return tuple(pads)
-        raise ValueError(f"{who}: padding must be an int, a pair, 'valid' or 'same', got {padding!r}")
-    ph, pw = _pair(padding, f"{who} padding")
-    if ph < 0 or pw < 0:
-        raise ValueError(f"{who}: expected non-negative padding, got {padding!r}")
-    return ph, ph, pw, pw
-
-
-def _check_positive(pair, name, who):
-    if min(pair) <= 0:
-        raise ValueError(f"{who}: expected positive {name}, got {pair}")
-
-
-def _output_shape(H, W, kernel, stride, pad4, dilation, who, ceil_mode=False):
-    """(OH, OW), or a ValueError naming the sizes when the input is too small for the kernel."""
-    kh, kw = kernel
-    eff_h, eff_w = dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1
-    Hp, Wp = H + pad4[0] + pad4[1], W + pad4[2] + pad4[3]
-    OH = conv_output_size(H, kh, stride[0], pad4[0:2], dilation[0], ceil_mode)
-    OW = conv_output_size(W, kw, stride[1], pad4[2:4], dilation[1], ceil_mode)
-    if OH <= 0 or OW <= 0:
-        raise ValueError(f"{who}: input of spatial size {H}x{W} (padded to {Hp}x{Wp}) is smaller than the "
-                         f"kernel's extent {eff_h}x{eff_w} (kernel_size={kernel}, dilation={dilation})")
-    return OH, OW
-
-
-def _valid_range(offset, out_size, in_size, stride):
-    """Output indices o with 0 <= o*stride + offset < in_size, as (o_start, o_stop, in_slice).
-
-    ``offset`` is ``i*dilation - pad_before`` for kernel row i. The input positions seen by
-    those outputs are ``in_slice`` (a strided slice), so a copy or add per kernel offset
-    never touches the padding.
-    """
-    o0 = 0 if offset >= 0 else (-offset + stride - 1) // stride
-    o1 = min(out_size, (in_size - 1 - offset) // stride + 1) if in_size - 1 - offset >= 0 else 0
-    if o1 <= o0:
-        return o0, o0, slice(0, 0)
-    start = o0 * stride + offset
-    return o0, o1, slice(start, start + (o1 - o0 - 1) * stride + 1, stride)
-
-
-def _offsets(kernel, stride, pad4, dilation, in_hw, out_hw):
-    """For every kernel offset (i, j): (i, j, output rows, output cols, input rows, input cols)."""
-    result = []
-    for i in range(kernel[0]):
-        r0, r1, rows = _valid_range(i * dilation[0] - pad4[0], out_hw[0], in_hw[0], stride[0])
-        for j in range(kernel[1]):
-            c0, c1, cols = _valid_range(j * dilation[1] - pad4[2], out_hw[1], in_hw[1], stride[1])
-            result.append((i, j, slice(r0, r1), slice(c0, c1), rows, cols))
-    return result
-
+__all__ = ["ConvCache", "col2im", "conv2d", "conv2d_backward", "conv2d_backward_cached", "conv2d_forward",
+           "conv_output_size", "im2col", "is_channels_last"]
 
 def _zero_outside(arr, r, c):
     """Zero arr[:, rows outside r, :] and arr[:, r, cols outside c] (arr is (N, OH, OW, ...))."""
@@ -169,9 +72,9 @@ def _check_conv_args(x, weight, bias, stride, padding, dilation, groups, who="co
     if weight.ndim != 4:
         raise ValueError(f"{who}: expected weight of shape (out_channels, in_channels / groups, kh, kw), "
                          f"got shape {weight.shape}")
-    stride, dilation = _pair(stride, f"{who} stride"), _pair(dilation, f"{who} dilation")
-    _check_positive(stride, "stride", who)
-    _check_positive(dilation, "dilation", who)
+    stride, dilation = pair(stride, f"{who} stride"), pair(dilation, f"{who} dilation")
+    check_positive(stride, "stride", who)
+    check_positive(dilation, "dilation", who)
     groups = int(groups)
     O, Cg, kh, kw = weight.shape
     if groups <= 0 or O % groups:
@@ -183,7 +86,7 @@ def _check_conv_args(x, weight, bias, stride, padding, dilation, groups, who="co
         raise ValueError(f"{who}: expected a non-empty batch, got input shape {x.shape}")
     if bias is not None and np.shape(bias) != (O,):
         raise ValueError(f"{who}: expected bias of shape ({O},), got {np.shape(bias)}")
-    pad4 = _resolve_padding(padding, (kh, kw), dilation, stride, who)
+    pad4 = resolve_padding(padding, (kh, kw), dilation, stride, who)
     return stride, pad4, dilation, groups
 
 
@@ -195,7 +98,7 @@ def conv2d_forward(x, weight, bias=None, stride=1, padding=0, dilation=1, groups
     N, C, H, W = x.shape
     O, Cg, kh, kw = weight.shape
     G, Og = groups, O // groups
-    OH, OW = _output_shape(H, W, (kh, kw), stride, pad4, dilation, "conv2d")
+    OH, OW = output_shape(H, W, (kh, kw), stride, pad4, dilation, "conv2d")
     Kg = kh * kw * Cg
     fold_bias = bias is not None and G == 1
 
@@ -219,14 +122,14 @@ def conv2d_forward(x, weight, bias=None, stride=1, padding=0, dilation=1, groups
         rows_of_windows = sliding_window_view(xw, kw, axis=2)[:, :, :OW].transpose(0, 1, 2, 4, 3)  # (N,H,OW,kw,C)
         view6 = view.reshape(N, OH, OW, kh, kw, C)
         for i in range(kh):
-            r0, r1, rows = _valid_range(i * dilation[0] - pad4[0], OH, H, stride[0])
+            r0, r1, rows = valid_range(i * dilation[0] - pad4[0], OH, H, stride[0])
             target = view6[:, :, :, i]
             target[:, r0:r1] = rows_of_windows[:, rows]
             target[:, :r0] = 0
             target[:, r1:] = 0
     else:
         x_nhwc = x_nhwc.reshape(N, H, W, G, Cg)
-        for i, j, r, c, rows, cs in _offsets((kh, kw), stride, pad4, dilation, (H, W), (OH, OW)):
+        for i, j, r, c, rows, cs in kernel_offsets((kh, kw), stride, pad4, dilation, (H, W), (OH, OW)):
             target = view[:, :, :, :, i, j, :]
             target[:, r, c] = x_nhwc[:, rows, cs]
             if r.stop - r.start < OH or c.stop - c.start < OW:
@@ -255,8 +158,11 @@ def conv2d_forward(x, weight, bias=None, stride=1, padding=0, dilation=1, groups
     return y.reshape(N, OH, OW, O).transpose(0, 3, 1, 2), cache
 
 
-def conv2d_backward_cached(grad_out, cache: ConvCache):
-    """Backward pass from a :class:`ConvCache`: returns (dx, dW, db); db is None without a bias."""
+def conv2d_backward_cached(grad_out, cache: ConvCache, need_dx: bool = True):
+    """Backward pass from a :class:`ConvCache`: returns (dx, dW, db); db is None without a bias.
+
+    With ``need_dx=False`` dx is None: the product g W^T and col2im (half the work) are skipped.
+    """
     N, C, H, W = cache.x_shape
     OH, OW = cache.out_hw
     kh, kw = cache.kernel
@@ -277,15 +183,16 @@ def conv2d_backward_cached(grad_out, cache: ConvCache):
     # dW_mat = cols^T g (the bias row, when folded, gives db); dcols = g W^T
     if G == 1:
         dw_mat = (g2.T @ cols2)[None]  # (1, O, width)
-        dcols = g2 @ w_mat[0, :Kg].T  # (M, Kg)
+        dcols = g2 @ w_mat[0, :Kg].T if need_dx else None  # (M, Kg)
     else:
         dw_mat = np.empty((G, Og, Kg), dtype=cols.dtype)
-        dcols = np.empty((M, G, Kg), dtype=cols.dtype)
+        dcols = np.empty((M, G, Kg), dtype=cols.dtype) if need_dx else None
         cols_g = cols2.reshape(M, G, Kg)
         for g in range(G):
             gg = g2[:, g * Og:(g + 1) * Og]
             np.matmul(gg.T, cols_g[:, g], out=dw_mat[g])
-            np.matmul(gg, w_mat[g].T, out=dcols[:, g])
+            if need_dx:
+                np.matmul(gg, w_mat[g].T, out=dcols[:, g])
     dW = dw_mat[:, :, :Kg].reshape(G, Og, kh, kw, Cg).transpose(0, 1, 4, 2, 3).reshape(O, Cg, kh, kw)
     if not cache.has_bias:
         db = None
@@ -294,6 +201,8 @@ def conv2d_backward_cached(grad_out, cache: ConvCache):
     else:
         db = g2.sum(axis=0)
 
+    if not need_dx:
+        return None, dW, db
     # col2im: add every kernel offset's slice of dcols back onto the input positions it came from
     dx = _col2im_nhwc(dcols.reshape(N, OH, OW, G, kh, kw, Cg), (N, H, W, C), cache)
     return dx.transpose(0, 3, 1, 2), dW, db
@@ -302,7 +211,7 @@ def conv2d_backward_cached(grad_out, cache: ConvCache):
 def _col2im_nhwc(dcols, x_nhwc_shape, cache):
     N, H, W, C = x_nhwc_shape
     G, Cg = cache.groups, C // cache.groups
-    offsets = _offsets(cache.kernel, cache.stride, cache.pad4, cache.dilation, (H, W), cache.out_hw)
+    offsets = kernel_offsets(cache.kernel, cache.stride, cache.pad4, cache.dilation, (H, W), cache.out_hw)
     # Start from an offset that covers the whole input (the centre of a stride-1 'same' conv) to skip a zero fill.
     full = [k for k, (_, _, _, _, rows, cs) in enumerate(offsets)
             if rows == slice(0, H, 1) and cs == slice(0, W, 1)]
@@ -357,10 +266,10 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
     x = np.asarray(x)
     if x.ndim != 4:
         raise ValueError(f"im2col: expected input of shape (N, C, H, W), got shape {x.shape}")
-    kernel, stride, dilation = _pair(kernel_size, "im2col kernel_size"), _pair(stride), _pair(dilation)
-    ph, pw = _pair(padding, "im2col padding")
+    kernel, stride, dilation = pair(kernel_size, "im2col kernel_size"), pair(stride), pair(dilation)
+    ph, pw = pair(padding, "im2col padding")
     N, C, H, W = x.shape
-    OH, OW = _output_shape(H, W, kernel, stride, (ph, ph, pw, pw), dilation, "im2col")
+    OH, OW = output_shape(H, W, kernel, stride, (ph, ph, pw, pw), dilation, "im2col")
     xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x
     extent = (dilation[0] * (kernel[0] - 1) + 1, dilation[1] * (kernel[1] - 1) + 1)
     windows = sliding_window_view(xp, extent, axis=(2, 3))  # (N, C, H', W', eh, ew), no copy
@@ -375,11 +284,11 @@ def col2im(cols, output_size, kernel_size, stride=1, padding=0, dilation=1):
     It is the adjoint (transpose) of :func:`im2col`, which is why it turns dcols into dx.
     """
     cols = np.asarray(cols)
-    H, W = _pair(output_size, "col2im output_size")
-    kernel, stride, dilation = _pair(kernel_size, "col2im kernel_size"), _pair(stride), _pair(dilation)
-    ph, pw = _pair(padding, "col2im padding")
+    H, W = pair(output_size, "col2im output_size")
+    kernel, stride, dilation = pair(kernel_size, "col2im kernel_size"), pair(stride), pair(dilation)
+    ph, pw = pair(padding, "col2im padding")
     kh, kw = kernel
-    OH, OW = _output_shape(H, W, kernel, stride, (ph, ph, pw, pw), dilation, "col2im")
+    OH, OW = output_shape(H, W, kernel, stride, (ph, ph, pw, pw), dilation, "col2im")
     if cols.ndim != 3 or cols.shape[1] % (kh * kw) or cols.shape[2] != OH * OW:
         raise ValueError(f"col2im: expected columns of shape (N, C*{kh * kw}, {OH * OW}) for output_size {(H, W)}, "
                          f"got {cols.shape}")

@@ -19,7 +19,8 @@ class Linear(Module):
     Shapes: x (N, *, in_features) -> y (N, *, out_features); ``weight`` (out_features,
     in_features), ``bias`` (out_features,), as in PyTorch. Initialised like PyTorch:
     U(-1/sqrt(in_features), 1/sqrt(in_features)) for both.
-    Caches: the input x (dW = g^T x needs it).
+    Caches: the input x (dW = g^T x needs it). With ``needs_input_grad = False`` backward
+    skips dx = g W and returns None (see ``Module``).
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype=np.float32):
@@ -47,11 +48,14 @@ class Linear(Module):
     def backward(self, grad_out):
         if self._x is None:
             raise RuntimeError("Linear.backward called before forward")
-        dx, dW, db = F.linear_backward(grad_out, self._x, self.weight.data)
-        self.weight.accumulate(dW)
+        grad_out = np.asarray(grad_out)
+        x2, g2 = self._x.reshape(-1, self.in_features), grad_out.reshape(-1, self.out_features)
+        self.weight.accumulate(g2.T @ x2)  # dW = g^T x, summed over every leading dimension
         if self.bias is not None:
-            self.bias.accumulate(db)
-        return dx
+            self.bias.accumulate(g2.sum(axis=0))
+        if not self.needs_input_grad:  # the input is data: skip dx = g W, as autograd does
+            return None
+        return grad_out @ self.weight.data
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"

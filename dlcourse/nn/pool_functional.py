@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .conv_functional import _check_positive, _offsets, _output_shape, _pair, is_channels_last
+from .conv_functional import is_channels_last
+from .geometry import check_positive, kernel_offsets, output_shape, pair
 
 
 def _pool_args(x, kernel_size, stride, padding, dilation, who):
@@ -32,12 +33,12 @@ def _pool_args(x, kernel_size, stride, padding, dilation, who):
         raise ValueError(f"{who}: expected input of shape (N, C, H, W), got shape {x.shape}")
     if x.shape[0] == 0:
         raise ValueError(f"{who}: expected a non-empty batch, got input shape {x.shape}")
-    kernel = _pair(kernel_size, f"{who} kernel_size")
-    stride = kernel if stride is None or (not np.isscalar(stride) and len(stride) == 0) else _pair(stride, who)
-    padding, dilation = _pair(padding, f"{who} padding"), _pair(dilation, f"{who} dilation")
-    _check_positive(kernel, "kernel_size", who)
-    _check_positive(stride, "stride", who)
-    _check_positive(dilation, "dilation", who)
+    kernel = pair(kernel_size, f"{who} kernel_size")
+    stride = kernel if stride is None or (not np.isscalar(stride) and len(stride) == 0) else pair(stride, who)
+    padding, dilation = pair(padding, f"{who} padding"), pair(dilation, f"{who} dilation")
+    check_positive(kernel, "kernel_size", who)
+    check_positive(stride, "stride", who)
+    check_positive(dilation, "dilation", who)
     if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2 or min(padding) < 0:
         raise ValueError(f"{who}: padding should be between 0 and half the kernel size, got padding={padding} "
                          f"for kernel_size={kernel}")
@@ -91,8 +92,8 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_
     """``max_pool2d`` that also returns the cache its backward pass needs: (y, cache)."""
     x, kernel, stride, pad4, dilation = _pool_args(x, kernel_size, stride, padding, dilation, "max_pool2d")
     N, C, H, W = x.shape
-    OH, OW = _output_shape(H, W, kernel, stride, pad4, dilation, "max_pool2d", ceil_mode)
-    offsets = _offsets(kernel, stride, pad4, dilation, (H, W), (OH, OW))
+    OH, OW = output_shape(H, W, kernel, stride, pad4, dilation, "max_pool2d", ceil_mode)
+    offsets = kernel_offsets(kernel, stride, pad4, dilation, (H, W), (OH, OW))
     lay = _Layout(x)
     xw = lay.view(x)
     out = None
@@ -201,8 +202,8 @@ def avg_pool2d_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False, 
     """``avg_pool2d`` that also returns the cache its backward pass needs: (y, cache)."""
     x, kernel, stride, pad4, _ = _pool_args(x, kernel_size, stride, padding, 1, "avg_pool2d")
     N, C, H, W = x.shape
-    OH, OW = _output_shape(H, W, kernel, stride, pad4, (1, 1), "avg_pool2d", ceil_mode)
-    offsets = _offsets(kernel, stride, pad4, (1, 1), (H, W), (OH, OW))
+    OH, OW = output_shape(H, W, kernel, stride, pad4, (1, 1), "avg_pool2d", ceil_mode)
+    offsets = kernel_offsets(kernel, stride, pad4, (1, 1), (H, W), (OH, OW))
     lay = _Layout(x)
     xw = lay.view(x)
     dtype = np.result_type(x.dtype, np.float32)

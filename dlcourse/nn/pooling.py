@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._checks import as_array, check_finite
-from .conv_functional import _pair
+from .geometry import pair
 from .module import Module
 from .pool_functional import (
     avg_pool2d_backward_cached,
@@ -23,9 +23,9 @@ from .pool_functional import (
 class _Pool2d(Module):
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False):
         super().__init__()
-        self.kernel_size = _pair(kernel_size, f"{type(self).__name__} kernel_size")
-        self.stride = self.kernel_size if stride is None else _pair(stride, f"{type(self).__name__} stride")
-        self.padding = _pair(padding, f"{type(self).__name__} padding")
+        self.kernel_size = pair(kernel_size, f"{type(self).__name__} kernel_size")
+        self.stride = self.kernel_size if stride is None else pair(stride, f"{type(self).__name__} stride")
+        self.padding = pair(padding, f"{type(self).__name__} padding")
         self.ceil_mode = bool(ceil_mode)
         if min(self.kernel_size + self.stride) <= 0:
             raise ValueError(f"{type(self).__name__}: expected positive kernel_size and stride, got "
@@ -61,7 +61,7 @@ class MaxPool2d(_Pool2d):
 
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
         super().__init__(kernel_size, stride, padding, ceil_mode)
-        self.dilation = _pair(dilation, "MaxPool2d dilation")
+        self.dilation = pair(dilation, "MaxPool2d dilation")
 
     def forward(self, x):
         y, self._cache = max_pool2d_forward(self._prepare(x), self.kernel_size, self.stride, self.padding,

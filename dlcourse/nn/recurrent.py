@@ -17,7 +17,11 @@ Contract of the family (PyTorch's):
   for the backward direction; G = 1 (RNN), 4 (LSTM, gate order i, f, g, o), 3 (GRU, order r, z, n).
   Initialisation as in PyTorch: everything ~ U(-1/sqrt(H), 1/sqrt(H)).
 * Forward caches, per layer and direction, the layer input and every hidden state (LSTM: also the
-  cell states, the gate activations and tanh(c_t); GRU: the gate activations and W_hn h + b_hn).
+  cell states, the gate activations and tanh(c_t); GRU: the gate activations and W_hn h + b_hn), as
+  the named :class:`RNNLayerCache`, :class:`LSTMLayerCache`, :class:`GRULayerCache`, gathered in a
+  :class:`SequenceCache`.
+* With ``needs_input_grad = False`` (the input is data; see ``Module``) backward skips the first
+  layer's dLoss/dx and returns None; ``grad_h0`` and ``grad_c0`` are still computed.
 
 Speed: the input products W_ih x_t of all time steps are one matrix product before the loop, the
 parameter gradients are one matrix product after it, and the loop itself works in preallocated
@@ -29,6 +33,7 @@ PyTorch layers.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -36,6 +41,66 @@ from .._checks import as_array, check_finite
 from ..random import get_rng
 from .module import Module
 from .parameter import Parameter
+
+# ---------------------------------------------------------------------------------------
+# What the forward passes keep for backpropagation through time
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class RNNLayerCache:
+    """One RNN layer and direction: the input x (T, N, I), hs (T+1, N, H) = [h0, h_1, ..., h_T]
+    (the activation's derivative is read off h_t), the weights and the nonlinearity."""
+
+    x: np.ndarray
+    hs: np.ndarray
+    weight_ih: np.ndarray
+    weight_hh: np.ndarray
+    has_bias: bool
+    nonlinearity: str
+
+
+@dataclass
+class LSTMLayerCache:
+    """One LSTM layer and direction: x (T, N, I), hs and cs (T+1, N, H) from h0 and c0 on,
+    the gate activations acts (T, N, 4H) in the order i, f, g, o, tanh(c_t) (T, N, H), the weights."""
+
+    x: np.ndarray
+    hs: np.ndarray
+    cs: np.ndarray
+    acts: np.ndarray
+    tanh_cs: np.ndarray
+    weight_ih: np.ndarray
+    weight_hh: np.ndarray
+    has_bias: bool
+
+
+@dataclass
+class GRULayerCache:
+    """One GRU layer and direction: x (T, N, I), hs (T+1, N, H), the gate activations acts (T, N, 3H)
+    in the order r, z, n, gh_n = W_hn h_{t-1} + b_hn (T, N, H), the weights."""
+
+    x: np.ndarray
+    hs: np.ndarray
+    acts: np.ndarray
+    gh_n: np.ndarray
+    weight_ih: np.ndarray
+    weight_hh: np.ndarray
+    has_bias: bool
+
+
+@dataclass
+class SequenceCache:
+    """A whole recurrent module's forward pass: ``layers[layer][direction]`` is a layer cache above,
+    ``dropout_masks[layer]`` the mask applied to that layer's output (None without dropout), and the
+    time-major input shape (T, N, input_size), whether the input had a batch axis, and the dtype."""
+
+    layers: list
+    dropout_masks: list
+    input_shape: tuple
+    batched: bool
+    dtype: np.dtype
+
 
 # ---------------------------------------------------------------------------------------
 # One layer, one direction, time-major: x (T, N, I) -> out (T, N, H)
@@ -46,10 +111,15 @@ def _input_products(x, weight_ih, bias_ih, bias_hh, dtype):
     """x_t W_ih^T + b_ih + b_hh for every t at once: (T, N, G)."""
     T, N, I = x.shape
     pre = np.empty((T, N, weight_ih.shape[0]), dtype)
-    np.matmul(x.reshape(T * N, I), weight_ih.T, out=pre.reshape(T * N, -1))
+    np.matmul(x.reshape(T * N, I), _transposed(weight_ih), out=pre.reshape(T * N, -1))
     if bias_ih is not None:
         pre += bias_ih + bias_hh
     return pre
+
+
+def _transposed(weight):
+    """W^T as a contiguous array: OpenBLAS multiplies by it faster than by the transposed view (small copy)."""
+    return np.ascontiguousarray(weight.T)
 
 
 def _param_grads(dpre_x, dpre_h, x, h_prev, has_bias):
@@ -72,23 +142,25 @@ def rnn_layer_forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, n
     hs[0] = h0
     hs[1:] = _input_products(x, weight_ih, bias_ih, bias_hh, dtype)
     rec = np.empty_like(hs[0])
+    w_hh_t = _transposed(weight_hh)
     for t in range(T):
         pre = hs[t + 1]
-        pre += np.matmul(hs[t], weight_hh.T, out=rec)
+        pre += np.matmul(hs[t], w_hh_t, out=rec)
         if nonlinearity == "tanh":
             np.tanh(pre, out=pre)
         else:
             np.maximum(pre, 0, out=pre)
-    cache = (x, hs, weight_ih, weight_hh, bias_ih is not None, nonlinearity)
+    cache = RNNLayerCache(x, hs, weight_ih, weight_hh, bias_ih is not None, nonlinearity)
     return hs[1:], hs[T], cache
 
 
-def rnn_layer_backward(grad_out, grad_h_n, cache):
+def rnn_layer_backward(grad_out, grad_h_n, cache: RNNLayerCache, need_dx: bool = True):
     """BPTT: dh_t = grad_out_t + dpre_{t+1} W_hh, dpre_t = dh_t * act'(h_t).
 
-    Returns (dx (T, N, I), dh0 (N, H), (dW_ih, dW_hh, db_ih, db_hh)).
+    Returns (dx (T, N, I), dh0 (N, H), (dW_ih, dW_hh, db_ih, db_hh)); dx is None with ``need_dx=False``.
     """
-    x, hs, weight_ih, weight_hh, has_bias, nonlinearity = cache
+    x, hs, weight_ih, weight_hh = cache.x, cache.hs, cache.weight_ih, cache.weight_hh
+    has_bias, nonlinearity = cache.has_bias, cache.nonlinearity
     T = x.shape[0]
     dpre = np.empty((T,) + hs.shape[1:], hs.dtype)
     # the activation's derivative at every step at once (it depends on the forward pass only)
@@ -103,7 +175,7 @@ def rnn_layer_backward(grad_out, grad_h_n, cache):
         np.multiply(dh, deriv[t], out=dpre[t])
         dh = dpre[t] @ weight_hh
     grads = _param_grads(dpre, dpre, x, hs[:-1], has_bias)
-    dx = (dpre.reshape(-1, dpre.shape[-1]) @ weight_ih).reshape(x.shape)
+    dx = (dpre.reshape(-1, dpre.shape[-1]) @ weight_ih).reshape(x.shape) if need_dx else None
     return dx, dh, grads
 
 
@@ -128,10 +200,11 @@ def lstm_layer_forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=No
     hs[0], cs[0] = h0, c0
     rec = np.empty((N, 4 * H), dtype)
     g_pre = np.empty((N, H), dtype)
+    w_hh_t = _transposed(weight_hh)
     with np.errstate(over="ignore"):
         for t in range(T):
             a = acts[t]                                      # [i, f, g, o] pre-activations, (N, 4H)
-            a += np.matmul(hs[t], weight_hh.T, out=rec)
+            a += np.matmul(hs[t], w_hh_t, out=rec)
             g_pre[...] = a[:, 2 * H:3 * H]
             _sigmoid_(a)                                     # i, f, o = sigmoid (the g slot is redone below)
             np.tanh(g_pre, out=a[:, 2 * H:3 * H])            # g = tanh
@@ -139,18 +212,19 @@ def lstm_layer_forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=No
             cs[t + 1] += np.multiply(a[:, :H], a[:, 2 * H:3 * H], out=g_pre)  # ... + i * g
             np.tanh(cs[t + 1], out=tanh_cs[t])
             np.multiply(a[:, 3 * H:], tanh_cs[t], out=hs[t + 1])  # h_t = o * tanh(c_t)
-    cache = (x, hs, cs, acts, tanh_cs, weight_ih, weight_hh, bias_ih is not None)
+    cache = LSTMLayerCache(x, hs, cs, acts, tanh_cs, weight_ih, weight_hh, bias_ih is not None)
     return hs[1:], (hs[T], cs[T]), cache
 
 
-def lstm_layer_backward(grad_out, grad_h_n, grad_c_n, cache):
-    """BPTT through the LSTM; returns (dx, (dh0, dc0), (dW_ih, dW_hh, db_ih, db_hh)).
+def lstm_layer_backward(grad_out, grad_h_n, grad_c_n, cache: LSTMLayerCache, need_dx: bool = True):
+    """BPTT through the LSTM; returns (dx, (dh0, dc0), (dW_ih, dW_hh, db_ih, db_hh)) (dx None without need_dx).
 
     Per step: dh_t = grad_out_t + dgates_{t+1} W_hh, dc_t = dc_{t+1} * f_{t+1} + dh_t * o_t * (1 - tanh^2 c_t),
     then di = dc * g * i(1-i), df = dc * c_{t-1} * f(1-f), dg = dc * i * (1-g^2), do = dh * tanh c_t * o(1-o).
     Every factor that depends on the forward pass only is computed for all steps before the loop.
     """
-    x, hs, cs, acts, tanh_cs, weight_ih, weight_hh, has_bias = cache
+    x, hs, cs, acts, tanh_cs = cache.x, cache.hs, cache.cs, cache.acts, cache.tanh_cs
+    weight_ih, weight_hh = cache.weight_ih, cache.weight_hh
     T, N, H = tanh_cs.shape
     a4 = acts.reshape(T, N, 4, H)
     i, f, g, o = a4[:, :, 0], a4[:, :, 1], a4[:, :, 2], a4[:, :, 3]
@@ -179,8 +253,8 @@ def lstm_layer_backward(grad_out, grad_h_n, grad_c_n, cache):
         np.multiply(dh, K[t, :, 3], out=dgates[t, :, 3])
         dc *= f[t]
         np.matmul(dgates_flat[t], weight_hh, out=dh)
-    grads = _param_grads(dgates_flat, dgates_flat, x, hs[:-1], has_bias)
-    dx = (dgates_flat.reshape(T * N, 4 * H) @ weight_ih).reshape(x.shape)
+    grads = _param_grads(dgates_flat, dgates_flat, x, hs[:-1], cache.has_bias)
+    dx = (dgates_flat.reshape(T * N, 4 * H) @ weight_ih).reshape(x.shape) if need_dx else None
     return dx, (dh, dc), grads
 
 
@@ -190,7 +264,7 @@ def gru_layer_forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None):
     H = weight_hh.shape[1]
     dtype = np.result_type(x, h0, weight_ih)
     gi = np.empty((T, N, 3 * H), dtype)
-    np.matmul(x.reshape(T * N, -1), weight_ih.T, out=gi.reshape(T * N, -1))
+    np.matmul(x.reshape(T * N, -1), _transposed(weight_ih), out=gi.reshape(T * N, -1))
     if bias_ih is not None:
         gi += bias_ih
     hs = np.empty((T + 1, N, H), dtype)
@@ -199,9 +273,10 @@ def gru_layer_forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None):
     gh_n = np.empty((T, N, H), dtype)
     gh = np.empty((N, 3 * H), dtype)
     tmp = np.empty((N, H), dtype)
+    w_hh_t = _transposed(weight_hh)
     with np.errstate(over="ignore"):
         for t in range(T):
-            np.matmul(hs[t], weight_hh.T, out=gh)
+            np.matmul(hs[t], w_hh_t, out=gh)
             if bias_hh is not None:
                 gh += bias_hh
             a = acts[t]
@@ -214,13 +289,14 @@ def gru_layer_forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None):
             np.subtract(hs[t], a[:, 2 * H:], out=hs[t + 1])
             hs[t + 1] *= a[:, H:2 * H]
             hs[t + 1] += a[:, 2 * H:]
-    cache = (x, hs, acts, gh_n, weight_ih, weight_hh, bias_ih is not None)
+    cache = GRULayerCache(x, hs, acts, gh_n, weight_ih, weight_hh, bias_ih is not None)
     return hs[1:], hs[T], cache
 
 
-def gru_layer_backward(grad_out, grad_h_n, cache):
-    """BPTT through the GRU; returns (dx, dh0, (dW_ih, dW_hh, db_ih, db_hh))."""
-    x, hs, acts, gh_n, weight_ih, weight_hh, has_bias = cache
+def gru_layer_backward(grad_out, grad_h_n, cache: GRULayerCache, need_dx: bool = True):
+    """BPTT through the GRU; returns (dx, dh0, (dW_ih, dW_hh, db_ih, db_hh)) (dx None without need_dx)."""
+    x, hs, acts, gh_n = cache.x, cache.hs, cache.acts, cache.gh_n
+    weight_ih, weight_hh, has_bias = cache.weight_ih, cache.weight_hh, cache.has_bias
     T, N, H = gh_n.shape
     a3 = acts.reshape(T, N, 3, H)
     r, z, n = a3[:, :, 0], a3[:, :, 1], a3[:, :, 2]
@@ -241,7 +317,7 @@ def gru_layer_backward(grad_out, grad_h_n, cache):
         dh = dh * z[t] + dgh[t].reshape(N, 3 * H) @ weight_hh
     dgi, dgh = dgi.reshape(T, N, 3 * H), dgh.reshape(T, N, 3 * H)
     grads = _param_grads(dgi, dgh, x, hs[:-1], has_bias)
-    dx = (dgi.reshape(T * N, -1) @ weight_ih).reshape(x.shape)
+    dx = (dgi.reshape(T * N, -1) @ weight_ih).reshape(x.shape) if need_dx else None
     return dx, dh, grads
 
 
@@ -373,7 +449,7 @@ class _RNNBase(Module):
                 out = out * mask
             masks.append(mask)
             layer_x = out
-        self._cache = (caches, masks, x.shape, batched, dtype)
+        self._cache = SequenceCache(caches, masks, x.shape, batched, dtype)
         return layer_x, finals
 
     def _finish_output(self, out, batched):
@@ -384,7 +460,9 @@ class _RNNBase(Module):
     def _backward(self, grad_out, grad_finals):
         if self._cache is None:
             raise RuntimeError(f"{type(self).__name__}.backward called before forward")
-        caches, masks, (T, N, _), batched, dtype = self._cache
+        cache_all = self._cache
+        caches, masks, batched, dtype = cache_all.layers, cache_all.dropout_masks, cache_all.batched, cache_all.dtype
+        T, N, _ = cache_all.input_shape
         H, D = self.hidden_size, self.num_directions
         shape = (T, N, D * H)
         g = self._to_time_major(grad_out, batched, "grad_out", shape)
@@ -410,17 +488,20 @@ class _RNNBase(Module):
                 if g_dir is not None and d == 1:
                     g_dir = g_dir[::-1]
                 g_fin = [None if s is None else s[idx] for s in gf]
+                need_dx = layer > 0 or self.needs_input_grad  # the first layer's dx only when the caller wants it
                 if self.mode == "LSTM":
-                    dx, (dh0, dc0), grads = lstm_layer_backward(g_dir, g_fin[0], g_fin[1], cache)
+                    dx, (dh0, dc0), grads = lstm_layer_backward(g_dir, g_fin[0], g_fin[1], cache, need_dx)
                     grad_states0[1][idx] = dc0
                 elif self.mode == "GRU":
-                    dx, dh0, grads = gru_layer_backward(g_dir, g_fin[0], cache)
+                    dx, dh0, grads = gru_layer_backward(g_dir, g_fin[0], cache, need_dx)
                 else:
-                    dx, dh0, grads = rnn_layer_backward(g_dir, g_fin[0], cache)
+                    dx, dh0, grads = rnn_layer_backward(g_dir, g_fin[0], cache, need_dx)
                 grad_states0[0][idx] = dh0
                 for p, gp in zip(self._layer_params(layer, suffix), grads):
                     if p is not None:
                         p.accumulate(gp)
+                if dx is None:
+                    continue
                 if d == 1:
                     dx = dx[::-1]
                 dx_layer = dx if dx_layer is None else dx_layer + dx
@@ -430,7 +511,7 @@ class _RNNBase(Module):
         self.grad_h0 = grad_states0[0]
         if self.mode == "LSTM":
             self.grad_c0 = grad_states0[1]
-        return self._finish_output(g, batched)
+        return None if g is None else self._finish_output(g, batched)
 
     def extra_repr(self):
         s = f"{self.input_size}, {self.hidden_size}"

@@ -29,6 +29,7 @@ Shapes: input (N, I) or unbatched (I,); h and c (N, H) or (H,); a missing hx mea
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -158,6 +159,23 @@ def gru_cell(x, h, weight_ih, weight_hh, bias_ih=None, bias_hh=None):
 # ---------------------------------------------------------------------------------------
 
 
+@dataclass
+class CellCache:
+    """What a cell's forward keeps for its backward: the input x (N, I), the state h (N, H) it started
+    from, whether the input had a batch axis, and per cell: RNN the new state ``h_new``; LSTM the cell
+    state ``c``, the gate activations ``acts`` (N, 4H) and ``tanh_c`` = tanh(c'); GRU ``acts`` (N, 3H)
+    and ``gh_n`` = W_hn h + b_hn."""
+
+    x: np.ndarray
+    h: np.ndarray
+    batched: bool
+    h_new: np.ndarray | None = None
+    c: np.ndarray | None = None
+    acts: np.ndarray | None = None
+    tanh_c: np.ndarray | None = None
+    gh_n: np.ndarray | None = None
+
+
 class _CellBase(Module):
     _num_gates = 1
 
@@ -215,6 +233,13 @@ class _CellBase(Module):
             self.bias_ih.accumulate(dpre_i.sum(axis=0))
             self.bias_hh.accumulate(dpre_h.sum(axis=0))
 
+    def _input_grad(self, dpre_i, batched):
+        """dLoss/dinput = dpre_i W_ih, or None with ``needs_input_grad = False`` (see ``Module``)."""
+        if not self.needs_input_grad:
+            return None
+        dx = dpre_i @ self.weight_ih.data
+        return dx if batched else dx[0]
+
     def _check_cache(self):
         if self._cache is None:
             raise RuntimeError(f"{type(self).__name__}.backward called before forward")
@@ -249,17 +274,18 @@ class RNNCell(_CellBase):
         x, batched = self._check_input(input)
         h = self._check_state(hx, "hx", x.shape[0], batched, x.dtype)
         h_new = rnn_cell(x, h, *self._params(), nonlinearity=self.nonlinearity)
-        self._cache = (x, h, h_new, batched)
+        self._cache = CellCache(x, h, batched, h_new=h_new)
         return h_new if batched else h_new[0]
 
     def backward(self, grad_h):
-        x, h, h_new, batched = self._check_cache()
+        cache = self._check_cache()
+        x, h, h_new, batched = cache.x, cache.h, cache.h_new, cache.batched
         grad_h = self._check_grad(grad_h, h_new.shape, "grad_h", batched)
         dpre = rnn_activation_backward(grad_h, h_new, self.nonlinearity)
         self._accumulate(dpre, dpre, x, h)
-        dx, dh = dpre @ self.weight_ih.data, dpre @ self.weight_hh.data
+        dh = dpre @ self.weight_hh.data
         self.grad_hx = dh if batched else dh[0]
-        return dx if batched else dx[0]
+        return self._input_grad(dpre, batched)
 
     def extra_repr(self):
         return super().extra_repr() + ("" if self.nonlinearity == "tanh" else f", nonlinearity={self.nonlinearity!r}")
@@ -284,19 +310,20 @@ class LSTMCell(_CellBase):
         W_ih, W_hh, b_ih, b_hh = self._params()
         gates = _affine(x, W_ih, b_ih) + _affine(h, W_hh, b_hh)
         h_new, c_new, acts, tanh_c = lstm_pointwise(gates, c)
-        self._cache = (x, h, c, acts, tanh_c, batched)
+        self._cache = CellCache(x, h, batched, c=c, acts=acts, tanh_c=tanh_c)
         return (h_new, c_new) if batched else (h_new[0], c_new[0])
 
     def backward(self, grad_h, grad_c=None):
-        x, h, c, acts, tanh_c, batched = self._check_cache()
+        cache = self._check_cache()
+        x, h, c, acts, tanh_c, batched = cache.x, cache.h, cache.c, cache.acts, cache.tanh_c, cache.batched
         grad_h = self._check_grad(grad_h, c.shape, "grad_h", batched)
         if grad_c is not None:
             grad_c = self._check_grad(grad_c, c.shape, "grad_c", batched)
         dgates, dc = lstm_pointwise_backward(grad_h, grad_c, acts, c, tanh_c)
         self._accumulate(dgates, dgates, x, h)
-        dx, dh = dgates @ self.weight_ih.data, dgates @ self.weight_hh.data
+        dh = dgates @ self.weight_hh.data
         self.grad_hx = (dh, dc) if batched else (dh[0], dc[0])
-        return dx if batched else dx[0]
+        return self._input_grad(dgates, batched)
 
 
 class GRUCell(_CellBase):
@@ -313,14 +340,15 @@ class GRUCell(_CellBase):
         W_ih, W_hh, b_ih, b_hh = self._params()
         gh = _affine(h, W_hh, b_hh)
         h_new, acts = gru_pointwise(_affine(x, W_ih, b_ih), gh, h)
-        self._cache = (x, h, acts, gh[:, 2 * self.hidden_size:], batched)
+        self._cache = CellCache(x, h, batched, acts=acts, gh_n=gh[:, 2 * self.hidden_size:])
         return h_new if batched else h_new[0]
 
     def backward(self, grad_h):
-        x, h, acts, gh_n, batched = self._check_cache()
+        cache = self._check_cache()
+        x, h, acts, gh_n, batched = cache.x, cache.h, cache.acts, cache.gh_n, cache.batched
         grad_h = self._check_grad(grad_h, h.shape, "grad_h", batched)
         dgi, dgh, dh = gru_pointwise_backward(grad_h, acts, gh_n, h)
         self._accumulate(dgi, dgh, x, h)
-        dx, dh = dgi @ self.weight_ih.data, dh + dgh @ self.weight_hh.data
+        dh = dh + dgh @ self.weight_hh.data
         self.grad_hx = dh if batched else dh[0]
-        return dx if batched else dx[0]
+        return self._input_grad(dgi, batched)

@@ -93,55 +93,17 @@ def random_shift(x, rng, max_shift: int = 2, fill=None) -> np.ndarray:
 # ---------------------------------------------------------------------------------------
 
 
-class Network(nn.Sequential):
-    """A ``Sequential`` whose backward pass can skip the gradient with respect to its input.
-
-    PyTorch's autograd computes dL/dx only for tensors that require a gradient; training data
-    do not, so PyTorch never does the product ``grad_out @ W`` of the first layer. With
-    ``input_grad=False`` this network does the same when its first layer is a ``Linear``:
-    ``backward`` accumulates that layer's weight and bias gradients from the input cached
-    by ``forward`` and returns ``None``. For the 784-256-10 MLP that product is a third of
-    all the floating-point work of a training step. The default, ``True``, is the usual
-    contract (``dlcourse.compare`` and ``gradcheck`` need dL/dx).
-    """
-
-    def __init__(self, *modules, input_grad: bool = True):
-        super().__init__(*modules)
-        self.input_grad = input_grad
-        self._input = None
-
-    def forward(self, x):
-        self._input = x
-        return super().forward(x)
-
-    def backward(self, grad_out):
-        layers = list(self)
-        first = layers[0]
-        if self.input_grad or type(first) is not nn.Linear:
-            return super().backward(grad_out)
-        for m in reversed(layers[1:]):
-            grad_out = m.backward(grad_out)
-        x = np.asarray(self._input)
-        x2, g2 = x.reshape(-1, x.shape[-1]), grad_out.reshape(-1, grad_out.shape[-1])
-        first.weight.accumulate(g2.T @ x2)  # dW = g^T x, as in Linear.backward, minus dx = g W
-        if first.bias is not None:
-            first.bias.accumulate(g2.sum(axis=0))
-        return None
-
-    def extra_repr(self) -> str:
-        return "" if self.input_grad else "input_grad=False"
-
-
 def mlp(hidden_sizes=(128,), dropout: float = 0.0, in_features: int = 784, num_classes: int = NUM_CLASSES,
         input_grad: bool = True):
     """Linear -> ReLU [-> Dropout] for each hidden size, then Linear to the class logits.
 
     ``mlp((128,))`` is the classic 784-128-10 network; input (N, 784), output logits (N, 10).
-    Built by :func:`dlcourse.models.mlp`, wrapped in a :class:`Network` (a Sequential);
-    ``input_grad=False`` skips dL/dx in backward, as PyTorch does.
+    Built by :func:`dlcourse.models.mlp` (a Sequential); ``input_grad=False`` sets its
+    ``needs_input_grad`` to False, so backward skips dL/dx (the input is data), as PyTorch does.
     """
-    layers = models.mlp(in_features, hidden_sizes, num_classes, dropout=dropout)
-    return Network(*layers, input_grad=input_grad)
+    model = models.mlp(in_features, hidden_sizes, num_classes, dropout=dropout)
+    model.needs_input_grad = input_grad
+    return model
 
 
 def torch_mlp(hidden_sizes=(128,), dropout: float = 0.0, in_features: int = 784, num_classes: int = NUM_CLASSES):
@@ -235,7 +197,9 @@ def build_model(recipe: Recipe, library: str = "numpy"):
     if library == "numpy":
         if recipe.model == "mlp":  # training data need no gradient: skip it, as PyTorch does
             return mlp(**recipe.model_args, input_grad=False)
-        return cnn(**recipe.model_args)
+        model = cnn(**recipe.model_args)
+        model.needs_input_grad = False  # the same for the CNN: its first convolution skips dL/dx
+        return model
     if library == "torch":
         return (torch_mlp if recipe.model == "mlp" else torch_cnn)(**recipe.model_args)
     raise ValueError(f"build_model: expected library 'numpy' or 'torch', got {library!r}")
