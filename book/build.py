@@ -186,6 +186,13 @@ def stage(names: list[str], setting: str) -> None:
                 "This page shows the quick setting's outputs unless it says otherwise below.",
                 "The outputs on this page come from the full setting.")
         nb.cells.insert(1, cell)
+        nb.metadata.pop("widgets", None)  # widget state: the page shows each widget's static figure instead
+        for c in nb.cells:
+            if c.cell_type == "code":  # live controls cannot move without a kernel: drop their views
+                c.outputs = [o for o in c.outputs
+                             if "application/vnd.jupyter.widget-view+json" not in o.get("data", {})]
+            if c.cell_type == "markdown":  # the Binder badge, served by the site (a reader may have no internet)
+                c.source = c.source.replace("https://mybinder.org/badge_logo.svg", "../_static/binder_badge.svg")
         nbformat.write(nb, SRC / "notebooks" / name)
     shutil.copy(ROOT / "docs" / "glossary.md", SRC / "glossary_source.md")
     shutil.copy(ROOT / "README.md", SRC / "readme_source.md")

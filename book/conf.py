@@ -24,6 +24,7 @@ html_css_files = ["book.css"]
 nb_execution_mode = "off"
 nb_execution_raise_on_error = True
 nb_merge_streams = True
+nb_ipywidgets_js = {}  # no widget manager from a CDN: build.py leaves each widget as the figure it drew
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "html_image"]
 myst_fence_as_directive = ["mermaid"]
 myst_heading_anchors = 3
