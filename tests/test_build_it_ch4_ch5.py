@@ -127,3 +127,19 @@ def test_lstm_parameter_count_reference_matches_torch():
     count = reference("ch5.lstm_num_parameters")
     for args in [(28, 128, 2), (3, 7, 3), (1, 1, 1)]:
         assert count(*args) == sum(p.numel() for p in torch.nn.LSTM(*args).parameters())
+
+
+@pytest.mark.parametrize("notebook,prefix", [("04_cnn", "ch4."), ("05_rnn_lstm", "ch5.")])
+def test_notebook_builds_uses_and_hides_the_solutions(notebook, prefix):
+    import pathlib
+    import re
+
+    import nbformat
+
+    nb = nbformat.read(pathlib.Path(__file__).parent.parent / "notebooks" / f"{notebook}.ipynb", 4)
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    stubs = [c for c in nb.cells if "exercise" in c.metadata.get("tags", []) and "...  # your code" in c.source]
+    used = set(re.findall(r'= use\("([\w.]+)"', code))
+    assert len(stubs) >= 3 and len(used) >= 2 and all(name.startswith(prefix) for name in used)
+    assert "solution(" not in code and code.count("getsource") <= 1
+    assert "assert check(" not in code
