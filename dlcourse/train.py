@@ -205,9 +205,23 @@ def evaluate(model: Module, x, y, batch_size: int = 256) -> tuple[float, float]:
     return loss, accuracy(logits, y)
 
 
+class _NoBar:
+    """What ``progress=False`` gets: no tqdm at all (the widgets call fit on every slider move)."""
+
+    disable = True
+
+    def update(self, n=1):
+        pass
+
+    def close(self):
+        pass
+
+
 def _progress(total: int | None, desc: str, progress: bool):
+    if not progress:
+        return _NoBar()
     from tqdm.auto import tqdm
-    return tqdm(total=total, desc=desc, disable=not progress, unit="batch", leave=True)
+    return tqdm(total=total, desc=desc, unit="batch", leave=True)
 
 
 # ---------------------------------------------------------------------------------------
@@ -246,7 +260,8 @@ class _Data:
     """The training data: arrays ``x, y`` (batched here, shuffled by the loop's generator) or a loader.
 
     A loader is any re-iterable of ``(xb, yb)`` batches (a :class:`dlcourse.data.BatchIterator`, a list);
-    it is iterated once per epoch and its batches are checked for NaN/inf as they come.
+    it is iterated once per epoch and its batches are checked for NaN/inf as they come. A one-shot
+    iterator (a generator) ends training when it runs out.
     """
 
     def __init__(self, x, y, batch_size: int, shuffle: bool, where: str):
@@ -326,7 +341,8 @@ def _run(trainer, model, optimizer, *, num_epochs, scheduler, scheduler_step, ea
     try:
         for epoch in range(1, num_epochs + 1):
             t0 = time.perf_counter()
-            trainer.start_epoch(step + 1)
+            first_step = step + 1
+            trainer.start_epoch(first_step)
             asked_to_stop = out_of_steps = False
             for batch in trainer.data.epoch(rng):
                 step += 1
@@ -340,6 +356,10 @@ def _run(trainer, model, optimizer, *, num_epochs, scheduler, scheduler_step, ea
                 out_of_steps = max_steps is not None and step >= max_steps
                 if asked_to_stop or out_of_steps:
                     break
+            if step == first_step - 1:  # a loader with nothing (more) to give: a one-shot iterator ran out
+                if epoch == 1:
+                    raise ValueError(f"{trainer.data.where}: the loader yielded no batches")
+                break
             train_loss, train_acc = trainer.end_epoch()  # fit_torch: the epoch's one device sync
             seconds = time.perf_counter() - t0
             if scheduler is not None and scheduler_step == "epoch":
@@ -455,6 +475,8 @@ def _end_epoch(history, seconds, train_loss, train_acc, lr, val, bar):
     history.val_loss.append(float(val[0]))
     history.val_acc.append(float(val[1]))
     history.lr.append(float(lr))
+    if bar.disable:  # no progress bar: nothing to format (the widgets run an "epoch" per step)
+        return
     info = {"epoch": history.epochs, "loss": f"{train_loss:.4f}", "train acc": f"{train_acc:.4f}"}
     if not math.isnan(val[1]):
         info["val acc"] = f"{val[1]:.4f}"

@@ -205,6 +205,8 @@ def test_a_loader_gives_the_same_run_as_the_arrays(moons):
     assert h_arrays.train_loss == h_loader.train_loss and h_arrays.steps == h_loader.steps == 12
     for p, q in zip(a.parameters(), b.parameters()):
         np.testing.assert_array_equal(p.data, q.data)
+    one_shot = iter(BatchIterator(x, y, batch_size=50, shuffle=False))  # runs out after one epoch
+    assert fit(b, optim.SGD(b.parameters(), lr=0.1), one_shot, num_epochs=5, progress=False).epochs == 1
 
 
 def test_bad_arguments_say_what_was_expected(moons):
@@ -219,6 +221,8 @@ def test_bad_arguments_say_what_was_expected(moons):
         fit(model, opt, x, num_epochs=1)
     with pytest.raises(ValueError, match="expected the loader to yield \\(x, y\\) batches, got ndarray"):
         fit(model, opt, [x], num_epochs=1, progress=False)
+    with pytest.raises(ValueError, match="fit: the loader yielded no batches"):
+        fit(model, opt, [], num_epochs=1, progress=False)
     with pytest.raises(ValueError, match="expected num_epochs >= 1 and batch_size >= 1, got 0 and 128"):
         fit(model, opt, x, y, num_epochs=0)
     with pytest.raises(ValueError, match="expected a non-empty training set, got 0 samples"):

@@ -1,9 +1,10 @@
 """Chapter 2 widget: train a 2-layer MLP by hand on spirals and watch the decision boundary.
 
 Each change of the learning rate, hidden width or number of steps retrains the model from the
-same seed with full-batch gradient descent written out by hand (p.data -= lr * p.grad) and
-redraws the boundary and the loss curve. A learning rate that blows the loss up is reported
-as "diverged at step k" instead of NaN.
+same seed with full-batch gradient descent (p.data -= lr * p.grad, which is what
+``optim.SGD(params, lr)`` does; the loop is :func:`dlcourse.train.fit`) and redraws the boundary
+and the loss curve. A learning rate that blows the loss up is reported as "diverged at step k"
+instead of NaN (the package's one divergence rule, :class:`dlcourse.train.Divergence`).
 """
 
 from __future__ import annotations
@@ -11,39 +12,29 @@ from __future__ import annotations
 import ipywidgets as widgets
 import numpy as np
 
-from dlcourse import nn
+from dlcourse import nn, optim
 from dlcourse.course.widget import InteractiveFigure
 from dlcourse.data import make_spirals
 from dlcourse.models import mlp
 from dlcourse.plotting import plot_decision_boundary
 from dlcourse.random import manual_seed
+from dlcourse.train import fit
 
 
 def train_by_hand(X, y, hidden_size: int, lr: float, num_steps: int, seed: int = 0, activation=nn.ReLU):
     """Full-batch gradient descent on a Linear-activation-Linear classifier.
 
-    Returns (model, losses, diverged_at): ``diverged_at`` is the step whose loss was NaN/inf
-    or exploded past 1e4 (training stops there), else None.
+    Returns (model, losses, diverged_at): ``diverged_at`` is the step whose loss diverged (NaN/inf
+    or a blow-up past 1e4, see :class:`dlcourse.train.Divergence`; training stops there), else None.
     """
     manual_seed(seed)
     n_classes = int(y.max()) + 1
     # float32 weights cast to float64 (as this widget always drew them), so seeded runs stay the same
     model = mlp(X.shape[1], (hidden_size,), n_classes, activation=activation).double()
-    criterion = nn.CrossEntropyLoss()
     losses = []
-    for step in range(1, num_steps + 1):
-        try:
-            loss = criterion(model(X), y)
-        except nn.NonFiniteLossError:
-            return model, losses, step
-        if loss > 1e4:
-            return model, losses, step
-        losses.append(loss)
-        model.zero_grad()
-        model.backward(criterion.backward())
-        for p in model.parameters():
-            p.data -= lr * p.grad
-    return model, losses, None
+    history = fit(model, optim.SGD(model.parameters(), lr=lr), X, y, num_epochs=num_steps, batch_size=len(X),
+                  shuffle=False, on_step=lambda step, loss: losses.append(loss), on_divergence="stop", progress=False)
+    return model, losses, history.diverged_at
 
 
 class MLPPlayground(InteractiveFigure):

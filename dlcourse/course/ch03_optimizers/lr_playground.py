@@ -27,24 +27,26 @@ from dlcourse.data import make_moons
 from dlcourse.plotting import PALETTE, plot_decision_boundary
 from dlcourse.runtime import num_threads
 
-# optimizer name -> (which of momentum / beta1 / beta2 it uses, a factory)
+# the playground's choices -> (which of momentum / beta1 / beta2 it uses, the registry's name, its settings)
 OPTIMIZERS = {
-    "SGD": (("momentum",), lambda ps, lr, m, b1, b2: optim.SGD(ps, lr=lr, momentum=m)),
-    "SGD + Nesterov": (("momentum",), lambda ps, lr, m, b1, b2: optim.SGD(ps, lr=lr, momentum=m, nesterov=m > 0)),
-    "Adagrad": ((), lambda ps, lr, m, b1, b2: optim.Adagrad(ps, lr=lr)),
-    "RMSprop": (("momentum", "beta2"), lambda ps, lr, m, b1, b2: optim.RMSprop(ps, lr=lr, alpha=b2, momentum=m)),
-    "Adam": (("beta1", "beta2"), lambda ps, lr, m, b1, b2: optim.Adam(ps, lr=lr, betas=(b1, b2))),
-    "AdamW": (("beta1", "beta2"), lambda ps, lr, m, b1, b2: optim.AdamW(ps, lr=lr, betas=(b1, b2))),
+    "SGD": (("momentum",), "sgd", lambda m, b1, b2: dict(momentum=m)),
+    "SGD + Nesterov": (("momentum",), "sgd", lambda m, b1, b2: dict(momentum=m, nesterov=m > 0)),
+    "Adagrad": ((), "adagrad", lambda m, b1, b2: {}),
+    "RMSprop": (("momentum", "beta2"), "rmsprop", lambda m, b1, b2: dict(alpha=b2, momentum=m)),
+    "Adam": (("beta1", "beta2"), "adam", lambda m, b1, b2: dict(betas=(b1, b2))),
+    "AdamW": (("beta1", "beta2"), "adamw", lambda m, b1, b2: dict(betas=(b1, b2))),
 }
 
 _PLAIN_LOG_FORMAT = FuncFormatter(lambda v, _: f"1e{round(np.log10(v))}" if v > 0 else "")
 
 
 def make_optimizer(name: str, params, lr: float, momentum: float = 0.0, beta1: float = 0.9, beta2: float = 0.999):
-    """The playground's optimizer ``name`` (a key of ``OPTIMIZERS``) with these settings."""
+    """The playground's optimizer ``name`` (a key of ``OPTIMIZERS``) with these settings, from the registry
+    :func:`dlcourse.optim.make_optimizer`."""
     if name not in OPTIMIZERS:
         raise ValueError(f"make_optimizer: expected one of {list(OPTIMIZERS)}, got {name!r}")
-    return OPTIMIZERS[name][1](params, lr, momentum, beta1, beta2)
+    _, registry_name, settings = OPTIMIZERS[name]
+    return optim.make_optimizer(registry_name, params, lr=lr, **settings(momentum, beta1, beta2))
 
 
 class LRPlayground(InteractiveFigure):

@@ -131,6 +131,32 @@ def _diverged(w, loss, limit):
     return not (np.all(np.isfinite(w)) and np.isfinite(loss)) or np.max(np.abs(w)) > limit
 
 
+def _trajectory(surface, point, set_grad, optimizer, num_steps, make_scheduler, limit) -> Trajectory:
+    """The one loop of both runners: gradient at the current point, step, record, stop on divergence.
+
+    Not :func:`dlcourse.train.fit`: there are no data and no model, the gradient is a formula, and
+    divergence is judged by the point (a coordinate beyond ``limit`` or NaN), not by the loss, so
+    that a step that overshoots far up a wall and comes back (RMSprop or Adam at a large learning
+    rate on Rosenbrock) still counts as a run, as the chapter's comparisons need.
+    """
+    scheduler = make_scheduler(optimizer) if make_scheduler is not None else None
+    path, losses, lrs = [point()], [surface(point())], []
+    with np.errstate(over="ignore", invalid="ignore"):
+        for step in range(1, num_steps + 1):
+            set_grad(surface.grad(point()))
+            lrs.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            here = point()
+            loss = surface(here)
+            if _diverged(here, loss, limit):
+                return Trajectory(np.array(path), np.array(losses), step, lrs)
+            path.append(here)
+            losses.append(loss)
+    return Trajectory(np.array(path), np.array(losses), None, lrs)
+
+
 def run_on_surface(surface: Surface, make_optimizer, num_steps: int, start=None, make_scheduler=None,
                    limit: float = 1e6, dtype=np.float64) -> Trajectory:
     """Run ``make_optimizer([w])`` (a dlcourse optimizer) for ``num_steps`` steps from ``start``.
@@ -139,22 +165,12 @@ def run_on_surface(surface: Surface, make_optimizer, num_steps: int, start=None,
     coordinate leaves [-limit, limit] or turns NaN, with ``diverged_at`` set to that step.
     """
     w = Parameter(np.array(surface.start if start is None else start, dtype=dtype))
-    optimizer = make_optimizer([w])
-    scheduler = make_scheduler(optimizer) if make_scheduler is not None else None
-    path, losses, lrs = [w.data.copy()], [surface(w.data)], []
-    with np.errstate(over="ignore", invalid="ignore"):
-        for step in range(1, num_steps + 1):
-            w.grad = surface.grad(w.data)
-            lrs.append(optimizer.param_groups[0]["lr"])
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-            loss = surface(w.data)
-            if _diverged(w.data, loss, limit):
-                return Trajectory(np.array(path), np.array(losses), step, lrs)
-            path.append(w.data.copy())
-            losses.append(loss)
-    return Trajectory(np.array(path), np.array(losses), None, lrs)
+
+    def set_grad(g):
+        w.grad = g
+
+    return _trajectory(surface, lambda: w.data.copy(), set_grad, make_optimizer([w]), num_steps, make_scheduler,
+                       limit)
 
 
 def run_on_surface_torch(surface: Surface, make_optimizer, num_steps: int, start=None, make_scheduler=None,
@@ -163,20 +179,9 @@ def run_on_surface_torch(surface: Surface, make_optimizer, num_steps: int, start
     import torch
 
     w = torch.tensor(np.array(surface.start if start is None else start, dtype=np.float64), requires_grad=True)
-    optimizer = make_optimizer([w])
-    scheduler = make_scheduler(optimizer) if make_scheduler is not None else None
-    path, losses, lrs = [w.detach().numpy().copy()], [surface(w.detach().numpy())], []
-    with np.errstate(over="ignore", invalid="ignore"):
-        for step in range(1, num_steps + 1):
-            w.grad = torch.from_numpy(surface.grad(w.detach().numpy()))
-            lrs.append(optimizer.param_groups[0]["lr"])
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-            point = w.detach().numpy().copy()
-            loss = surface(point)
-            if _diverged(point, loss, limit):
-                return Trajectory(np.array(path), np.array(losses), step, lrs)
-            path.append(point)
-            losses.append(loss)
-    return Trajectory(np.array(path), np.array(losses), None, lrs)
+
+    def set_grad(g):
+        w.grad = torch.from_numpy(g)
+
+    return _trajectory(surface, lambda: w.detach().numpy().copy(), set_grad, make_optimizer([w]), num_steps,
+                       make_scheduler, limit)

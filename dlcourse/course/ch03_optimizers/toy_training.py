@@ -1,14 +1,15 @@
-"""A small training loop for classifiers on toy data: any optimizer, any batch size, losses and wall-clock.
+"""Chapter 3's toy training: any optimizer, any batch size, on toy data, with losses and wall-clock.
 
 Used by the optimizer chapter to compare full-batch gradient descent (batch_size = N), stochastic
 gradient descent (batch_size = 1) and mini-batch SGD on the same model from the same start,
-and by the learning-rate playground. A run whose loss turns NaN/inf or explodes stops and
-reports ``diverged_at`` (the step) instead of raising or printing NaN.
+and by the learning-rate playground. The loop itself is :func:`dlcourse.train.fit` (per-step and
+per-epoch hooks record what the chapter plots); a run whose loss diverges (the package's one
+rule, :class:`dlcourse.train.Divergence`) stops and reports ``diverged_at`` (the step) instead of
+raising or printing NaN.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,6 +18,7 @@ from dlcourse import nn
 from dlcourse.models import mlp
 from dlcourse.random import manual_seed
 from dlcourse.runtime import num_threads
+from dlcourse.train import fit
 
 
 def make_mlp(in_features: int = 2, hidden_sizes=(16, 16), num_classes: int = 2, dtype=np.float64, seed: int = 0):
@@ -31,7 +33,7 @@ class TrainingRun:
     epoch_losses: list = field(default_factory=list)  # full training loss: before training, then after each epoch
     epoch_times: list = field(default_factory=list)  # cumulative training seconds at each entry of epoch_losses
     steps_per_epoch: int = 0
-    diverged_at: int | None = None  # the step at which the loss became NaN/inf or exceeded the limit
+    diverged_at: int | None = None  # the step whose loss diverged (dlcourse.train.Divergence)
 
     @property
     def final_loss(self) -> float:
@@ -47,61 +49,39 @@ def accuracy(model, X, y) -> float:
 
 
 def train_classifier(model, X, y, optimizer, num_epochs: int = 1, batch_size: int | None = None, seed: int = 0,
-                     scheduler=None, evaluate: bool = True, limit: float = 1e4, threads: int | None = 1) -> TrainingRun:
+                     scheduler=None, evaluate: bool = True, threads: int | None = 1) -> TrainingRun:
     """Train with cross-entropy; ``batch_size=None`` means full-batch gradient descent (one step per epoch).
 
-    Each epoch visits the samples in a fresh random order (``seed``). ``scheduler`` (optional) is
-    stepped after every optimizer step. With ``evaluate``, the full training loss is recorded
-    before training and after each epoch, with the training time so far (evaluation excluded).
-    BLAS runs with ``threads`` threads (see :func:`dlcourse.runtime.num_threads`).
+    Each epoch visits the samples in a fresh random order (``seed``; full batches in their own order).
+    ``scheduler`` (optional) is stepped after every optimizer step. With ``evaluate``, the full
+    training loss is recorded before training and after each epoch, with the training time so far
+    (evaluation excluded). BLAS runs with ``threads`` threads (see :func:`dlcourse.runtime.num_threads`).
     """
-    with num_threads(threads, torch=False):
-        return _train(model, X, y, optimizer, num_epochs, batch_size, seed, scheduler, evaluate, limit)
-
-
-def _train(model, X, y, optimizer, num_epochs, batch_size, seed, scheduler, evaluate, limit):
     n = len(X)
     batch_size = n if batch_size is None else int(batch_size)
     if not 1 <= batch_size <= n:
         raise ValueError(f"train_classifier: expected 1 <= batch_size <= {n}, got {batch_size}")
     criterion = nn.CrossEntropyLoss()
-    rng = np.random.default_rng(seed)
     run = TrainingRun(steps_per_epoch=-(-n // batch_size))
-    if evaluate:
-        run.epoch_losses.append(full_loss(model, criterion, X, y))
-        run.epoch_times.append(0.0)
-    elapsed, step = 0.0, 0
-    for _ in range(num_epochs):
-        t0 = time.perf_counter()
-        order = rng.permutation(n) if batch_size < n else None
-        for start in range(0, n, batch_size):
-            step += 1
-            if order is None:
-                xb, yb = X, y
-            else:
-                idx = order[start:start + batch_size]
-                xb, yb = X[idx], y[idx]
-            try:
-                loss = criterion(model(xb), yb)
-            except nn.NonFiniteLossError:
-                run.diverged_at = step
-                return run
-            if loss > limit:
-                run.diverged_at = step
-                return run
-            run.step_losses.append(loss)
-            optimizer.zero_grad()
-            model.backward(criterion.backward())
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-        elapsed += time.perf_counter() - t0
+
+    def record_epoch(epoch, history):
+        try:
+            loss = full_loss(model, criterion, X, y)
+        except ValueError:  # a non-finite loss, or a layer refusing the NaN made by blown-up weights
+            if all(np.isfinite(p.data).all() for p in model.parameters()):
+                raise
+            run.diverged_at = history.steps
+            return True  # stop training
+        run.epoch_losses.append(loss)
+        run.epoch_times.append(float(np.sum(history.seconds)))
+
+    with num_threads(threads, torch=False):
         if evaluate:
-            try:
-                loss = full_loss(model, criterion, X, y)
-            except nn.NonFiniteLossError:
-                run.diverged_at = step
-                return run
-            run.epoch_losses.append(loss)
-            run.epoch_times.append(elapsed)
+            run.epoch_losses.append(full_loss(model, criterion, X, y))
+            run.epoch_times.append(0.0)
+        history = fit(model, optimizer, X, y, num_epochs=num_epochs, batch_size=batch_size, shuffle=batch_size < n,
+                      scheduler=scheduler, seed=seed, on_step=lambda step, loss: run.step_losses.append(loss),
+                      on_epoch=record_epoch if evaluate else None, on_divergence="stop", progress=False)
+    if history.diverged_at is not None:
+        run.diverged_at = history.diverged_at
     return run
