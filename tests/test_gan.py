@@ -12,6 +12,7 @@ from dlcourse.gradcheck import numerical_gradient, relative_error
 from dlcourse.nn import BCEWithLogitsLoss, Linear, NonFiniteLossError
 from dlcourse.optim import SGD, Adam
 from dlcourse.runtime import num_threads
+from dlcourse.train import TrainingDivergedError
 
 
 @pytest.fixture(autouse=True)
@@ -376,6 +377,24 @@ def test_train_gan_reports_divergence():
         gan.train_gan(G, D, SGD(G.parameters(), lr=0.1), _Poison(D.parameters()), toy2d.ToySampler("ring"), 5)
     with pytest.raises(ValueError, match="d_steps >= 1"):
         gan.train_gan(G, D, None, None, toy2d.ToySampler("ring"), 5, d_steps=0)
+    with pytest.raises(ValueError, match=r"on_divergence must be one of \('raise', 'stop'\), got 'warn'"):
+        gan.train_gan(G, D, None, None, toy2d.ToySampler("ring"), 5, on_divergence="warn")
+
+
+def test_train_gan_shares_the_divergence_rule_and_policy():
+    """A finite blow-up counts (the package's one rule), and on_divergence='stop' reports the step."""
+    G, D = gan.make_generator(2, 16, seed=0), gan.make_discriminator(2, 16, seed=1)
+    sampler = toy2d.ToySampler("ring")
+    with pytest.raises(TrainingDivergedError, match=r"GAN training diverged at step \d+ of 50 \(L_\w = the loss"):
+        gan.train_gan(G, D, SGD(G.parameters(), lr=50.0), SGD(D.parameters(), lr=50.0), sampler, 50)
+    G, D = gan.make_generator(2, 16, seed=0), gan.make_discriminator(2, 16, seed=1)
+    hist = gan.train_gan(G, D, SGD(G.parameters(), lr=50.0), SGD(D.parameters(), lr=50.0), sampler, 50,
+                         on_divergence="stop")
+    assert hist.diverged_at is not None and len(hist.loss_D) == hist.diverged_at - 1
+    G, D = gan.make_generator(2, 16, seed=0), gan.make_discriminator(2, 16, seed=1)
+    hist = gan.train_gan(G, D, SGD(G.parameters(), lr=0.01), SGD(D.parameters(), lr=0.01), sampler, 20,
+                         on_divergence="stop")
+    assert hist.diverged_at is None and len(hist.loss_D) == 20
 
 
 def test_sample_generator_and_surface():

@@ -35,6 +35,7 @@ Forward passes cache what their backward needs, so each backward follows its own
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -48,6 +49,7 @@ from dlcourse.nn.functional import sigmoid
 from dlcourse.nn.linear import Linear
 from dlcourse.nn.loss import BCEWithLogitsLoss, NonFiniteLossError
 from dlcourse.nn.module import Module, Sequential
+from dlcourse.train import DIVERGENCE, ON_DIVERGENCE, TrainingDivergedError
 
 GENERATOR_LOSSES = ("non_saturating", "saturating")
 
@@ -238,6 +240,11 @@ class GANHistory:
     snapshots: list = field(default_factory=list)
     grid: tuple | None = None                     # (xx, yy) of the discriminator surfaces
     seconds: float = 0.0
+    diverged_at: int | None = None                # the step whose losses diverged (on_divergence='stop')
+
+
+def _all_finite(model: Module) -> bool:
+    return all(np.isfinite(p.data).all() for p in model.parameters())
 
 
 def sample_generator(G: Module, n: int, seed: int = 0) -> np.ndarray:
@@ -260,18 +267,23 @@ def train_gan(G: Module, D: Module, opt_G, opt_D, sample_real, num_steps: int, b
               d_steps: int = 1, generator_loss: str = "non_saturating", seed: int = 0,
               snapshot_steps=(), n_snapshot_samples: int = 1000, surface_lim: float = 3.0,
               surface_steps: int = 80, progress: bool = False, num_threads: int | None = 1,
-              lr_schedulers=()) -> GANHistory:
+              lr_schedulers=(), on_divergence: str = "raise") -> GANHistory:
     """Train G and D for ``num_steps`` GAN steps; ``sample_real(n)`` returns an (n, 2) real batch.
 
     Each step is ``d_steps`` discriminator updates and one generator update (:func:`gan_step`),
     with noise drawn from ``np.random.default_rng(seed)``. At each step in ``snapshot_steps``
     (0 = before training) the history keeps G's samples for a fixed noise batch and D's
-    probability surface. A NaN/inf loss stops training with "diverged at step k".
+    probability surface. Divergence follows the package's one rule (:class:`dlcourse.train.Divergence`,
+    applied to L_D and to L_G: NaN/inf, or far above the first step's value) and its one policy
+    switch: ``on_divergence='raise'`` raises :class:`dlcourse.train.TrainingDivergedError` ("diverged
+    at step k"), ``'stop'`` ends training with ``history.diverged_at = k``.
     Each of ``lr_schedulers`` (e.g. ``dlcourse.optim.lr_scheduler.LinearLR`` on each
     optimizer) is stepped once after every GAN step.
     ``num_threads`` limits NumPy's BLAS threads while training (1 by default: for matrices this
     small, extra threads cost more in synchronisation than they save, up to 10x on a busy machine).
     """
+    if on_divergence not in ON_DIVERGENCE:
+        raise ValueError(f"train_gan: on_divergence must be one of {ON_DIVERGENCE}, got {on_divergence!r}")
     if num_steps < 0 or d_steps < 1 or batch_size < 1:
         raise ValueError(f"train_gan: expected num_steps >= 0, d_steps >= 1, batch_size >= 1, got "
                          f"{num_steps}, {d_steps}, {batch_size}")
@@ -294,6 +306,7 @@ def train_gan(G: Module, D: Module, opt_G, opt_D, sample_real, num_steps: int, b
         from tqdm.auto import tqdm
         steps = tqdm(steps, desc="GAN steps", leave=False)
     t0 = time.perf_counter()
+    first = None  # the first step's losses: the divergence rule's reference
     with runtime.num_threads(num_threads, torch=False):
         for step in steps:
             real = [sample_real(batch_size) for _ in range(d_steps)]
@@ -301,9 +314,20 @@ def train_gan(G: Module, D: Module, opt_G, opt_D, sample_real, num_steps: int, b
             z_G = rng.standard_normal((batch_size, latent_dim)).astype(dtype)
             try:
                 stats = gan_step(G, D, opt_G, opt_D, real, z_D, z_G, generator_loss)
-            except NonFiniteLossError as err:
-                raise NonFiniteLossError(f"GAN training diverged at step {step} of {num_steps} ({err}); "
-                                         "try smaller learning rates") from err
+                losses = {"L_D": float(np.mean(stats["loss_D"])), "L_G": stats["loss_G"]}
+            except ValueError as err:  # a non-finite loss, or a layer refusing the NaN of blown-up weights
+                if not isinstance(err, NonFiniteLossError) and _all_finite(G) and _all_finite(D):
+                    raise
+                stats, losses = None, {"L_D": math.nan, "L_G": math.nan}
+            first = first or losses
+            bad = [f"{name} = {DIVERGENCE.describe(v, first[name])}" for name, v in losses.items()
+                   if DIVERGENCE(v, first[name])]
+            if bad:
+                history.diverged_at = step
+                if on_divergence == "raise":
+                    raise TrainingDivergedError(f"GAN training diverged at step {step} of {num_steps} "
+                                                f"({'; '.join(bad)}); try smaller learning rates", step)
+                break
             history.loss_D.append(float(np.mean(stats["loss_D"])))
             history.loss_G.append(stats["loss_G"])
             history.D_real.append(stats["D_real"])
