@@ -117,13 +117,6 @@ class MultiheadAttention(Module):
         T, B, _ = x.shape
         return x.reshape(T, B, self.num_heads, self.head_dim).transpose(1, 2, 0, 3)
 
-    def _from_heads(self, x):
-        """(B, h, T, d) -> (B, T, E) batch-major or (T, B, E) time-major, contiguous."""
-        B, h, T, d = x.shape
-        if self.batch_first:
-            return np.ascontiguousarray(x.transpose(0, 2, 1, 3)).reshape(B, T, h * d)
-        return np.ascontiguousarray(x.transpose(2, 0, 1, 3)).reshape(T, B, h * d)
-
     def _check_inputs(self, query, key, value):
         q = as_array(query, "MultiheadAttention query")
         k = q if key is query else as_array(key, "MultiheadAttention key")
@@ -222,8 +215,9 @@ class MultiheadAttention(Module):
         if self.training and self.dropout > 0.0:
             D = make_dropout_mask(P.shape, self.dropout, dtype)
         Pd = P if D is None else P * D
-        heads = Pd @ vh  # (N, h, L, d)
-        out = self.out_proj.forward(self._from_heads(heads))
+        heads = np.empty(q.shape, dtype=np.result_type(Pd.dtype, vh.dtype))  # concat of the heads, (L, N, E)
+        np.matmul(Pd, vh, out=self._to_heads(heads))  # written in place, head by head: (N, h, L, d) views
+        out = self.out_proj.forward(heads)
         self._cache = (q_in, k_in, v_in, self_attention, qh, kh, vh, P, D, batched, average_attn_weights,
                        need_weights, out.shape)
 
@@ -250,8 +244,15 @@ class MultiheadAttention(Module):
                              f"{out_shape if batched else out_shape[:-2] + out_shape[-1:]}, got {np.shape(grad_out)}")
         E, h = self.embed_dim, self.num_heads
         d_heads = self._to_heads(self.out_proj.backward(g))  # (N, h, L, d)
+        # dQ, dK, dV in the inputs' layout; in self-attention side by side in one (.., 3E) buffer, so that
+        # dW_in is one matrix product. The head-layout products below write straight into these buffers.
+        if self_attention:
+            d_qkv = np.empty(q_in.shape[:-1] + (3 * E,), dtype=d_heads.dtype)
+            d_q, d_k, d_v = d_qkv[..., :E], d_qkv[..., E:2 * E], d_qkv[..., 2 * E:]
+        else:
+            d_q, d_k, d_v = (np.empty(x.shape[:-1] + (E,), dtype=d_heads.dtype) for x in (q_in, k_in, v_in))
         Pd = P if D is None else P * D
-        d_vh = Pd.transpose(0, 1, 3, 2) @ d_heads  # (N, h, S, d)
+        np.matmul(Pd.transpose(0, 1, 3, 2), d_heads, out=self._to_heads(d_v))  # dV = Pd^T dO
         dP = d_heads @ vh.transpose(0, 1, 3, 2)  # (N, h, L, S)
         if grad_weights is not None:
             if not need_weights:
@@ -264,21 +265,21 @@ class MultiheadAttention(Module):
             if gw.shape != expected:
                 raise ValueError(f"MultiheadAttention.backward: expected grad_weights of shape {expected}, "
                                  f"got {gw.shape}")
-            dP = dP + (gw[:, None] / h if average else gw)
+            dP += gw[:, None] / h if average else gw
         if D is not None:
             dP *= D
-        dS = P * (dP - (dP * P).sum(axis=-1, keepdims=True))  # softmax backward; blocked pairs have P = 0
-        d_qh = dS @ kh  # d(scores)/d(qh) with qh already scaled ...
-        d_qh *= d_qh.dtype.type(1.0 / math.sqrt(self.head_dim))  # ... so the chain rule adds the scale here
-        d_kh = dS.transpose(0, 1, 3, 2) @ qh
+        # softmax backward, in place: dS = P * (dP - sum_j dP_j P_j); blocked pairs have P = 0
+        dP -= (dP * P).sum(axis=-1, keepdims=True)
+        dP *= P
+        np.matmul(dP.transpose(0, 1, 3, 2), qh, out=self._to_heads(d_k))  # dK = dS^T (Q * scale): qh holds Q * scale
+        np.matmul(dP, kh, out=self._to_heads(d_q))
+        d_q *= d_q.dtype.type(1.0 / math.sqrt(self.head_dim))  # dQ = dS K * scale
 
-        d_q, d_k, d_v = self._from_heads(d_qh), self._from_heads(d_kh), self._from_heads(d_vh)
         W_q, W_k, W_v = self._proj_weights()
         if self._qkv_same_embed_dim:
             dW = np.empty_like(self.in_proj_weight.data)
             if self_attention:  # one product for the three weight blocks
-                d_qkv = np.concatenate([d_q, d_k, d_v], axis=-1).reshape(-1, 3 * E)
-                np.matmul(d_qkv.T, q_in.reshape(-1, E), out=dW)
+                np.matmul(d_qkv.reshape(-1, 3 * E).T, q_in.reshape(-1, E), out=dW)
             else:
                 for i, (dy, x) in enumerate(((d_q, q_in), (d_k, k_in), (d_v, v_in))):
                     np.matmul(dy.reshape(-1, E).T, x.reshape(-1, x.shape[-1]), out=dW[i * E:(i + 1) * E])
@@ -288,7 +289,13 @@ class MultiheadAttention(Module):
                              (self.v_proj_weight, d_v, v_in)):
                 p.accumulate(dy.reshape(-1, E).T @ x.reshape(-1, x.shape[-1]))
         if self.in_proj_bias is not None:
-            self.in_proj_bias.accumulate(np.concatenate([dy.reshape(-1, E).sum(axis=0) for dy in (d_q, d_k, d_v)]))
+            if self_attention:
+                self.in_proj_bias.accumulate(d_qkv.reshape(-1, 3 * E).sum(axis=0))
+            else:
+                self.in_proj_bias.accumulate(np.concatenate([dy.reshape(-1, E).sum(axis=0)
+                                                             for dy in (d_q, d_k, d_v)]))
+        if not getattr(self, "needs_input_grad", True):  # the inputs are data (see Module): skip dX = dY W
+            return None
         grads = [d_q @ W_q, d_k @ W_k, d_v @ W_v]
         if not batched:
             axis = 0 if self.batch_first else 1
