@@ -34,6 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 
 CASES: dict = {}  # name -> (function, description)
+#: case -> the ratio NumPy / PyTorch the project aims for, at 1 and at 2 threads (issue 11).
+TARGETS = {"conv1": 2.0, "conv2": 2.0, "maxpool": 1.0, "cnn_step": 1.5, "lstm": 2.0}
 
 
 def case(name: str, description: str):
@@ -229,19 +231,27 @@ def run(cases, threads_list, repeat, warmup, rounds=1) -> list[dict]:
             row["ratio_median"] = row["numpy"]["median_s"] / row["torch"]["median_s"]
             row["ratio_best"] = row["numpy"]["best_s"] / row["torch"]["best_s"]
             row["ratio_cpu"] = row["numpy"]["cpu_median_s"] / row["torch"]["cpu_median_s"]
+            row["target"] = TARGETS.get(name)
+            row["met"] = None if row["target"] is None else row["ratio_median"] <= row["target"]
             rows.append(row)
             print(_format_row(row), flush=True)
     return rows
 
 
 HEADER = (f"{'case':<10} {'threads':>7} {'NumPy ms':>10} {'torch ms':>10} {'ratio':>7} {'ratio(best)':>11} "
-          f"{'ratio(cpu)':>10}")
+          f"{'ratio(cpu)':>10} {'target':>7}")
 
 
 def _format_row(row) -> str:
     return (f"{row['case']:<10} {row['threads']:>7} {1e3 * row['numpy']['median_s']:>10.2f} "
             f"{1e3 * row['torch']['median_s']:>10.2f} {row['ratio_median']:>7.2f} {row['ratio_best']:>11.2f} "
-            f"{row['ratio_cpu']:>10.2f}")
+            f"{row['ratio_cpu']:>10.2f} {_target(row):>7}")
+
+
+def _target(row) -> str:
+    if row.get("target") is None:
+        return ""
+    return f"{'<=' if row['met'] else 'MISSED '}{row['target']:.1f}"
 
 
 def environment() -> dict:

@@ -19,6 +19,8 @@ class NonFiniteInputError(NonFiniteLossError):
 
 def as_array(x, name: str = "input") -> np.ndarray:
     """Convert ``x`` to a floating ndarray (torch tensors included) or raise ValueError."""
+    if type(x) is np.ndarray and x.dtype.kind == "f":  # the common case, on every layer call: nothing to do
+        return x
     if hasattr(x, "detach") and hasattr(x, "numpy"):  # a torch tensor
         x = x.detach().cpu().numpy()
     try:
