@@ -116,11 +116,18 @@ def compare(ours, theirs, x, *extra, grad_out=None, dtype=np.float64, seed: int 
     """
     import torch
 
+    from .nn.module import Module, input_grad_mode
+
+    _check_pair(ours, theirs, Module, torch.nn.Module)
     tdt = torch_dtype(dtype)
     theirs = theirs.to(tdt)
     theirs.zero_grad()  # a second compare() on the same torch module must not see the first one's gradients
     if copy:
-        ours.load_state_dict({k: v.detach().cpu().numpy() for k, v in theirs.state_dict().items()})
+        try:
+            ours.load_state_dict({k: v.detach().cpu().numpy() for k, v in theirs.state_dict().items()})
+        except ValueError as err:
+            raise ValueError(f"compare: {type(ours).__name__} and torch.nn.{type(theirs).__name__} do not have the "
+                             f"same parameters and shapes, so torch's weights cannot be copied ({err})") from err
     x = np.asarray(x, dtype=dtype)
     xt = torch.tensor(x, requires_grad=True)
     extra_t = [torch.as_tensor(np.asarray(e, dtype=dtype)) if not isinstance(e, tuple)
@@ -135,10 +142,14 @@ def compare(ours, theirs, x, *extra, grad_out=None, dtype=np.float64, seed: int 
     if grad_out is None:
         grad_out = np.random.default_rng(seed).standard_normal(tuple(first_t.shape)).astype(dtype)
     first_t.backward(torch.as_tensor(np.asarray(grad_out, dtype=dtype)))
-    dx = ours.backward(np.asarray(grad_out, dtype=dtype))
+    with input_grad_mode(ours, True):
+        dx = ours.backward(np.asarray(grad_out, dtype=dtype))
 
     rows = []
     for (name, t), (_, o) in zip(flat_t, flat_o):
+        if tuple(np.shape(o)) != tuple(t.shape):
+            raise ValueError(f"compare: {name} has shape {tuple(np.shape(o))} in {type(ours).__name__} but "
+                             f"{tuple(t.shape)} in torch.nn.{type(theirs).__name__}: not the same architecture")
         rows.append([name, tuple(t.shape), max_abs_diff(o, t), max_rel_diff(o, t)])
     rows.append(["grad input", x.shape, max_abs_diff(dx, xt.grad), max_rel_diff(dx, xt.grad)])
     ours_params = dict(ours.named_parameters())
@@ -151,3 +162,16 @@ def compare(ours, theirs, x, *extra, grad_out=None, dtype=np.float64, seed: int 
         rows.append([f"grad {name}", tuple(p.shape), max_abs_diff(g_o, g_t), max_rel_diff(g_o, g_t)])
     title = title or f"{type(ours).__name__} vs torch.nn.{type(theirs).__name__} ({np.dtype(dtype).name})"
     return ComparisonReport(rows, dtype, title)
+
+
+def _check_pair(ours, theirs, module_cls, torch_module_cls) -> None:
+    """TypeError unless ours is a dlcourse Module and theirs a torch.nn.Module (swapped arguments named as such)."""
+    if isinstance(ours, torch_module_cls) and isinstance(theirs, module_cls):
+        raise TypeError(f"compare: the arguments are swapped: compare(ours, theirs, x) takes the dlcourse module first "
+                        f"and the torch module second, got torch.nn.{type(ours).__name__} first and dlcourse "
+                        f"{type(theirs).__name__} second")
+    if not isinstance(ours, module_cls):
+        raise TypeError(f"compare: expected a dlcourse Module as the first argument, got {type(ours).__name__}")
+    if not isinstance(theirs, torch_module_cls):
+        raise TypeError(f"compare: expected a torch.nn.Module as the second argument, got "
+                        f"{type(theirs).__module__}.{type(theirs).__name__}")

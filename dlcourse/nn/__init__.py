@@ -8,7 +8,7 @@ from .conv import Conv2d
 from .dropout import Dropout
 from .embedding import Embedding
 from .linear import Linear
-from .loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NonFiniteLossError
+from .loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NonFiniteInputError, NonFiniteLossError
 from .module import Module, Sequential
 from .normalization import LayerNorm
 from .parameter import Parameter
@@ -24,7 +24,7 @@ __all__ = [
     "Parameter", "Module", "Sequential",
     "Linear",
     "ReLU", "Sigmoid", "Tanh", "LeakyReLU", "GELU", "Softmax",
-    "MSELoss", "CrossEntropyLoss", "BCEWithLogitsLoss", "BCELoss", "NonFiniteLossError",
+    "MSELoss", "CrossEntropyLoss", "BCEWithLogitsLoss", "BCELoss", "NonFiniteLossError", "NonFiniteInputError",
     "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell",
     "Conv2d", "MaxPool2d", "AvgPool2d", "Flatten", "Dropout", "BatchNorm1d", "BatchNorm2d",
     "Embedding", "LayerNorm", "MultiheadAttention", "TransformerEncoderLayer", "TransformerEncoder",

@@ -14,6 +14,10 @@ Softmax     e^x_i / sum_j e^x_j            s (g - <g, s>), s cached
 
 from __future__ import annotations
 
+import warnings
+
+import numpy as np
+
 from .._checks import as_array
 from . import functional as F
 from .module import Module
@@ -31,8 +35,8 @@ class _Activation(Module):
 
 
 class Sigmoid(_Activation):
-    def forward(self, x):
-        self._cache = F.sigmoid(as_array(x, "Sigmoid input"))
+    def forward(self, input):
+        self._cache = F.sigmoid(as_array(input, "Sigmoid input"))
         return self._cache
 
     def backward(self, grad_out):
@@ -40,8 +44,8 @@ class Sigmoid(_Activation):
 
 
 class Tanh(_Activation):
-    def forward(self, x):
-        self._cache = F.tanh(as_array(x, "Tanh input"))
+    def forward(self, input):
+        self._cache = F.tanh(as_array(input, "Tanh input"))
         return self._cache
 
     def backward(self, grad_out):
@@ -49,8 +53,12 @@ class Tanh(_Activation):
 
 
 class ReLU(_Activation):
-    def forward(self, x):
-        self._cache = as_array(x, "ReLU input")
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.inplace = inplace  # accepted for PyTorch compatibility; the output is always a new array
+
+    def forward(self, input):
+        self._cache = as_array(input, "ReLU input")
         return F.relu(self._cache)
 
     def backward(self, grad_out):
@@ -58,12 +66,13 @@ class ReLU(_Activation):
 
 
 class LeakyReLU(_Activation):
-    def __init__(self, negative_slope: float = 0.01):
+    def __init__(self, negative_slope: float = 0.01, inplace: bool = False):
         super().__init__()
         self.negative_slope = negative_slope
+        self.inplace = inplace  # accepted for PyTorch compatibility; the output is always a new array
 
-    def forward(self, x):
-        self._cache = as_array(x, "LeakyReLU input")
+    def forward(self, input):
+        self._cache = as_array(input, "LeakyReLU input")
         return F.leaky_relu(self._cache, self.negative_slope)
 
     def backward(self, grad_out):
@@ -82,8 +91,8 @@ class GELU(_Activation):
             raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
         self.approximate = approximate
 
-    def forward(self, x):
-        self._cache = as_array(x, "GELU input")
+    def forward(self, input):
+        self._cache = as_array(input, "GELU input")
         return F.gelu(self._cache, self.approximate)
 
     def backward(self, grad_out):
@@ -94,19 +103,35 @@ class GELU(_Activation):
 
 
 class Softmax(_Activation):
-    def __init__(self, dim: int = -1):
+    """Softmax along ``dim``. ``dim=None`` (torch's default) follows torch's deprecated implicit choice, on
+    purpose: dim 0 for 0-, 1- and 3-D input, else dim 1, with torch's warning to pass ``dim`` explicitly
+    (for a (N, L, C) batch that is dim 0, the batch: rarely what is meant). Caches the output s."""
+
+    def __init__(self, dim: int | None = None):
         super().__init__()
         self.dim = dim
 
-    def forward(self, x):
-        x = as_array(x, "Softmax input")
-        if not -x.ndim <= self.dim < x.ndim:
-            raise ValueError(f"Softmax: dim={self.dim} is out of range for an input of shape {x.shape}")
-        self._cache = F.softmax(x, self.dim)
+    def _resolve_dim(self, ndim):
+        if self.dim is not None:
+            return self.dim
+        warnings.warn("Softmax: implicit dimension choice (dim=None) is deprecated in PyTorch; pass dim "
+                      "explicitly, e.g. Softmax(dim=-1)", UserWarning, stacklevel=3)
+        return 0 if ndim in (0, 1, 3) else 1
+
+    def forward(self, input):
+        x = as_array(input, "Softmax input")
+        dim = self._resolve_dim(x.ndim)
+        if not -max(x.ndim, 1) <= dim < max(x.ndim, 1):
+            raise ValueError(f"Softmax: dim={dim} is out of range for an input of shape {x.shape}")
+        self._dim = dim
+        self._cache = F.softmax(x.reshape(-1), 0).reshape(()) if x.ndim == 0 else F.softmax(x, dim)
         return self._cache
 
     def backward(self, grad_out):
-        return F.softmax_backward(grad_out, self._check_cache(), self.dim)
+        out = self._check_cache()
+        if out.ndim == 0:
+            return np.zeros_like(np.asarray(grad_out, dtype=out.dtype))  # softmax of one value is 1: no gradient
+        return F.softmax_backward(grad_out, out, self._dim)
 
     def extra_repr(self):
         return f"dim={self.dim}"

@@ -33,16 +33,18 @@ class _BatchNorm(Module):
     _layouts: dict = {}  # ndim -> description, set by subclasses
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
-                 track_running_stats: bool = True, dtype=np.float32):
+                 track_running_stats: bool = True, dtype=np.float32, *, bias: bool = True):
         super().__init__()
         if num_features <= 0:
             raise ValueError(f"{type(self).__name__}: expected num_features > 0, got {num_features}")
+        if not eps > 0:  # as torch: eps keeps 1 / sqrt(var + eps) finite for a constant channel
+            raise ValueError(f"{type(self).__name__}: expected eps > 0, got {eps}")
         if momentum is not None and not 0.0 <= momentum <= 1.0:
             raise ValueError(f"{type(self).__name__}: expected 0 <= momentum <= 1 or None, got {momentum}")
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         self.weight = Parameter(np.ones(num_features, dtype=dtype)) if affine else None
-        self.bias = Parameter(np.zeros(num_features, dtype=dtype)) if affine else None
+        self.bias = Parameter(np.zeros(num_features, dtype=dtype)) if affine and bias else None
         if track_running_stats:
             self.register_buffer("running_mean", np.zeros(num_features, dtype=dtype))
             self.register_buffer("running_var", np.ones(num_features, dtype=dtype))
@@ -73,6 +75,9 @@ class _BatchNorm(Module):
         axes = (0,) + tuple(range(2, x.ndim))
         bshape = (1, -1) + (1,) * (x.ndim - 2)
         m = x.size // self.num_features
+        if x.shape[0] == 0:  # an empty batch, as torch: an empty output, statistics untouched
+            self._cache = None
+            return x.copy()
         use_batch_stats = self.training or not self.track_running_stats
         if use_batch_stats:
             if m <= 1:
@@ -97,11 +102,12 @@ class _BatchNorm(Module):
         self._cache = (x_hat, inv_std, use_batch_stats, axes, bshape, m)
         if not self.affine:
             return x_hat
-        return x_hat * self.weight.data.reshape(bshape) + self.bias.data.reshape(bshape)
+        y = x_hat * self.weight.data.reshape(bshape)
+        return y if self.bias is None else y + self.bias.data.reshape(bshape)
 
     def backward(self, grad_out):
-        if self._cache is None:
-            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
+        if self._cache is None:  # the forward pass saw an empty batch
+            return np.zeros(np.shape(grad_out), dtype=np.result_type(grad_out, np.float32))
         x_hat, inv_std, use_batch_stats, axes, bshape, m = self._cache
         g = np.asarray(grad_out)
         if g.shape != x_hat.shape:
@@ -116,7 +122,8 @@ class _BatchNorm(Module):
             dx = g * scale
         if self.affine:
             self.weight.accumulate(dgamma)
-            self.bias.accumulate(dbeta)
+            if self.bias is not None:
+                self.bias.accumulate(dbeta)
         return dx
 
     def extra_repr(self):

@@ -35,8 +35,8 @@ class Linear(Module):
         self.bias = Parameter(rng.uniform(-bound, bound, out_features).astype(dtype)) if bias else None
         self._x = None
 
-    def forward(self, x):
-        x = as_array(x, "Linear input")
+    def forward(self, input):  # torch's argument name: linear.forward(input=x) works as in PyTorch
+        x = as_array(input, "Linear input")
         if x.ndim == 0 or x.shape[-1] != self.in_features:
             raise ValueError(f"Linear: expected input with last dimension in_features={self.in_features}, "
                              f"got shape {x.shape}")

@@ -59,14 +59,20 @@ class MaxPool2d(_Pool2d):
     """Max over each kh x kw window. Caches the input and the output: on the backward pass each
     upstream gradient goes to the first input of its window equal to the maximum."""
 
-    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False):
+        # torch's positional order: MaxPool2d(3, 2, 1, 1, True) sets return_indices, as in PyTorch
         super().__init__(kernel_size, stride, padding, ceil_mode)
         self.dilation = pair(dilation, "MaxPool2d dilation")
+        self.return_indices = bool(return_indices)
 
-    def forward(self, x):
-        y, self._cache = max_pool2d_forward(self._prepare(x), self.kernel_size, self.stride, self.padding,
+    def forward(self, input):
+        x = self._prepare(input)
+        y, self._cache = max_pool2d_forward(x, self.kernel_size, self.stride, self.padding,
                                             self.dilation, self.ceil_mode)
-        return self._finish(y)
+        if not self.return_indices:
+            return self._finish(y)
+        return self._finish(y), self._finish(_argmax_indices(x, y.shape[2:], self.kernel_size, self.stride,
+                                                              self.padding, self.dilation))
 
     def backward(self, grad_out):
         return self._finish(max_pool2d_backward_cached(self._grad(grad_out), self._cache))
@@ -94,3 +100,20 @@ class AvgPool2d(_Pool2d):
 
     def backward(self, grad_out):
         return self._finish(avg_pool2d_backward_cached(self._grad(grad_out), self._cache))
+
+
+def _argmax_indices(x, out_hw, kernel, stride, padding, dilation):
+    """For ``return_indices``: the flat index h * W + w in the input of each window's first maximum (torch's)."""
+    N, C, H, W = x.shape
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
+    OH, OW = out_hw
+    span_h, span_w = dh * (kh - 1) + 1, dw * (kw - 1) + 1
+    extra_h = max(0, (OH - 1) * sh + span_h - (H + 2 * ph))  # ceil_mode windows may run past the padding
+    extra_w = max(0, (OW - 1) * sw + span_w - (W + 2 * pw))
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph + extra_h), (pw, pw + extra_w)), constant_values=-np.inf)
+    win = np.lib.stride_tricks.sliding_window_view(xp, (span_h, span_w), axis=(2, 3))
+    win = win[:, :, :(OH - 1) * sh + 1:sh, :(OW - 1) * sw + 1:sw, ::dh, ::dw].reshape(N, C, OH, OW, kh * kw)
+    k = win.argmax(axis=-1)
+    rows = np.arange(OH)[:, None] * sh - ph + (k // kw) * dh
+    cols = np.arange(OW)[None, :] * sw - pw + (k % kw) * dw
+    return (rows * W + cols).astype(np.int64)

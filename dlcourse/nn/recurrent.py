@@ -578,7 +578,11 @@ class LSTM(_RNNBase):
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, dtype=np.float32):
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, proj_size: int = 0,
+                 dtype=np.float32):
+        if proj_size != 0:  # torch's argument, accepted at its default; the projection is not implemented here
+            raise ValueError(f"LSTM: proj_size={proj_size} (an LSTM with projections, h_t = W_hr(o * tanh c_t)) is not "
+                             "implemented in dlcourse; only proj_size=0, the plain LSTM of the course")
         super().__init__("LSTM", input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, dtype)
 

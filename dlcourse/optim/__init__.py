@@ -7,7 +7,7 @@ hyperparameters give the same trajectory (checked step by step in tests/test_opt
 from . import lr_scheduler
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
-from .optimizer import Optimizer, flush_subnormal
+from .optimizer import Optimizer, as_torch_state_dict, flush_subnormal
 from .rmsprop import RMSprop
 from .sgd import SGD
 
@@ -35,5 +35,5 @@ def make_optimizer(name: str, params, *, library: str = "numpy", **kwargs):
     raise ValueError(f"make_optimizer: expected library 'numpy' or 'torch', got {library!r}")
 
 
-__all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "lr_scheduler",
+__all__ = ["Optimizer", "as_torch_state_dict", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "lr_scheduler",
            "flush_subnormal", "OPTIMIZERS", "make_optimizer"]

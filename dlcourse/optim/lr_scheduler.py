@@ -251,7 +251,12 @@ class LinearLR(LRScheduler):
 
 
 class ExponentialLR(LRScheduler):
-    """lr <- lr * gamma every epoch: eta_0 gamma^e."""
+    """lr <- lr * gamma every epoch: eta_0 gamma^e.
+
+    ``gamma`` is not range-checked, on purpose, as in PyTorch: ``gamma=-1`` flips the sign of the rate
+    every epoch (a negative rate climbs the loss) and ``gamma > 1`` grows it without bound. Both are
+    accepted because torch accepts them, so a schedule copied from PyTorch behaves the same here.
+    """
 
     def __init__(self, optimizer, gamma: float, last_epoch: int = -1):
         self.gamma = gamma
@@ -573,6 +578,8 @@ class OneCycleLR(LRScheduler):
 
     Starts at max_lr / div_factor and ends at max_lr / (div_factor * final_div_factor); momentum
     (or Adam's beta1) cycles the other way between ``max_momentum`` and ``base_momentum``.
+    A phase shorter than one step (``pct_start * total_steps <= 1``) starts at its end value, where
+    PyTorch raises ZeroDivisionError.
     """
 
     def __init__(self, optimizer, max_lr, total_steps: int | None = None, epochs: int | None = None,
@@ -649,7 +656,9 @@ class OneCycleLR(LRScheduler):
             for i, phase in enumerate(self._schedule_phases):
                 end_step = phase["end_step"]
                 if step_num <= end_step or i == len(self._schedule_phases) - 1:
-                    pct = (step_num - start_step) / (end_step - start_step)
+                    # A phase of zero length (pct_start * total_steps <= 1, e.g. pct_start=1.0 with one step):
+                    # it is already at its end. PyTorch divides by zero here.
+                    pct = (step_num - start_step) / (end_step - start_step) if end_step != start_step else 1.0
                     lr = self._anneal(group[phase["start_lr"]], group[phase["end_lr"]], pct)
                     if self.cycle_momentum:
                         momentum = self._anneal(group[phase["start_momentum"]], group[phase["end_momentum"]], pct)

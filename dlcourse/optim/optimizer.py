@@ -77,8 +77,10 @@ class Optimizer:
         params = list(params)
         for i, p in enumerate(params):
             if not isinstance(p, Parameter):
-                raise ValueError(f"{type(self).__name__} can only optimize dlcourse Parameters, got "
-                                 f"{type(p).__name__} at position {i}")
+                raise ValueError(f"{type(self).__name__} (dlcourse.optim) can only optimize dlcourse Parameters, got "
+                                 f"{_origin(p)} at position {i}" + (
+                                     "; pass the dlcourse model's parameters(), or use torch.optim for a torch model"
+                                     if type(p).__module__.split(".")[0] == "torch" else ""))
             if not np.issubdtype(p.data.dtype, np.floating):
                 raise ValueError(f"{type(self).__name__}: expected floating-point parameters, got dtype {p.data.dtype}")
         group = dict(param_group)
@@ -96,6 +98,7 @@ class Optimizer:
 
     def _check_hyperparameters(self, group: dict) -> None:
         """Raise ValueError for hyperparameters out of range (subclasses extend this)."""
+        _check_numbers(type(self).__name__, group)
         lr = group.get("lr")
         if lr is not None and lr is not required and not lr >= 0.0:
             raise ValueError(f"{type(self).__name__}: expected lr >= 0, got {lr}")
@@ -211,6 +214,7 @@ class Optimizer:
             if len(g["params"]) != len(s["params"]):
                 raise ValueError(f"load_state_dict: group {k} has {len(g['params'])} parameters, "
                                  f"the saved group has {len(s['params'])}")
+        _check_same_kind(self, saved_groups)
         id_map = {}
         for g, s in zip(self.param_groups, saved_groups):
             id_map.update(zip(s["params"], g["params"]))
@@ -276,3 +280,61 @@ def flush_subnormal(arr: np.ndarray) -> None:
     tiny = np.finfo(arr.dtype).tiny
     mask = np.abs(arr) < tiny  # two temporaries, amortised: called every few steps only
     np.copyto(arr, 0, where=mask)
+
+
+def _origin(obj) -> str:
+    """'torch.nn.parameter.Parameter (from PyTorch)' and the like, for messages that mix two libraries."""
+    kind = type(obj)
+    library = {"torch": " (from PyTorch)", "numpy": " (a NumPy array)"}.get(kind.__module__.split(".")[0], "")
+    return f"{kind.__module__}.{kind.__name__}{library}"
+
+
+_NUMERIC = ("lr", "momentum", "dampening", "weight_decay", "eps", "alpha", "lr_decay", "initial_accumulator_value")
+
+
+def _check_numbers(name: str, group: dict) -> None:
+    """TypeError for a hyperparameter of the wrong type (lr="0.1"), before any comparison fails rawly."""
+    for key in _NUMERIC:
+        value = group.get(key)
+        if value is None or value is required or isinstance(value, bool):
+            continue
+        if not isinstance(value, (int, float, np.integer, np.floating)) and not (
+                hasattr(value, "ndim") and value.ndim == 0 and hasattr(value, "dtype")):
+            raise TypeError(f"{name}: expected a number for {key}, got {type(value).__name__} {value!r}")
+    betas = group.get("betas")
+    if betas is not None:
+        if not isinstance(betas, (tuple, list)) or any(isinstance(b, (str, bytes)) for b in betas):
+            raise TypeError(f"{name}: expected betas as a pair of numbers (beta1, beta2), got {betas!r}")
+
+
+_NOT_KIND = {"foreach", "fused", "differentiable", "capturable", "maximize", "initial_lr", "decoupled_weight_decay",
+             "max_lr", "min_lr", "max_momentum", "base_momentum", "params"}
+
+
+def _check_same_kind(optimizer, saved_groups) -> None:
+    """ValueError when a state dict comes from another kind of optimizer (Adam's into SGD, ...)."""
+    own = set(optimizer.defaults) - _NOT_KIND
+    for k, group in enumerate(saved_groups):
+        if not isinstance(group, dict):
+            raise ValueError(f"load_state_dict: expected param_groups to be dicts, got {type(group).__name__}")
+        missing = sorted(own - set(group))
+        if missing and set(group) - {"params"}:  # (a bare {"params": [...]} group is a hand-made dict: let it be)
+            raise ValueError(f"load_state_dict: this state dict is not from a {type(optimizer).__name__}: its group "
+                             f"{k} lacks {missing} and has {sorted(set(group) - _NOT_KIND - own)} (a state dict loads "
+                             "only into the same kind of optimizer)")
+
+
+def as_torch_state_dict(state_dict: dict) -> dict:
+    """A dlcourse optimizer's ``state_dict()`` with torch tensors, for ``torch.optim``'s ``load_state_dict``.
+
+    dlcourse keeps NumPy arrays (its state dicts need no torch); torch needs tensors, and its step
+    counts as tensors too. The other direction needs nothing: dlcourse loads torch's state dicts as they are.
+    """
+    import torch
+
+    state = {}
+    for index, entry in state_dict["state"].items():
+        state[index] = {name: (torch.tensor(float(v)) if name == "step" else
+                               torch.from_numpy(np.array(v, copy=True)) if isinstance(v, np.ndarray) else v)
+                        for name, v in entry.items()}
+    return {"state": state, "param_groups": copy.deepcopy(state_dict["param_groups"])}
