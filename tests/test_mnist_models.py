@@ -18,6 +18,7 @@ import dlcourse
 from dlcourse import nn, optim
 from dlcourse.compare import compare
 from dlcourse.course.ch07_mnist_project import recipes as mm
+from dlcourse.data import transforms
 from dlcourse.train import (
     EarlyStopping,
     History,
@@ -51,10 +52,10 @@ def toy_images(n=300, seed=0):
 
 def test_preprocess_standardises_and_shapes():
     images = np.array([[[0, 255], [51, 102]]], dtype=np.uint8)
-    flat = mm.preprocess(images, flatten=True)
+    flat = transforms.preprocess(images, flatten=True)
     assert flat.shape == (1, 4) and flat.dtype == np.float32
     np.testing.assert_allclose(flat[0], (np.array([0, 255, 51, 102]) / 255 - mm.MNIST_MEAN) / mm.MNIST_STD, rtol=1e-6)
-    chw = mm.preprocess(images)
+    chw = transforms.preprocess(images)
     assert chw.shape == (1, 1, 2, 2)
     np.testing.assert_array_equal(chw.reshape(1, 4), flat)
 
@@ -65,13 +66,13 @@ def test_preprocess_standardises_and_shapes():
 ])
 def test_preprocess_refuses_the_wrong_input(bad, message):
     with pytest.raises(ValueError, match=message):
-        mm.preprocess(bad)
+        transforms.preprocess(bad)
 
 
 def test_random_shift_moves_each_image_by_its_own_offset():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((64, 2, 9, 9)).astype(np.float32) + 5  # minimum well above the fill
-    out = mm.random_shift(x, np.random.default_rng(1), max_shift=2, fill=-1.0)
+    out = transforms.random_shift(x, np.random.default_rng(1), max_shift=2, fill=-1.0)
     assert out.shape == x.shape and out.dtype == x.dtype
     seen = set()
     for a, b in zip(x, out):
@@ -85,15 +86,15 @@ def test_random_shift_moves_each_image_by_its_own_offset():
 
 
 def test_random_shift_flat_and_default_fill():
-    x = mm.preprocess(toy_images(16)[0], flatten=True)
-    out = mm.random_shift(x, np.random.default_rng(0), max_shift=3)
+    x = transforms.preprocess(toy_images(16)[0], flatten=True)
+    out = transforms.random_shift(x, np.random.default_rng(0), max_shift=3)
     assert out.shape == (16, 784)
     assert out.min() == x.min()  # the border takes the background value, even after standardising
-    np.testing.assert_array_equal(mm.random_shift(x, np.random.default_rng(0), max_shift=0), x)
+    np.testing.assert_array_equal(transforms.random_shift(x, np.random.default_rng(0), max_shift=0), x)
     with pytest.raises(ValueError, match="square"):
-        mm.random_shift(np.zeros((2, 10)), np.random.default_rng(0))
+        transforms.random_shift(np.zeros((2, 10)), np.random.default_rng(0))
     with pytest.raises(ValueError, match="max_shift >= 0"):
-        mm.random_shift(x, np.random.default_rng(0), max_shift=-1)
+        transforms.random_shift(x, np.random.default_rng(0), max_shift=-1)
 
 
 # ---------------------------------------------------------------------------------------
@@ -185,7 +186,7 @@ def test_confusion_matrix_and_accuracy():
 @pytest.fixture(scope="module")
 def toy():
     x, y = toy_images(400)
-    return mm.preprocess(x, flatten=True), y
+    return transforms.preprocess(x, flatten=True), y
 
 
 def test_fit_learns_and_records_history(toy):
@@ -308,7 +309,7 @@ def test_fit_and_fit_torch_follow_the_same_trajectory(recipe):
     steps = math.ceil(len(x) / recipe.batch_size)
     opt_o, sch_o = mm.build_optimizer(recipe, ours.parameters(), "numpy", steps)
     opt_t, sch_t = mm.build_optimizer(recipe, theirs.parameters(), "torch", steps)
-    augment = (lambda xb, rng: mm.random_shift(xb, rng, recipe.max_shift)) if recipe.max_shift else None
+    augment = (lambda xb, rng: transforms.random_shift(xb, rng, recipe.max_shift)) if recipe.max_shift else None
     kw = dict(num_epochs=recipe.num_epochs, batch_size=recipe.batch_size, augment=augment, seed=5, progress=False)
     h_o = fit(ours, opt_o, x, y, scheduler=sch_o, **kw)
     h_t = fit_torch(theirs, opt_t, x, y, scheduler=sch_t, **kw)

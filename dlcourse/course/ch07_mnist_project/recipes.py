@@ -3,9 +3,8 @@
 The notebook and ``benchmarks/mnist.py`` both use this module, so the numbers in the README
 come from the same code the learner reads.
 
-* :func:`preprocess`: uint8 images -> standardised float32, flat (N, 784) for an MLP or
-  (N, 1, 28, 28) for a CNN.
-* :func:`random_shift`: light augmentation, each image moved by up to ``max_shift`` pixels.
+* :func:`preprocess` and :func:`random_shift` live in the library, :mod:`dlcourse.data.transforms`
+  (uint8 images -> standardised float32; light augmentation by random shifts), and are imported here.
 * :func:`mlp` / :func:`torch_mlp` and :func:`cnn` / :func:`torch_cnn`: twin architectures whose
   ``state_dict`` keys and shapes are identical, so weights move between the libraries.
 * :data:`RECIPES` and :func:`train_recipe`: the chapter's full training settings (model,
@@ -20,72 +19,13 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
-from dlcourse import models, nn
+from dlcourse import models, nn, optim
+from dlcourse.data.transforms import MNIST_MEAN, MNIST_STD, preprocess, random_shift  # noqa: F401
 from dlcourse.random import manual_seed
 from dlcourse.train import EarlyStopping, evaluate, evaluate_torch, fit, fit_torch
 
-# Mean and standard deviation of the training pixels after /255 (the notebook recomputes them).
-MNIST_MEAN = 0.1307
-MNIST_STD = 0.3081
 NUM_CLASSES = 10
-
-
-# ---------------------------------------------------------------------------------------
-# Data
-# ---------------------------------------------------------------------------------------
-
-
-def preprocess(images, flatten: bool = False, mean: float = MNIST_MEAN, std: float = MNIST_STD,
-               dtype=np.float32) -> np.ndarray:
-    """uint8 images (N, 28, 28) -> (x / 255 - mean) / std, as (N, 784) or (N, 1, 28, 28), float32."""
-    images = np.asarray(images)
-    if images.ndim != 3:
-        raise ValueError(f"preprocess: expected images of shape (N, H, W), got {images.shape}")
-    if images.dtype != np.uint8:
-        raise ValueError(f"preprocess: expected uint8 pixel values 0..255 (as load_mnist returns them), "
-                         f"got dtype {images.dtype}")
-    x = images.astype(dtype)
-    x *= dtype(1 / (255 * std))
-    x -= dtype(mean / std)
-    return x.reshape(len(x), -1) if flatten else x[:, None]
-
-
-def random_shift(x, rng, max_shift: int = 2, fill=None) -> np.ndarray:
-    """Move each image by a random whole number of pixels in [-max_shift, max_shift] in x and y.
-
-    x: (N, C, H, W), (N, H, W) or flat (N, H*W) with square images; returns a new array of
-    the same shape. Pixels that come in from the border take ``fill`` (default: the smallest
-    value in the batch, the background of MNIST, also after standardisation). Vectorised:
-    one padded copy, one strided view of every possible shift, one fancy-indexed gather.
-    """
-    x = np.asarray(x)
-    shape = x.shape
-    if x.ndim == 2:
-        side = math.isqrt(shape[1])
-        if side * side != shape[1]:
-            raise ValueError(f"random_shift: flat images must be square (N, H*W), got {shape}")
-        imgs = x.reshape(len(x), 1, side, side)
-    elif x.ndim == 3:
-        imgs = x[:, None]
-    elif x.ndim == 4:
-        imgs = x
-    else:
-        raise ValueError(f"random_shift: expected images (N, C, H, W), (N, H, W) or (N, H*W), got {shape}")
-    if max_shift < 0:
-        raise ValueError(f"random_shift: expected max_shift >= 0, got {max_shift}")
-    if max_shift == 0 or len(x) == 0:
-        return x.copy()
-    n, c, h, w = imgs.shape
-    s = max_shift
-    fill = imgs.min() if fill is None else fill
-    padded = np.full((n, c, h + 2 * s, w + 2 * s), fill, dtype=imgs.dtype)
-    padded[:, :, s:s + h, s:s + w] = imgs
-    windows = sliding_window_view(padded, (h, w), axis=(2, 3))  # (n, c, 2s+1, 2s+1, h, w), a view
-    dy, dx = rng.integers(0, 2 * s + 1, size=(2, n))
-    shifted = windows[np.arange(n), :, dy, dx]  # (n, c, h, w)
-    return shifted.reshape(shape)
 
 
 # ---------------------------------------------------------------------------------------
@@ -205,26 +145,29 @@ def build_model(recipe: Recipe, library: str = "numpy"):
     raise ValueError(f"build_model: expected library 'numpy' or 'torch', got {library!r}")
 
 
+RECIPE_OPTIMIZERS = ("adam", "adamw", "sgd")  # names in the optimizer registry, dlcourse.optim.OPTIMIZERS
+
+
 def build_optimizer(recipe: Recipe, params, library: str, steps_per_epoch: int):
     """(optimizer, per-batch scheduler or None) for ``library`` ('numpy' -> dlcourse.optim, 'torch')."""
-    if library == "numpy":
-        from dlcourse import optim
-    else:
-        import torch.optim as optim
-    kinds = {"adam": optim.Adam, "adamw": optim.AdamW, "sgd": optim.SGD}
-    if recipe.optimizer not in kinds:
-        raise ValueError(f"build_optimizer: expected optimizer in {sorted(kinds)}, got {recipe.optimizer!r}")
+    if recipe.optimizer not in RECIPE_OPTIMIZERS:
+        raise ValueError(f"build_optimizer: expected optimizer in {sorted(RECIPE_OPTIMIZERS)}, "
+                         f"got {recipe.optimizer!r}")
     kwargs = {"lr": recipe.lr, "weight_decay": recipe.weight_decay}
     if recipe.optimizer == "sgd":
         kwargs["momentum"] = recipe.momentum
-    opt = kinds[recipe.optimizer](params, **kwargs)
+    opt = optim.make_optimizer(recipe.optimizer, params, library=library, **kwargs)
+    if library == "torch":
+        import torch.optim as optim_lib
+    else:
+        optim_lib = optim
     total = recipe.num_epochs * steps_per_epoch
     if recipe.schedule == "constant":
         return opt, None
     if recipe.schedule == "cosine":
-        return opt, optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+        return opt, optim_lib.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
     if recipe.schedule == "onecycle":
-        return opt, optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, total_steps=total)
+        return opt, optim_lib.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, total_steps=total)
     raise ValueError(f"build_optimizer: expected schedule 'constant', 'cosine' or 'onecycle', got {recipe.schedule!r}")
 
 
