@@ -48,6 +48,7 @@ REDRAW_TIMEOUT_S = 120     # one retrain + redraw after a slider move
 CASES = [
     ("03_optimizers.ipynb", "learning rate", "the learning-rate playground"),
     ("01_neurons.ipynb", "weight w1", "the neuron explorer"),
+    ("08_attention.ipynb", "head", "the attention explorer"),
 ]
 
 

@@ -47,8 +47,9 @@ def _attention_unscaled(Q, K, V, mask=None):
                  "(weights @ V, weights)."],
           wrong=_attention_unscaled)
 def attention_forward(Q, K, V, mask=None):
-    """softmax(Q K^T / sqrt(d) [masked]) V. Q (..., Lq, d), K (..., Lk, d), V (..., Lk, dv), mask bool (Lq, Lk)
-    (True: may attend) or None. Returns (output (..., Lq, dv), weights (..., Lq, Lk))."""
+    """softmax(Q K^T / sqrt(d) [masked]) V. Q (..., Lq, d), K (..., Lk, d), V (..., Lk, dv); mask bool,
+    broadcastable to (..., Lq, Lk) (True: may attend), or None.
+    Returns (output (..., Lq, dv), weights (..., Lq, Lk))."""
     d = Q.shape[-1]
     scores = Q @ np.swapaxes(K, -1, -2) / np.sqrt(d)
     if mask is not None:
