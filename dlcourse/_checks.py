@@ -58,12 +58,6 @@ def as_grad(grad, shape: tuple, owner: str, what: str = "grad_out", none_ok: boo
     return arr
 
 
-def check_ndim(x: np.ndarray, ndims, name: str, layout: str) -> None:
-    if x.ndim not in ndims:
-        raise ValueError(f"{name}: expected a {layout} array ({' or '.join(f'{d}-D' for d in ndims)}), "
-                         f"got shape {x.shape}")
-
-
 def check_nonempty(x: np.ndarray, name: str) -> None:
     if x.ndim and x.shape[0] == 0:
         raise ValueError(f"{name}: expected a non-empty batch, got shape {x.shape}")

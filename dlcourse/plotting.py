@@ -52,27 +52,6 @@ def plot_decision_boundary(ax, predict, X, y, title: str = "", steps: int = 200)
     return ax
 
 
-def plot_loss(ax, losses, label: str | None = None, xlabel: str = "step", ylabel: str = "loss", log: bool = False):
-    ax.plot(np.arange(1, len(losses) + 1), losses, label=label)
-    ax.set(xlabel=xlabel, ylabel=ylabel)
-    if log:
-        ax.set_yscale("log")
-    if label:
-        ax.legend()
-    return ax
-
-
-def plot_contour(ax, f, xlim, ylim, levels: int = 30, steps: int = 200, log: bool = False):
-    """Contour lines of f(x, y) (vectorised over meshes) over the box xlim x ylim."""
-    xx, yy = np.meshgrid(np.linspace(*xlim, steps), np.linspace(*ylim, steps))
-    zz = f(xx, yy)
-    if log:
-        zz = np.log10(zz - zz.min() + 1e-3)
-    ax.contour(xx, yy, zz, levels=levels, cmap="Greys", linewidths=0.7)
-    ax.set(xlabel="$w_1$", ylabel="$w_2$")
-    return ax
-
-
 def image_grid(ax, images, n_cols: int = 8, pad: int = 1, cmap: str = "gray"):
     """Tile (N, H, W) images into one picture on ``ax``."""
     images = np.asarray(images)
