@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.client
 import io
 import os
 import socket
+import ssl
 import time
 import urllib.error
 from pathlib import Path
@@ -267,6 +269,10 @@ class FakeOpener:
             return FakeResponse(data, fail_after=len(data) // 2)
         if mode == "ctrl-c":
             return FakeResponse(data, fail_after=len(data) // 2, error=KeyboardInterrupt)
+        if mode == "incomplete":  # the server closes the stream early: http.client's own error, not an OSError
+            return FakeResponse(data, fail_after=len(data) // 2, error=lambda msg: http.client.IncompleteRead(b"", 10))
+        if mode == "ssl":
+            raise ssl.SSLError("certificate verify failed")
         return FakeResponse(data)
 
 
@@ -422,3 +428,52 @@ def test_real_mnist_label_counts_and_mean_pixel(real):
                                   [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009])
     assert abs(x_train.mean() - 33.318) < 5e-4
     assert abs(x_train.mean() / 255 - 0.13066) < 5e-6
+
+
+# ---------------------------------------------------------------------------------------
+# Transport faults, file modes, stale temporary files (issue 12)
+# ---------------------------------------------------------------------------------------
+
+
+def test_every_transport_error_is_a_failed_mirror_and_all_are_reported(env, tmp_path, monkeypatch):
+    # IncompleteRead (a stream cut short) used to escape raw and stop the loader at the first mirror.
+    opener = FakeOpener(env, {MIRRORS[0]: "incomplete", MIRRORS[1]: "ssl"})
+    monkeypatch.setattr(M, "_open_url", opener)
+    (x_train, _), _ = load_mnist(tmp_path / "d", mirrors=MIRRORS, progress=False)
+    np.testing.assert_array_equal(x_train, images_of(env))
+    assert opener.calls[:3] == [m + "train-images-idx3-ubyte.gz" for m in MIRRORS]
+    monkeypatch.setattr(M, "_open_url", FakeOpener(env, {MIRRORS[0]: "incomplete", MIRRORS[1]: "ssl",
+                                                         MIRRORS[2]: "interrupted"}))
+    with pytest.raises(M.MNISTNotFoundError) as err:
+        load_mnist(tmp_path / "e", mirrors=MIRRORS, progress=False)
+    message = str(err.value)
+    assert "IncompleteRead" in message and "SSLError" in message and "connection lost" in message
+    assert only_data_files(tmp_path / "e") == []
+
+
+def test_downloaded_files_get_the_normal_mode(env, tmp_path, monkeypatch):
+    monkeypatch.setattr(M, "_open_url", FakeOpener(env, {}))
+    old = os.umask(0o022)
+    try:
+        load_mnist(tmp_path / "d", mirrors=MIRRORS, progress=False)
+        os.umask(0o027)
+        load_mnist(tmp_path / "g", mirrors=MIRRORS, progress=False)
+    finally:
+        os.umask(old)
+    for folder, mode in ((tmp_path / "d", 0o644), (tmp_path / "g", 0o640)):
+        files = [p for p in folder.rglob("*.gz")]
+        assert len(files) == 4 and all(p.stat().st_mode & 0o777 == mode for p in files), folder
+
+
+def test_stale_part_files_are_cleaned_up_by_the_next_download(env, tmp_path, monkeypatch):
+    folder = tmp_path / "d"  # load_mnist(root) downloads into root itself
+    folder.mkdir(parents=True)
+    stale = folder / ".train-images-idx3-ubyte.abc123.part"
+    fresh = folder / ".train-images-idx3-ubyte.def456.part"  # another download, still running
+    stale.write_bytes(b"half a file")
+    fresh.write_bytes(b"being written")
+    old = time.time() - 2 * M.STALE_PART_SECONDS
+    os.utime(stale, (old, old))
+    monkeypatch.setattr(M, "_open_url", FakeOpener(env, {}))
+    load_mnist(tmp_path / "d", mirrors=MIRRORS, progress=False)
+    assert not stale.exists() and fresh.exists()

@@ -27,6 +27,7 @@ import os
 import socket
 import tempfile
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -243,6 +244,27 @@ def _open_url(url: str, timeout: float):
     return urllib.request.urlopen(request, timeout=timeout)
 
 
+STALE_PART_SECONDS = 600  # a .part file this old belongs to a download that was killed, not one in progress
+
+
+def _default_file_mode() -> int:
+    """0666 less the process's umask: the mode ``open()`` gives a new file (0644 with the usual umask 022)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def _remove_stale_parts(dest: Path, name: str) -> None:
+    """Delete temporary ``.name.*.part`` files left by killed downloads (not those of a download still running)."""
+    now = time.time()
+    for part in dest.glob(f".{name}.*.part"):
+        try:
+            if now - part.stat().st_mtime > STALE_PART_SECONDS:
+                part.unlink()
+        except OSError:
+            pass  # gone already, or not ours to delete: harmless
+
+
 def _fetch_to(dest: Path, name: str, mirrors, timeout: float, progress: bool):
     """Try each mirror for ``name.gz``; write a verified copy to ``dest/name.gz`` atomically.
 
@@ -270,12 +292,16 @@ def _fetch_to(dest: Path, name: str, mirrors, timeout: float, progress: bool):
                 out.flush()
                 os.fsync(out.fileno())
             _checked_content(tmp, name, gzipped=True)  # refuses a truncated or wrong download
+            os.chmod(tmp, _default_file_mode())  # mkstemp's 0600 would hide a shared data folder from others
             os.replace(tmp, target)  # atomic: the file appears complete or not at all
+            _remove_stale_parts(dest, name)
             return target, failures
         except CorruptFileError as err:
             failures.append((mirror, f"{url}: the downloaded file is corrupt ({err.reason})"))
-        except (urllib.error.URLError, OSError, ValueError) as err:  # HTTPError, timeouts, refused, reset
-            failures.append((mirror, f"{url}: {getattr(err, 'reason', None) or err}"))
+        except Exception as err:  # noqa: BLE001 - any transport error (HTTPError, timeout, reset, IncompleteRead,
+            # SSL, a proxy's garbage) means "this mirror failed": note it and try the next. Ctrl-C still stops.
+            reason = getattr(err, "reason", None) or err
+            failures.append((mirror, f"{url}: {type(err).__name__}: {reason}"))
         finally:
             if tmp.exists():
                 tmp.unlink()
