@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._checks import as_array, check_finite
+from . import init
 from .module import Module
 from .parameter import Parameter
 
@@ -43,15 +44,24 @@ class _BatchNorm(Module):
             raise ValueError(f"{type(self).__name__}: expected 0 <= momentum <= 1 or None, got {momentum}")
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
-        self.weight = Parameter(np.ones(num_features, dtype=dtype)) if affine else None
-        self.bias = Parameter(np.zeros(num_features, dtype=dtype)) if affine and bias else None
+        self.weight = Parameter(np.empty(num_features, dtype=dtype)) if affine else None
+        self.bias = Parameter(np.empty(num_features, dtype=dtype)) if affine and bias else None
         if track_running_stats:
             self.register_buffer("running_mean", np.zeros(num_features, dtype=dtype))
             self.register_buffer("running_var", np.ones(num_features, dtype=dtype))
             self.register_buffer("num_batches_tracked", np.array(0, dtype=np.int64))
         else:
             self.running_mean = self.running_var = self.num_batches_tracked = None
+        self.reset_parameters()
         self._cache = None
+
+    def reset_parameters(self) -> None:
+        """Running statistics to (0, 1, 0 batches); weight to ones and bias to zeros, through ``nn.init``."""
+        self.reset_running_stats()
+        if self.weight is not None:
+            init.ones_(self.weight)
+        if self.bias is not None:
+            init.zeros_(self.bias)
 
     def reset_running_stats(self) -> None:
         if self.track_running_stats:

@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from .._checks import as_array, check_finite
-from ..random import get_rng
+from . import init
 from .conv_functional import conv2d_backward_cached, conv2d_forward
 from .geometry import pair, resolve_padding
 from .module import Module
@@ -48,14 +48,19 @@ class Conv2d(Module):
         self.padding = padding if isinstance(padding, str) else pair(padding, "Conv2d padding")
         resolve_padding(self.padding, self.kernel_size, self.dilation, self.stride, "Conv2d")  # validate now
         self.padding_mode = padding_mode
-        fan_in = in_channels // groups * self.kernel_size[0] * self.kernel_size[1]
-        bound = 1.0 / math.sqrt(fan_in)
-        rng = get_rng()
-        shape = (out_channels, in_channels // groups, *self.kernel_size)
-        self.weight = Parameter(rng.uniform(-bound, bound, shape).astype(dtype))
-        self.bias = Parameter(rng.uniform(-bound, bound, out_channels).astype(dtype)) if bias else None
+        self.weight = Parameter(np.zeros((out_channels, in_channels // groups, *self.kernel_size), dtype=dtype))
+        self.bias = Parameter(np.zeros(out_channels, dtype=dtype)) if bias else None
+        self.reset_parameters()
         self._cache = None
         self._unbatched = False
+
+    def reset_parameters(self) -> None:
+        """Weight and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = in_channels / groups * kh * kw (as
+        torch), from the package's generator through ``nn.init``."""
+        bound = 1.0 / math.sqrt(self.in_channels // self.groups * self.kernel_size[0] * self.kernel_size[1])
+        init.uniform_(self.weight, -bound, bound)
+        if self.bias is not None:
+            init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x):
         x = as_array(x, "Conv2d input")

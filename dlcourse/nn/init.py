@@ -31,6 +31,11 @@ def zeros_(p):
     return p
 
 
+def ones_(p):
+    p.data[...] = 1
+    return p
+
+
 def constant_(p, value):
     p.data[...] = value
     return p

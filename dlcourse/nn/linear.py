@@ -7,8 +7,8 @@ import math
 import numpy as np
 
 from .._checks import as_array, check_finite, check_nonempty
-from ..random import get_rng
 from . import functional as F
+from . import init
 from .module import Module
 from .parameter import Parameter
 
@@ -29,11 +29,18 @@ class Linear(Module):
             raise ValueError(f"Linear: expected positive sizes, got in_features={in_features}, "
                              f"out_features={out_features}")
         self.in_features, self.out_features = in_features, out_features
-        bound = 1.0 / math.sqrt(in_features)
-        rng = get_rng()
-        self.weight = Parameter(rng.uniform(-bound, bound, (out_features, in_features)).astype(dtype))
-        self.bias = Parameter(rng.uniform(-bound, bound, out_features).astype(dtype)) if bias else None
+        self.weight = Parameter(np.zeros((out_features, in_features), dtype=dtype))
+        self.bias = Parameter(np.zeros(out_features, dtype=dtype)) if bias else None
+        self.reset_parameters()
         self._x = None
+
+    def reset_parameters(self) -> None:
+        """Weight and bias ~ U(-1/sqrt(in_features), 1/sqrt(in_features)) from the package's generator (as
+        torch, whose ``kaiming_uniform_(a=sqrt(5))`` has that bound), through ``nn.init``."""
+        bound = 1.0 / math.sqrt(self.in_features)
+        init.uniform_(self.weight, -bound, bound)
+        if self.bias is not None:
+            init.uniform_(self.bias, -bound, bound)
 
     def forward(self, input):  # torch's argument name: linear.forward(input=x) works as in PyTorch
         x = as_array(input, "Linear input")

@@ -39,6 +39,7 @@ import numpy as np
 
 from .._checks import as_array, check_finite
 from ..random import get_rng
+from . import init
 from .module import Module
 from .parameter import Parameter
 
@@ -344,20 +345,26 @@ class _RNNBase(Module):
         self.bidirectional = bidirectional
         self.num_directions = 2 if bidirectional else 1
         G = self._num_gates[mode] * hidden_size
-        bound = 1.0 / math.sqrt(hidden_size)
-        rng = get_rng()
         for layer in range(num_layers):
             layer_input = input_size if layer == 0 else hidden_size * self.num_directions
             for suffix in self._suffixes():
                 sfx = f"_l{layer}{suffix}"
-                setattr(self, "weight_ih" + sfx, Parameter(rng.uniform(-bound, bound, (G, layer_input)).astype(dtype)))
-                setattr(self, "weight_hh" + sfx, Parameter(rng.uniform(-bound, bound, (G, hidden_size)).astype(dtype)))
+                setattr(self, "weight_ih" + sfx, Parameter(np.zeros((G, layer_input), dtype=dtype)))
+                setattr(self, "weight_hh" + sfx, Parameter(np.zeros((G, hidden_size), dtype=dtype)))
                 if bias:
-                    setattr(self, "bias_ih" + sfx, Parameter(rng.uniform(-bound, bound, G).astype(dtype)))
-                    setattr(self, "bias_hh" + sfx, Parameter(rng.uniform(-bound, bound, G).astype(dtype)))
+                    setattr(self, "bias_ih" + sfx, Parameter(np.zeros(G, dtype=dtype)))
+                    setattr(self, "bias_hh" + sfx, Parameter(np.zeros(G, dtype=dtype)))
+        self.reset_parameters()
         self._cache = None
         self.grad_h0 = None
         self.grad_c0 = None
+
+    def reset_parameters(self) -> None:
+        """Every weight and bias ~ U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)), as torch, drawn through
+        ``nn.init`` in registration order (layer by layer, direction by direction, w_ih, w_hh, b_ih, b_hh)."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for p in self.parameters():
+            init.uniform_(p, -bound, bound)
 
     def _suffixes(self):
         return ["", "_reverse"][:self.num_directions]

@@ -34,8 +34,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._checks import as_array, check_finite
-from ..random import get_rng
 from . import functional as F
+from . import init
 from .module import Module
 from .parameter import Parameter
 
@@ -186,16 +186,22 @@ class _CellBase(Module):
                              f"hidden_size={hidden_size}")
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
         G = self._num_gates * hidden_size
-        bound = 1.0 / math.sqrt(hidden_size)  # PyTorch: every weight and bias ~ U(-1/sqrt(H), 1/sqrt(H))
-        rng = get_rng()
-        self.weight_ih = Parameter(rng.uniform(-bound, bound, (G, input_size)).astype(dtype))
-        self.weight_hh = Parameter(rng.uniform(-bound, bound, (G, hidden_size)).astype(dtype))
+        self.weight_ih = Parameter(np.zeros((G, input_size), dtype=dtype))
+        self.weight_hh = Parameter(np.zeros((G, hidden_size), dtype=dtype))
         if bias:
-            self.bias_ih = Parameter(rng.uniform(-bound, bound, G).astype(dtype))
-            self.bias_hh = Parameter(rng.uniform(-bound, bound, G).astype(dtype))
+            self.bias_ih = Parameter(np.zeros(G, dtype=dtype))
+            self.bias_hh = Parameter(np.zeros(G, dtype=dtype))
         else:
             self.bias_ih = self.bias_hh = None
+        self.reset_parameters()
         self._cache = None
+
+    def reset_parameters(self) -> None:
+        """PyTorch's: every weight and bias ~ U(-1/sqrt(H), 1/sqrt(H)), through ``nn.init``."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for p in (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh):
+            if p is not None:
+                init.uniform_(p, -bound, bound)
         self.grad_hx = None
 
     def _params(self):
