@@ -85,10 +85,11 @@ def test_clip_grad_value_matches_torch():
 
 
 def test_bad_arguments():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"clip_grad_norm_: expected Parameters \(e.g. model.parameters\(\)\), "
+                                         "got ndarray at position 0"):
         clip_grad_norm_([np.ones(3)], 1.0)
     ps, _ = twins(1.0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="clip_grad_norm_: expected max_norm >= 0, got -1.0"):
         clip_grad_norm_(ps, -1.0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"clip_grad_norm_: expected norm_type > 0 \(or inf\), got 0"):
         clip_grad_norm_(ps, 1.0, norm_type=0)

@@ -206,17 +206,23 @@ def test_a_hand_set_lr_is_annealed_from_where_it_is():
         np.testing.assert_allclose(ours.get_last_lr(), theirs.get_last_lr(), rtol=1e-12)
 
 
-@pytest.mark.parametrize("make", [
-    lambda o: S.StepLR(o, step_size=0), lambda o: S.LinearLR(o, start_factor=0.0),
-    lambda o: S.ConstantLR(o, factor=2.0), lambda o: S.OneCycleLR(o, max_lr=1.0),
-    lambda o: S.OneCycleLR(o, max_lr=1.0, total_steps=10, pct_start=1.5),
-    lambda o: S.OneCycleLR(o, max_lr=[1.0], total_steps=10), lambda o: S.CosineAnnealingLR(o, T_max=0),
-    lambda o: S.StepLR("not an optimizer", step_size=3), lambda o: S.ReduceLROnPlateau(o, factor=1.5),
-    lambda o: S.SequentialLR(o, [S.ExponentialLR(o, 0.9)], milestones=[3]),
+@pytest.mark.parametrize("make, message", [
+    (lambda o: S.StepLR(o, step_size=0), "StepLR: expected step_size > 0, got 0"),
+    (lambda o: S.LinearLR(o, start_factor=0.0), "LinearLR: expected 0 < start_factor <= 1, got 0.0"),
+    (lambda o: S.ConstantLR(o, factor=2.0), "ConstantLR: expected 0 <= factor <= 1, got 2.0"),
+    (lambda o: S.OneCycleLR(o, max_lr=1.0), "OneCycleLR: give either total_steps or both epochs and steps_per_epoch"),
+    (lambda o: S.OneCycleLR(o, max_lr=1.0, total_steps=10, pct_start=1.5),
+     "OneCycleLR: expected a float 0 <= pct_start <= 1, got 1.5"),
+    (lambda o: S.OneCycleLR(o, max_lr=[1.0], total_steps=10), "max_lr"),
+    (lambda o: S.CosineAnnealingLR(o, T_max=0), "CosineAnnealingLR: expected T_max > 0, got 0"),
+    (lambda o: S.StepLR("not an optimizer", step_size=3), "StepLR: expected a dlcourse.optim optimizer, got str"),
+    (lambda o: S.ReduceLROnPlateau(o, factor=1.5), "ReduceLROnPlateau: expected factor < 1, got 1.5"),
+    (lambda o: S.SequentialLR(o, [S.ExponentialLR(o, 0.9)], milestones=[3]),
+     "SequentialLR: expected 0 milestones for 1 schedulers, got 1"),
 ])
-def test_bad_arguments_raise_value_error(make):
+def test_bad_arguments_raise_value_error(make, message):
     ours_opt, _ = pair()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=message):
         make(ours_opt)
 
 

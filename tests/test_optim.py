@@ -296,20 +296,40 @@ def test_closure_is_called_and_returned():
     assert p.data[0] == pytest.approx(2.0 - 0.1 * 4.0)
 
 
-@pytest.mark.parametrize("make", [
-    lambda ps: optim.SGD(ps, lr=-1), lambda ps: optim.SGD(ps, lr=0.1, momentum=-0.5),
-    lambda ps: optim.SGD(ps, lr=0.1, nesterov=True), lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, dampening=0.1,
-                                                                          nesterov=True),
-    lambda ps: optim.Adam(ps, betas=(1.0, 0.999)), lambda ps: optim.Adam(ps, betas=(0.9,)),
-    lambda ps: optim.Adam(ps, eps=-1), lambda ps: optim.AdamW(ps, weight_decay=-0.1),
-    lambda ps: optim.RMSprop(ps, alpha=-0.1), lambda ps: optim.Adagrad(ps, lr_decay=-1),
-    lambda ps: optim.SGD([], lr=0.1), lambda ps: optim.SGD(ps[0], lr=0.1), lambda ps: optim.SGD([ps[0], ps[0]], lr=0.1),
-    lambda ps: optim.SGD([np.ones(3)], lr=0.1),
+@pytest.mark.parametrize("make, message", [
+    (lambda ps: optim.SGD(ps, lr=-1), "SGD: expected lr >= 0, got -1"),
+    (lambda ps: optim.SGD(ps, lr=0.1, momentum=-0.5), "SGD: expected momentum >= 0, got -0.5"),
+    (lambda ps: optim.SGD(ps, lr=0.1, nesterov=True),
+     "Nesterov momentum needs momentum > 0 and dampening = 0, got momentum=0.0, dampening=0.0"),
+    (lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, dampening=0.1, nesterov=True),
+     "Nesterov momentum needs momentum > 0 and dampening = 0, got momentum=0.9, dampening=0.1"),
+    (lambda ps: optim.Adam(ps, betas=(1.0, 0.999)), r"Adam: expected 0 <= betas\[0\] < 1, got 1.0"),
+    (lambda ps: optim.Adam(ps, betas=(0.9,)), r"Adam: expected betas=\(beta1, beta2\), got \(0.9,\)"),
+    (lambda ps: optim.Adam(ps, eps=-1), "Adam: expected eps >= 0, got -1"),
+    (lambda ps: optim.AdamW(ps, weight_decay=-0.1), "AdamW: expected weight_decay >= 0, got -0.1"),
+    (lambda ps: optim.RMSprop(ps, alpha=-0.1), "RMSprop: expected alpha >= 0, got -0.1"),
+    (lambda ps: optim.Adagrad(ps, lr_decay=-1), "Adagrad: expected lr_decay >= 0, got -1"),
+    (lambda ps: optim.SGD([], lr=0.1), "SGD: got an empty parameter list"),
+    (lambda ps: optim.SGD(ps[0], lr=0.1), r"got a single Parameter \(wrap it in a list: \[p\]\)"),
+    (lambda ps: optim.SGD([ps[0], ps[0]], lr=0.1), "some parameters appear more than once"),
+    (lambda ps: optim.SGD([np.ones(3)], lr=0.1), "can only optimize dlcourse Parameters, got numpy.ndarray"),
+    (lambda ps: optim.make_optimizer("adamax", ps), r"expected an optimizer name in \['adagrad', 'adam', 'adamw', "
+                                                    r"'rmsprop', 'sgd'\], got 'adamax'"),
+    (lambda ps: optim.make_optimizer("sgd", ps, library="jax"), "expected library 'numpy' or 'torch', got 'jax'"),
 ])
-def test_bad_arguments_raise_value_error(make):
+def test_bad_arguments_raise_value_error(make, message):
     ps = [Parameter(np.ones(3)), Parameter(np.ones(2))]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=message):
         make(ps)
+
+
+def test_the_optimizer_registry_builds_both_libraries():
+    ps = [Parameter(np.ones(3))]
+    for name, cls in optim.OPTIMIZERS.items():
+        ours = optim.make_optimizer(name.upper(), ps, lr=0.01)
+        theirs = optim.make_optimizer(name, [torch.ones(3, requires_grad=True)], library="torch", lr=0.01)
+        assert type(ours) is cls and type(theirs) is getattr(torch.optim, cls.__name__)
+        assert ours.param_groups[0]["lr"] == theirs.param_groups[0]["lr"] == 0.01
 
 
 def test_passing_a_module_instead_of_its_parameters_says_so():
