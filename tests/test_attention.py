@@ -301,7 +301,8 @@ def test_sdpa_bad_input():
 # ---------------------------------------------------------------------------------------
 
 def mha_case(seed, dtype, batch_first=False, mode="self", bias=True, attn_mask=None, key_padding_mask=None,
-             need_weights=True, average=True, batched=True, grad_weights=True):
+             need_weights=True, average=True, batched=True, grad_weights=True, add_bias_kv=False,
+             add_zero_attn=False):
     """Build twins and inputs, run forward and backward on both, compare everything; return ours."""
     rng = np.random.default_rng(seed)
     H = int(rng.integers(1, 4))
@@ -312,10 +313,11 @@ def mha_case(seed, dtype, batch_first=False, mode="self", bias=True, attn_mask=N
     if mode == "kvdim":
         kdim, vdim = int(rng.integers(1, 6)), int(rng.integers(1, 6))
     torch.manual_seed(seed)
-    theirs = torch.nn.MultiheadAttention(E, H, bias=bias, kdim=kdim, vdim=vdim, batch_first=batch_first,
-                                         dtype=TORCH_DT[dtype])
+    options = dict(bias=bias, kdim=kdim, vdim=vdim, batch_first=batch_first, add_bias_kv=add_bias_kv,
+                   add_zero_attn=add_zero_attn)
+    theirs = torch.nn.MultiheadAttention(E, H, dtype=TORCH_DT[dtype], **options)
     randomize(theirs, seed)
-    ours = load_from(nn.MultiheadAttention(E, H, bias=bias, kdim=kdim, vdim=vdim, batch_first=batch_first), theirs)
+    ours = load_from(nn.MultiheadAttention(E, H, **options), theirs)
 
     def shape(T, dim):
         if not batched:
@@ -404,6 +406,10 @@ def test_mha_masks_match_torch(seed, batch_first, attn_mask, key_padding_mask):
 
 @pytest.mark.parametrize("kw", [
     {"need_weights": False}, {"average": False}, {"bias": False}, {"grad_weights": False},
+    {"add_bias_kv": True}, {"add_zero_attn": True}, {"add_bias_kv": True, "add_zero_attn": True, "batch_first": True},
+    {"add_bias_kv": True, "add_zero_attn": True, "mode": "cross", "attn_mask": "bool3d", "key_padding_mask": "bool"},
+    {"add_bias_kv": True, "mode": "kvdim", "attn_mask": "float3d", "key_padding_mask": "float", "batch_first": True},
+    {"add_zero_attn": True, "batched": False, "attn_mask": "bool", "key_padding_mask": "bool"},
     {"batched": False}, {"batched": False, "mode": "cross", "attn_mask": "bool3d", "key_padding_mask": "bool"},
     {"batched": False, "batch_first": True, "average": False, "mode": "kvdim"},
 ])
@@ -416,22 +422,25 @@ def test_mha_state_dict_keys_and_init_like_torch():
     assert list(nn.MultiheadAttention(8, 2).state_dict()) == list(torch.nn.MultiheadAttention(8, 2).state_dict())
     assert (list(nn.MultiheadAttention(8, 2, kdim=3, vdim=5, bias=False).state_dict())
             == list(torch.nn.MultiheadAttention(8, 2, kdim=3, vdim=5, bias=False).state_dict()))
+    assert (list(nn.MultiheadAttention(8, 2, add_bias_kv=True).state_dict())
+            == list(torch.nn.MultiheadAttention(8, 2, add_bias_kv=True).state_dict()))
     mha = nn.MultiheadAttention(8, 2)
     assert mha.in_proj_weight.shape == (24, 8) and mha.in_proj_weight.dtype == np.float32
     assert not mha.in_proj_bias.data.any() and not mha.out_proj.bias.data.any()  # torch zeros both biases
 
 
-def test_mha_gradcheck():
+@pytest.mark.parametrize("extra", [False, True])
+def test_mha_gradcheck(extra):
     """Central differences for every input and parameter, with masks and a loss on the weights too."""
     rng = np.random.default_rng(4)
-    mha = nn.MultiheadAttention(4, 2, kdim=3, vdim=5).double()
+    mha = nn.MultiheadAttention(4, 2, kdim=3, vdim=5, add_bias_kv=extra, add_zero_attn=extra).double()
     for p in mha.parameters():
         p.data = rng.standard_normal(p.shape) * 0.5
     q, k, v = rng.standard_normal((3, 2, 4)), rng.standard_normal((4, 2, 3)), rng.standard_normal((4, 2, 5))
     mask = rng.random((3, 4)) < 0.3
     mask[:, 0] = False
     kpm = np.array([[False, False, True, False], [False, True, False, False]])
-    g, gw = rng.standard_normal((3, 2, 4)), rng.standard_normal((2, 3, 4))
+    g, gw = rng.standard_normal((3, 2, 4)), rng.standard_normal((2, 3, 4 + 2 * extra))
 
     def f():
         out, w = mha.forward(q, k, v, attn_mask=mask, key_padding_mask=kpm)
@@ -495,10 +504,6 @@ def test_mha_float32_stays_float32():
 def test_mha_bad_arguments_and_input():
     with pytest.raises(ValueError, match="expected embed_dim divisible by num_heads, got embed_dim=10, num_heads=4"):
         nn.MultiheadAttention(10, 4)
-    with pytest.raises(ValueError, match="add_bias_kv and add_zero_attn are not supported"):
-        nn.MultiheadAttention(8, 2, add_bias_kv=True)
-    with pytest.raises(ValueError, match="add_bias_kv and add_zero_attn are not supported"):
-        nn.MultiheadAttention(8, 2, add_zero_attn=True)
     mha = nn.MultiheadAttention(8, 2)
     x = np.zeros((5, 3, 8), np.float32)
     with pytest.raises(ValueError, match=r"expected query with last dimension 8, got shape \(5, 3, 7\)"):
@@ -523,3 +528,19 @@ def test_mha_bad_arguments_and_input():
     out, _ = mha.forward(x, x, x)
     with pytest.raises(ValueError, match=r"expected grad_out of .*shape \(5, 3, 8\).*got (shape )?\(5, 3, 7\)"):
         mha.backward(np.zeros((5, 3, 7)))
+
+
+def test_mha_skips_input_gradients_when_not_needed():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 2, 8))
+    mha = nn.MultiheadAttention(8, 2).double()
+    mha.forward(x, x, x)
+    full = sum(mha.backward(np.ones((4, 2, 8))))
+    expected = {name: p.grad.copy() for name, p in mha.named_parameters()}
+    assert full.shape == x.shape
+    mha.zero_grad()
+    mha.needs_input_grad = False  # the inputs are data: parameter gradients only
+    mha.forward(x, x, x)
+    assert mha.backward(np.ones((4, 2, 8))) is None
+    for name, p in mha.named_parameters():
+        np.testing.assert_allclose(p.grad, expected[name], rtol=1e-12, atol=0)

@@ -137,6 +137,10 @@ def test_encoder_layer_bad_input():
         nn.TransformerEncoderLayer(6, 4)
     with pytest.raises(ValueError, match="expected activation 'relu' or 'gelu'"):
         nn.TransformerEncoderLayer(8, 2, activation="tanh")
+    with pytest.raises(ValueError, match="expected activation 'relu' or 'gelu'"):
+        nn.TransformerEncoderLayer(8, 2, activation=torch.tanh)
+    assert isinstance(nn.TransformerEncoderLayer(8, 2, activation=torch.nn.functional.gelu).activation, nn.GELU)
+    assert isinstance(nn.TransformerEncoderLayer(8, 2, activation=nn.functional.relu).activation, nn.ReLU)
     layer = nn.TransformerEncoderLayer(8, 2, 16)
     with pytest.raises(ValueError, match=r"expected src of shape \(L, N, d_model=8\) .* got \(3, 2, 7\)"):
         layer.forward(np.zeros((3, 2, 7)))

@@ -12,7 +12,12 @@ Parameters as in PyTorch: ``in_proj_weight`` (3E, E) stacks W_q, W_k, W_v and ``
 (3E,) stacks the biases, when kdim = vdim = E; otherwise ``q_proj_weight`` (E, E),
 ``k_proj_weight`` (E, kdim), ``v_proj_weight`` (E, vdim) and ``in_proj_bias``. ``out_proj`` is a
 ``Linear(E, E)``. So ``state_dict`` keys are torch's: in_proj_weight, in_proj_bias,
-out_proj.weight, out_proj.bias.
+out_proj.weight, out_proj.bias (and bias_k, bias_v with ``add_bias_kv``).
+
+Extra keys, as in PyTorch: ``add_bias_kv=True`` appends the learned ``bias_k`` / ``bias_v`` (1, 1, E) as
+one more key and value to every sequence (after the projections); ``add_zero_attn=True`` appends a
+zero key and value to every head. The masks are padded so these are never blocked, and the weights
+have S + 1 (or S + 2) columns.
 
 Masks, *PyTorch's MultiheadAttention convention* (the opposite of scaled_dot_product_attention's
 boolean mask): a boolean ``attn_mask`` (L, S) or (N*h, L, S) is True where a pair is *blocked*;
@@ -68,9 +73,6 @@ class MultiheadAttention(Module):
                              f"{embed_dim}, num_heads={num_heads} (remainder {embed_dim % num_heads})")
         if not 0.0 <= dropout <= 1.0:
             raise ValueError(f"MultiheadAttention: expected a dropout probability in [0, 1], got {dropout}")
-        if add_bias_kv or add_zero_attn:
-            raise ValueError("MultiheadAttention: add_bias_kv and add_zero_attn are not supported in dlcourse, "
-                             f"expected False, got add_bias_kv={add_bias_kv}, add_zero_attn={add_zero_attn}")
         self.embed_dim, self.num_heads, self.dropout = embed_dim, num_heads, float(dropout)
         self.head_dim = embed_dim // num_heads
         self.kdim = embed_dim if kdim is None else kdim
@@ -92,6 +94,12 @@ class MultiheadAttention(Module):
         self.out_proj = Linear(E, E, bias=bias, dtype=dtype)
         if bias:
             init.zeros_(self.out_proj.bias)
+        if add_bias_kv:  # one learned extra key and value, appended to every sequence; init xavier_normal
+            std = 1.0 / math.sqrt(E)
+            self.bias_k = Parameter((get_rng().standard_normal((1, 1, E)) * std).astype(dtype))
+            self.bias_v = Parameter((get_rng().standard_normal((1, 1, E)) * std).astype(dtype))
+        else:
+            self.bias_k = self.bias_v = None
         self._cache = None
 
     # -- helpers ------------------------------------------------------------------------
@@ -116,6 +124,19 @@ class MultiheadAttention(Module):
             return x.reshape(B, T, self.num_heads, self.head_dim).transpose(0, 2, 1, 3)
         T, B, _ = x.shape
         return x.reshape(T, B, self.num_heads, self.head_dim).transpose(1, 2, 0, 3)
+
+    def _strip_extra_keys(self, dh, S):
+        """Gradient of the extended keys (or values) (N, h, S', d) -> the real ones' (in the inputs' layout)
+        and the bias row's, summed over the batch, (1, 1, E) (None without add_bias_kv)."""
+        if self.add_zero_attn:  # the appended zero key / value has no parameter behind it
+            dh = dh[:, :, :-1]
+        if self.batch_first:
+            x = np.ascontiguousarray(dh.transpose(0, 2, 1, 3)).reshape(dh.shape[0], dh.shape[2], -1)
+            bias_row, x = (x[:, S:], x[:, :S]) if self.bias_k is not None else (None, x)
+        else:
+            x = np.ascontiguousarray(dh.transpose(2, 0, 1, 3)).reshape(dh.shape[2], dh.shape[0], -1)
+            bias_row, x = (x[S:], x[:S]) if self.bias_k is not None else (None, x)
+        return x, None if bias_row is None else bias_row.sum(axis=(0, 1)).reshape(1, 1, -1)
 
     def _check_inputs(self, query, key, value):
         q = as_array(query, "MultiheadAttention query")
@@ -199,15 +220,27 @@ class MultiheadAttention(Module):
                 q += b_q
                 k += b_k
                 v += b_v
+        seq_axis = 1 if self.batch_first else 0
+        S = k.shape[seq_axis]
+        if self.bias_k is not None:  # add_bias_kv: one more key and value, the learned bias_k / bias_v
+            slot = list(k.shape)
+            slot[seq_axis] = 1
+            k = np.concatenate([k, np.broadcast_to(self.bias_k.data, slot)], axis=seq_axis)
+            v = np.concatenate([v, np.broadcast_to(self.bias_v.data, slot)], axis=seq_axis)
         scale = 1.0 / math.sqrt(d)
         qh = self._to_heads(q) * dtype.type(scale)  # (N, h, L, d), scaled once here as PyTorch does
         kh, vh = self._to_heads(k), self._to_heads(v)  # (N, h, S, d)
+        if self.add_zero_attn:  # add_zero_attn: one more key and value, all zeros, in every head
+            zeros = np.zeros(kh.shape[:2] + (1, d), dtype=kh.dtype)
+            kh, vh = np.concatenate([kh, zeros], axis=2), np.concatenate([vh, zeros], axis=2)
         N, _, L, _ = qh.shape
-        S = kh.shape[2]
 
-        scores = qh @ kh.transpose(0, 1, 3, 2)  # (N, h, L, S)
+        scores = qh @ kh.transpose(0, 1, 3, 2)  # (N, h, L, S')
         mask = self._additive_mask(attn_mask, key_padding_mask, N, L, S, dtype, batched)
         if mask is not None:
+            if kh.shape[2] > S:  # the extra keys are never masked (PyTorch pads the masks with zeros)
+                pad = np.zeros(mask.shape[:-1] + (kh.shape[2] - S,), dtype=mask.dtype)
+                mask = np.concatenate([mask, pad], axis=-1)
             scores += mask
         with np.errstate(invalid="ignore"):
             P = masked_softmax(scores)
@@ -219,7 +252,7 @@ class MultiheadAttention(Module):
         np.matmul(Pd, vh, out=self._to_heads(heads))  # written in place, head by head: (N, h, L, d) views
         out = self.out_proj.forward(heads)
         self._cache = (q_in, k_in, v_in, self_attention, qh, kh, vh, P, D, batched, average_attn_weights,
-                       need_weights, out.shape)
+                       need_weights, out.shape, S)
 
         weights = None
         if need_weights:
@@ -235,7 +268,9 @@ class MultiheadAttention(Module):
         if self._cache is None:
             raise RuntimeError("MultiheadAttention.backward called before forward")
         (q_in, k_in, v_in, self_attention, qh, kh, vh, P, D, batched, average, need_weights,
-         out_shape) = self._cache
+         out_shape, S) = self._cache
+        extra_keys = self.bias_k is not None or self.add_zero_attn
+        packed = self_attention and not extra_keys
         g = as_array(grad_out, "MultiheadAttention grad_out")
         if not batched:
             g = np.expand_dims(g, 0 if self.batch_first else 1)
@@ -246,13 +281,16 @@ class MultiheadAttention(Module):
         d_heads = self._to_heads(self.out_proj.backward(g))  # (N, h, L, d)
         # dQ, dK, dV in the inputs' layout; in self-attention side by side in one (.., 3E) buffer, so that
         # dW_in is one matrix product. The head-layout products below write straight into these buffers.
-        if self_attention:
+        if packed:
             d_qkv = np.empty(q_in.shape[:-1] + (3 * E,), dtype=d_heads.dtype)
             d_q, d_k, d_v = d_qkv[..., :E], d_qkv[..., E:2 * E], d_qkv[..., 2 * E:]
         else:
             d_q, d_k, d_v = (np.empty(x.shape[:-1] + (E,), dtype=d_heads.dtype) for x in (q_in, k_in, v_in))
         Pd = P if D is None else P * D
-        np.matmul(Pd.transpose(0, 1, 3, 2), d_heads, out=self._to_heads(d_v))  # dV = Pd^T dO
+        if extra_keys:  # gradients of the extended keys and values, split below
+            d_vh_ext = Pd.transpose(0, 1, 3, 2) @ d_heads
+        else:
+            np.matmul(Pd.transpose(0, 1, 3, 2), d_heads, out=self._to_heads(d_v))  # dV = Pd^T dO
         dP = d_heads @ vh.transpose(0, 1, 3, 2)  # (N, h, L, S)
         if grad_weights is not None:
             if not need_weights:
@@ -271,14 +309,21 @@ class MultiheadAttention(Module):
         # softmax backward, in place: dS = P * (dP - sum_j dP_j P_j); blocked pairs have P = 0
         dP -= (dP * P).sum(axis=-1, keepdims=True)
         dP *= P
-        np.matmul(dP.transpose(0, 1, 3, 2), qh, out=self._to_heads(d_k))  # dK = dS^T (Q * scale): qh holds Q * scale
+        if extra_keys:
+            d_k, d_bias_k = self._strip_extra_keys(dP.transpose(0, 1, 3, 2) @ qh, S)
+            d_v, d_bias_v = self._strip_extra_keys(d_vh_ext, S)
+            if self.bias_k is not None:
+                self.bias_k.accumulate(d_bias_k)
+                self.bias_v.accumulate(d_bias_v)
+        else:
+            np.matmul(dP.transpose(0, 1, 3, 2), qh, out=self._to_heads(d_k))  # dK = dS^T (Q * scale): qh holds that
         np.matmul(dP, kh, out=self._to_heads(d_q))
         d_q *= d_q.dtype.type(1.0 / math.sqrt(self.head_dim))  # dQ = dS K * scale
 
         W_q, W_k, W_v = self._proj_weights()
         if self._qkv_same_embed_dim:
             dW = np.empty_like(self.in_proj_weight.data)
-            if self_attention:  # one product for the three weight blocks
+            if packed:  # one product for the three weight blocks
                 np.matmul(d_qkv.reshape(-1, 3 * E).T, q_in.reshape(-1, E), out=dW)
             else:
                 for i, (dy, x) in enumerate(((d_q, q_in), (d_k, k_in), (d_v, v_in))):
@@ -289,7 +334,7 @@ class MultiheadAttention(Module):
                              (self.v_proj_weight, d_v, v_in)):
                 p.accumulate(dy.reshape(-1, E).T @ x.reshape(-1, x.shape[-1]))
         if self.in_proj_bias is not None:
-            if self_attention:
+            if packed:
                 self.in_proj_bias.accumulate(d_qkv.reshape(-1, 3 * E).sum(axis=0))
             else:
                 self.in_proj_bias.accumulate(np.concatenate([dy.reshape(-1, E).sum(axis=0)

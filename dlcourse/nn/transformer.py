@@ -46,9 +46,11 @@ class TransformerEncoderLayer(Module):
     def __init__(self, d_model: int, nhead: int, dim_feedforward: int = 2048, dropout: float = 0.1,
                  activation="relu", layer_norm_eps: float = 1e-5, batch_first: bool = False,
                  norm_first: bool = False, bias: bool = True, dtype=np.float32):
+        """``activation``: "relu" or "gelu" (or ``torch.nn.functional.relu`` / ``gelu``, or a ReLU / GELU module)."""
         super().__init__()
-        if activation in ("relu", "gelu"):
-            act = ReLU() if activation == "relu" else GELU()
+        name = getattr(activation, "__name__", None)  # torch.nn.functional.relu / gelu, or ours
+        if activation in ("relu", "gelu") or (callable(activation) and name in ("relu", "gelu")):
+            act = ReLU() if "relu" in (activation, name) else GELU()
         elif isinstance(activation, (ReLU, GELU)):
             act = activation
         else:
