@@ -183,7 +183,14 @@ def conv2d_backward_cached(grad_out, cache: ConvCache, need_dx: bool = True):
     # dW_mat = cols^T g (the bias row, when folded, gives db); dcols = g W^T
     if G == 1:
         dw_mat = (g2.T @ cols2)[None]  # (1, O, width)
-        dcols = g2 @ w_mat[0, :Kg].T if need_dx else None  # (M, Kg)
+        dcols = None
+        if need_dx:
+            # dcols = g W^T as kh*kw contiguous (M, C) blocks, one product per kernel offset: col2im then adds
+            # contiguous blocks, about 3x faster than strided slices of one (M, kh*kw*C) matrix.
+            w_blocks = np.ascontiguousarray(w_mat[0, :Kg].reshape(kh * kw, C, O).transpose(0, 2, 1))  # (kh*kw, O, C)
+            dcols = np.empty((kh, kw, N, OH, OW, 1, C), dtype=cols.dtype)
+            for k, block in enumerate(dcols.reshape(kh * kw, M, C)):
+                np.matmul(g2, w_blocks[k], out=block)
     else:
         dw_mat = np.empty((G, Og, Kg), dtype=cols.dtype)
         dcols = np.empty((M, G, Kg), dtype=cols.dtype) if need_dx else None
@@ -203,12 +210,15 @@ def conv2d_backward_cached(grad_out, cache: ConvCache, need_dx: bool = True):
 
     if not need_dx:
         return None, dW, db
+    if G > 1:  # the same (kh, kw, N, OH, OW, G, Cg) indexing as the blocks above, here a strided view
+        dcols = dcols.reshape(N, OH, OW, G, kh, kw, Cg).transpose(4, 5, 0, 1, 2, 3, 6)
     # col2im: add every kernel offset's slice of dcols back onto the input positions it came from
-    dx = _col2im_nhwc(dcols.reshape(N, OH, OW, G, kh, kw, Cg), (N, H, W, C), cache)
+    dx = _col2im_nhwc(dcols, (N, H, W, C), cache)
     return dx.transpose(0, 3, 1, 2), dW, db
 
 
 def _col2im_nhwc(dcols, x_nhwc_shape, cache):
+    """dx (N, H, W, C) from dcols (kh, kw, N, OH, OW, G, Cg): each kernel offset's block added where it came from."""
     N, H, W, C = x_nhwc_shape
     G, Cg = cache.groups, C // cache.groups
     offsets = kernel_offsets(cache.kernel, cache.stride, cache.pad4, cache.dilation, (H, W), cache.out_hw)
@@ -219,12 +229,12 @@ def _col2im_nhwc(dcols, x_nhwc_shape, cache):
         first = offsets.pop(full[0])
         i, j, r, c, _, _ = first
         dx = np.empty((N, H, W, G, Cg), dtype=dcols.dtype)
-        np.copyto(dx, dcols[:, r, c, :, i, j, :])
+        np.copyto(dx, dcols[i, j][:, r, c])
     else:
         dx = np.zeros((N, H, W, G, Cg), dtype=dcols.dtype)
     for i, j, r, c, rows, cs in offsets:
         if r.stop > r.start and c.stop > c.start:
-            dx[:, rows, cs] += dcols[:, r, c, :, i, j, :]
+            dx[:, rows, cs] += dcols[i, j][:, r, c]
     return dx.reshape(N, H, W, C)
 
 
