@@ -15,3 +15,11 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if hasattr(item, "output_timeout"):
             item.output_timeout = 60
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print the figures tests record for the run's summary (tests/test_torch_specs.py: the supported share)."""
+    for report in terminalreporter.stats.get("passed", []) + terminalreporter.stats.get("failed", []):
+        for name, value in getattr(report, "user_properties", []):
+            if name == "torch_specs" and report.when == "call":
+                terminalreporter.write_line(value)
