@@ -296,3 +296,12 @@ def test_exponential_lr_negative_gamma_follows_torch_on_purpose():
         tsched.step()
         assert np.allclose(sched.get_last_lr(), tsched.get_last_lr())
     assert sched.get_last_lr()[0] == pytest.approx(-0.1)  # a negative rate: documented in the docstring
+
+
+@pytest.mark.parametrize("make,n_inputs", [(lambda: nn.LayerNorm(4), 1), (lambda: nn.MultiheadAttention(4, 2), 3)],
+                         ids=["LayerNorm", "MultiheadAttention"])
+def test_non_finite_input_to_normalization_and_attention(make, n_inputs):
+    x = np.ones((2, 3, 4))
+    x[1, 2, 3] = np.inf
+    with pytest.raises(ValueError, match=r"expected finite values, got inf at index \(1, 2, 3\)"):
+        make().forward(*([x] * n_inputs))

@@ -45,7 +45,7 @@ import math
 
 import numpy as np
 
-from .._checks import as_array, to_numpy
+from .._checks import as_array, check_finite, to_numpy
 from ..random import get_rng
 from . import init
 from .attention_functional import make_dropout_mask, masked_softmax
@@ -142,6 +142,8 @@ class MultiheadAttention(Module):
         q = as_array(query, "MultiheadAttention query")
         k = q if key is query else as_array(key, "MultiheadAttention key")
         v = k if value is key else as_array(value, "MultiheadAttention value")
+        for name, arr in (("query", q), ("key", k), ("value", v)):
+            check_finite(arr, f"MultiheadAttention {name}")
         if q.ndim not in (2, 3) or k.ndim != q.ndim or v.ndim != q.ndim:
             raise ValueError(f"MultiheadAttention: expected query, key, value all 3-D (batched) or all 2-D "
                              f"(unbatched), got shapes {q.shape}, {k.shape}, {v.shape}")

@@ -20,7 +20,7 @@ import numbers
 
 import numpy as np
 
-from .._checks import as_array
+from .._checks import as_array, check_finite
 from .module import Module
 from .parameter import Parameter
 
@@ -85,6 +85,7 @@ class LayerNorm(Module):
 
     def forward(self, x):
         x = as_array(x, "LayerNorm input")
+        check_finite(x, "LayerNorm input")
         y, self._cache = layer_norm(x, self.normalized_shape, None if self.weight is None else self.weight.data,
                                     None if self.bias is None else self.bias.data, self.eps, return_cache=True)
         return y
