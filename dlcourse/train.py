@@ -30,6 +30,7 @@ and restore the previous mode. The test set is only ever passed to these.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
@@ -38,7 +39,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .nn.loss import CrossEntropyLoss, NonFiniteLossError
-from .nn.module import Module
+from .nn.module import Module, input_grad_mode
 
 ON_DIVERGENCE = ("raise", "stop")
 
@@ -453,6 +454,8 @@ def fit(model: Module, optimizer, x, y=None, *, num_epochs: int, batch_size: int
     Hooks: ``on_step(step, loss)`` after every update (step counts from 1, ``loss`` is the batch's
     loss before the update) and ``on_epoch(epoch, history)`` after every epoch; either stops
     training by returning True. ``max_steps`` ends training after that many steps.
+    The input gradient is skipped while training (``model.needs_input_grad`` is False inside ``fit``
+    and restored afterwards): the inputs are data, as autograd assumes for tensors without ``requires_grad``.
     Divergence (see the module docstring): ``on_divergence='raise'`` raises
     :class:`TrainingDivergedError` naming the epoch and step; ``'stop'`` returns with
     ``history.diverged_at`` set. A diverged step updates nothing.
@@ -463,9 +466,13 @@ def fit(model: Module, optimizer, x, y=None, *, num_epochs: int, batch_size: int
     trainer = _NumpyTrainer(model, optimizer, CrossEntropyLoss() if criterion is None else criterion, data, augment,
                             divergence)
     val_fn = (lambda: evaluate(model, *val_data)) if val_data is not None else None
-    return _run(trainer, model, optimizer, num_epochs=num_epochs, scheduler=scheduler, scheduler_step=scheduler_step,
-                early_stopping=early_stopping, val_fn=val_fn, on_step=on_step, on_epoch=on_epoch,
-                max_steps=max_steps, on_divergence=on_divergence, seed=seed, progress=progress, desc=desc)
+    # The input is data: nobody needs dLoss/dInput, so backward skips it (as autograd does for a tensor
+    # without requires_grad); the parameter gradients are the same. The model's own setting comes back after.
+    with input_grad_mode(model, False) if isinstance(model, Module) else contextlib.nullcontext():
+        return _run(trainer, model, optimizer, num_epochs=num_epochs, scheduler=scheduler,
+                    scheduler_step=scheduler_step, early_stopping=early_stopping, val_fn=val_fn, on_step=on_step,
+                    on_epoch=on_epoch, max_steps=max_steps, on_divergence=on_divergence, seed=seed,
+                    progress=progress, desc=desc)
 
 
 def _end_epoch(history, seconds, train_loss, train_acc, lr, val, bar):

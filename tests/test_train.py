@@ -209,6 +209,28 @@ def test_a_loader_gives_the_same_run_as_the_arrays(moons):
     assert fit(b, optim.SGD(b.parameters(), lr=0.1), one_shot, num_epochs=5, progress=False).epochs == 1
 
 
+def test_fit_skips_the_input_gradient_and_restores_the_setting(moons):
+    """Inside fit nobody needs dLoss/dInput (the input is data); the weights are those of a full backward."""
+    x, y = moons
+    a, _ = twins()
+    b, _ = twins()
+    skipped = []
+    first, original = a[0], type(a[0]).backward
+    first.backward = lambda grad_out: skipped.append(original(first, grad_out) is None)
+    fit(a, optim.SGD(a.parameters(), lr=0.1), x, y, num_epochs=1, batch_size=64, progress=False)
+    assert skipped == [True] * 4 and a.needs_input_grad  # skipped in each of the 4 steps; the setting is back
+    opt, criterion = optim.SGD(b.parameters(), lr=0.1), nn.CrossEntropyLoss()
+    order = np.random.default_rng(0).permutation(len(x))  # fit's order for seed=0
+    for start in range(0, len(x), 64):
+        idx = order[start:start + 64]
+        criterion(b(x[idx]), y[idx])
+        opt.zero_grad()
+        assert b.backward(criterion.backward()).shape == (len(idx), 2)  # the full backward, dx included
+        opt.step()
+    for p, q in zip(a.parameters(), b.parameters()):
+        np.testing.assert_array_equal(p.data, q.data)
+
+
 def test_bad_arguments_say_what_was_expected(moons):
     x, y = moons
     model, _ = twins()
