@@ -3,9 +3,11 @@ input without ``requires_grad``, and every parameter gradient stays exactly what
 
 import numpy as np
 import pytest
+import torch
 
 import dlcourse
 from dlcourse import nn
+from dlcourse.compare import compare
 from dlcourse.nn.module import input_grad_mode
 
 
@@ -145,3 +147,11 @@ def test_input_grad_mode_restores_the_previous_setting():
         assert layer.needs_input_grad is False
     assert layer.needs_input_grad is True and "needs_input_grad" not in layer.__dict__
 
+
+def test_compare_still_gets_the_input_gradient_from_a_model_trained_without_it():
+    ours = nn.Sequential(nn.Linear(5, 4), nn.Tanh(), nn.Linear(4, 3))
+    ours.needs_input_grad = False
+    theirs = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.Tanh(), torch.nn.Linear(4, 3))
+    report = compare(ours, theirs, np.random.default_rng(5).standard_normal((6, 5)))
+    assert report.ok(1e-8), report
+    assert ours.needs_input_grad is False
