@@ -88,7 +88,8 @@ class AttentionExplorer(InteractiveFigure):
         L = len(self.tokens)
         slider = dict(continuous_update=False, style={"description_width": "initial"})
         controls = {
-            "sequence": widgets.Dropdown(options=list(self.sequences), value=first, description="input sequence"),
+            "sequence": widgets.Dropdown(options=list(self.sequences), value=first, description="sequence",
+                                         style={"description_width": "initial"}),
             "layer": widgets.IntSlider(value=0, min=0, max=self.num_layers - 1, description="layer", **slider),
             "head": widgets.IntSlider(value=0, min=0, max=nhead - 1, description="head", **slider),
             "position": widgets.IntSlider(value=0, min=0, max=L - 2, description="edit the pair at position",
@@ -97,8 +98,8 @@ class AttentionExplorer(InteractiveFigure):
                                      description="its key", **slider),
             "value": widgets.IntSlider(value=int(self.tokens[0, 1]), min=0, max=num_values - 1,
                                        description="its value", **slider),
-            "causal": widgets.Checkbox(value=False, description="causal mask (no looking ahead)"),
-            "scaled": widgets.Checkbox(value=True, description="divide the scores by √d"),
+            "causal": widgets.Checkbox(value=False, description="causal mask", indent=False),
+            "scaled": widgets.Checkbox(value=True, description="divide the scores by √d", indent=False),
         }
         super().__init__(controls, nrows=1, ncols=2, figsize=(10.5, 4.4), title="Attention explorer")
 
