@@ -59,6 +59,11 @@ class Divergence:
     limit: float = 1e4
     factor: float = 100.0
 
+    def __post_init__(self):
+        if not (self.limit > 0 and self.factor > 0):
+            raise ValueError(f"Divergence: expected limit > 0 and factor > 0, got limit={self.limit}, "
+                             f"factor={self.factor}")
+
     def bound(self, first_loss: float) -> float:
         return max(self.limit, self.factor * first_loss) if math.isfinite(first_loss) else self.limit
 

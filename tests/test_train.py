@@ -243,6 +243,8 @@ def test_bad_arguments_say_what_was_expected(moons):
         fit(model, opt, x, num_epochs=1)
     with pytest.raises(ValueError, match="expected the loader to yield \\(x, y\\) batches, got ndarray"):
         fit(model, opt, [x], num_epochs=1, progress=False)
+    with pytest.raises(ValueError, match="Divergence: expected limit > 0 and factor > 0, got limit=0, factor=100"):
+        Divergence(limit=0)
     with pytest.raises(ValueError, match="fit: the loader yielded no batches"):
         fit(model, opt, [], num_epochs=1, progress=False)
     with pytest.raises(ValueError, match="expected num_epochs >= 1 and batch_size >= 1, got 0 and 128"):
