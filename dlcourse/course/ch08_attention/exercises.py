@@ -112,7 +112,8 @@ def _split_cases():
                  "head 1, and so on, with d = E // num_heads.",
                  "First reshape (N, L, E) to (N, L, num_heads, d): that cuts each token's features into slices. "
                  "Then the head axis must come before the sequence axis.",
-                 "x.reshape(N, L, num_heads, d).transpose(0, 2, 1, 3)."],
+                 "After the reshape the axes are (N, L, heads, d); a .transpose with the new order of the axes "
+                 "puts heads second."],
           wrong=lambda x, h: x.reshape(x.shape[0], h, x.shape[1], x.shape[2] // h))
 def split_heads(x, num_heads):
     """(N, L, E) -> (N, num_heads, L, E // num_heads): head k gets features k*d .. (k+1)*d - 1 of every token."""
@@ -129,7 +130,7 @@ def _merge_cases():
 @exercise("ch8.merge_heads", _merge_cases,
           hints=["merge_heads undoes split_heads: merge_heads(split_heads(x, h)) must give x back.",
                  "Bring the sequence axis back in front of the head axis first, then join the last two axes.",
-                 "x.transpose(0, 2, 1, 3).reshape(N, L, num_heads * d)."],
+                 "A .transpose that swaps the head and sequence axes back, then a reshape to (N, L, num_heads * d)."],
           wrong=lambda x: x.reshape(x.shape[0], x.shape[2], x.shape[1] * x.shape[3]))
 def merge_heads(x):
     """(N, num_heads, L, d) -> (N, L, num_heads * d), the inverse of split_heads."""
@@ -210,7 +211,8 @@ def _sinusoid(L, d, exponents):
                  "out_proj.bias.",
                  "The heads do not add parameters: the query, key and value projections are each (E, E) together "
                  "for all heads, cut into num_heads slices.",
-                 "3 E^2 + 3 E for the input projections, E^2 + E for the output projection."],
+                 "Count each piece: three (E, E) input projections with a bias vector each, and one Linear(E, E) "
+                 "output projection."],
           wrong=lambda E, h: h * (3 * E * E + 3 * E) + E * E + E)
 def mha_num_parameters(embed_dim, num_heads):
     """How many numbers torch.nn.MultiheadAttention(embed_dim, num_heads) trains (bias=True)."""
