@@ -544,3 +544,19 @@ def test_mha_skips_input_gradients_when_not_needed():
     assert mha.backward(np.ones((4, 2, 8))) is None
     for name, p in mha.named_parameters():
         np.testing.assert_allclose(p.grad, expected[name], rtol=1e-12, atol=0)
+
+
+def test_mha_fully_masked_query_matches_torch_without_weights():
+    """A query with every key padded: zero weights, output = out_proj's bias (torch: the same with
+    need_weights=False; NaN with need_weights=True, which we do not copy)."""
+    rng = np.random.default_rng(0)
+    theirs = randomize(torch.nn.MultiheadAttention(4, 2, dtype=torch.float64), 0)
+    ours = load_from(nn.MultiheadAttention(4, 2), theirs)
+    x = rng.standard_normal((3, 2, 4))
+    kpm = np.array([[True, True, True], [False, True, False]])
+    out, w = ours.forward(x, x, x, key_padding_mask=kpm)
+    xt = torch.tensor(x)
+    expected, _ = theirs(xt, xt, xt, key_padding_mask=torch.tensor(kpm), need_weights=False)
+    assert np.isfinite(out).all() and not w[0].any()
+    assert max_rel_diff(out, expected) < 1e-12
+    np.testing.assert_allclose(out[:, 0], np.broadcast_to(ours.out_proj.bias.data, (3, 4)), rtol=0, atol=1e-15)

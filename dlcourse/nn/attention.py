@@ -35,7 +35,10 @@ or None with ``need_weights=False``.
 in forward's argument order (the package's rule for a module with several array inputs) and
 accumulates every parameter gradient. In self-attention (the same array passed as query, key and
 value) it is still the three-tuple; the input's gradient is their sum, ``sum(mha.backward(g))``.
-``grad_weights`` (the shape of the returned weights) adds a loss that uses the weights.
+``grad_weights`` (the shape of the returned weights) adds a loss that uses the weights. With
+``needs_input_grad = False`` (inputs that are data, see ``Module``) it skips dX = dY W and returns None.
+Speed: in self-attention Q, K, V come from one matrix product and dW_in is one product; the heads are
+strided views (no copies), and the batched products write straight into the output buffers.
 Caches: the inputs, the per-head Q (scaled by 1/sqrt(d)), K, V, the weights P and the dropout mask.
 """
 
