@@ -107,18 +107,20 @@ def conv2d_forward(x, weight, bias=None, stride=1, padding=0, dilation=1, groups
     cols = np.empty((N, OH, OW, width), dtype=dtype)
     view = cols[..., :G * Kg].reshape(N, OH, OW, G, kh, kw, Cg)
     x_nhwc = x.transpose(0, 2, 3, 1)
-    if C > 1 and not is_channels_last(x):
-        x_nhwc = np.ascontiguousarray(x_nhwc)  # one cheap transposing copy makes the kh*kw copies below contiguous
+    relayout = C > 1 and not is_channels_last(x)  # one transposing copy makes the copies below contiguous
     if G == 1 and C > 1 and stride[1] == 1 and dilation[1] == 1:
         # Row trick: with stride 1 along W, the kw*C values of one kernel row are contiguous in the input, so
-        # kh copies of (kw*C)-long runs fill cols instead of kh*kw copies of C-long runs. Only W is padded.
+        # kh copies of (kw*C)-long runs fill cols instead of kh*kw copies of C-long runs. Only W is padded
+        # (the transposing copy, when needed, goes straight into the padded buffer).
         # (With C == 1 the per-offset copies below already run along whole image rows, which is faster.)
         pl, pr = pad4[2], pad4[3]
         if pl or pr:
-            xw = np.zeros((N, H, W + pl + pr, C), dtype=dtype)
+            xw = np.empty((N, H, W + pl + pr, C), dtype=dtype)
+            xw[:, :, :pl] = 0
+            xw[:, :, pl + W:] = 0
             xw[:, :, pl:pl + W] = x_nhwc
         else:
-            xw = x_nhwc
+            xw = np.ascontiguousarray(x_nhwc) if relayout else x_nhwc
         rows_of_windows = sliding_window_view(xw, kw, axis=2)[:, :, :OW].transpose(0, 1, 2, 4, 3)  # (N,H,OW,kw,C)
         view6 = view.reshape(N, OH, OW, kh, kw, C)
         for i in range(kh):
@@ -128,7 +130,7 @@ def conv2d_forward(x, weight, bias=None, stride=1, padding=0, dilation=1, groups
             target[:, :r0] = 0
             target[:, r1:] = 0
     else:
-        x_nhwc = x_nhwc.reshape(N, H, W, G, Cg)
+        x_nhwc = (np.ascontiguousarray(x_nhwc) if relayout else x_nhwc).reshape(N, H, W, G, Cg)
         for i, j, r, c, rows, cs in kernel_offsets((kh, kw), stride, pad4, dilation, (H, W), (OH, OW)):
             target = view[:, :, :, :, i, j, :]
             target[:, r, c] = x_nhwc[:, rows, cs]
