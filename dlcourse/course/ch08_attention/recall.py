@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from dlcourse import nn
-from dlcourse.train import evaluate
+from dlcourse.train import fit, fit_torch
 
 QUERY = "?"
 
@@ -182,24 +182,36 @@ def torch_twin(model):
 
 
 def train_recall(model, x, y, num_steps: int, lr: float = 1e-3, batch_size: int = 64, seed: int = 0,
-                 val_data=None, eval_every: int = 100, progress=None):
-    """Adam on mini-batches drawn with ``seed``; returns (train losses per step, [(step, validation accuracy)]).
-    ``progress`` wraps the step range (e.g. tqdm)."""
-    from dlcourse import optim
+                 val_data=None, device: str = "cpu", progress: bool = True, desc: str = ""):
+    """Adam, cross-entropy, ``num_steps`` mini-batches of ``batch_size``, through the library's one training loop:
+    :func:`~dlcourse.train.fit` for a dlcourse model, :func:`~dlcourse.train.fit_torch` for a PyTorch one (its twin,
+    already on ``device``). Each epoch visits (x, y) in a fresh order drawn from ``seed``, the same order in both
+    libraries, so twins with the same weights see the same batches. A diverging loss raises
+    :class:`~dlcourse.train.TrainingDivergedError` (the loop's one divergence rule).
 
-    opt, crit = optim.Adam(model.parameters(), lr=lr), nn.CrossEntropyLoss()
-    batches = np.random.default_rng(seed)
-    steps = range(1, num_steps + 1)
-    losses, val = [], []
-    for step in (progress(steps) if progress else steps):
-        idx = batches.integers(0, len(x), batch_size)
-        losses.append(crit.forward(model.forward(x[idx]), y[idx]))
-        opt.zero_grad()
-        model.backward(crit.backward())
-        opt.step()
-        if val_data is not None and (step % eval_every == 0 or step == num_steps):
-            val.append((step, evaluate(model, *val_data)[1]))
-    return np.array(losses), val
+    Returns (the loss of every step, (num_steps,), and the :class:`~dlcourse.train.History`); with
+    ``val_data=(x_val, y_val)`` its ``val_acc`` holds the validation accuracy after each epoch, the last one
+    after the last step.
+    """
+    if num_steps < 1 or batch_size < 1:
+        raise ValueError(f"train_recall: expected num_steps >= 1 and batch_size >= 1, got {num_steps} and "
+                         f"{batch_size}")
+    losses = []
+    steps_per_epoch = -(-len(x) // batch_size)
+    loop = dict(num_epochs=-(-num_steps // steps_per_epoch), max_steps=num_steps, batch_size=batch_size,
+                val_data=val_data, on_step=lambda step, loss: losses.append(loss), seed=seed, progress=progress,
+                desc=desc or type(model).__name__)
+    if isinstance(model, nn.Module):
+        from dlcourse import optim
+
+        history = fit(model, optim.Adam(model.parameters(), lr=lr), x, y, **loop)
+    else:
+        import torch
+
+        if not isinstance(model, torch.nn.Module):
+            raise TypeError(f"train_recall: expected a dlcourse or torch module, got {type(model).__name__}")
+        history = fit_torch(model, torch.optim.Adam(model.parameters(), lr=lr), x, y, device=device, **loop)
+    return np.array(losses, dtype=np.float64), history
 
 
 def attention_maps(model: RecallTransformer, x) -> list[np.ndarray]:
