@@ -132,7 +132,8 @@ def _param_grads(dpre_x, dpre_h, x, h_prev, has_bias):
     d_w_hh = dh2.T @ h_prev.reshape(-1, h_prev.shape[-1])
     if not has_bias:
         return d_w_ih, d_w_hh, None, None
-    return d_w_ih, d_w_hh, dx2.sum(axis=0), dh2.sum(axis=0)
+    d_b_ih = dx2.sum(axis=0)
+    return d_w_ih, d_w_hh, d_b_ih, d_b_ih.copy() if dh2 is dx2 else dh2.sum(axis=0)  # RNN, LSTM: the same sum
 
 
 def rnn_layer_forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, nonlinearity="tanh"):
