@@ -83,8 +83,8 @@ class LayerNorm(Module):
         self.bias = Parameter(np.zeros(normalized_shape, dtype=dtype)) if elementwise_affine and bias else None
         self._cache = None
 
-    def forward(self, x):
-        x = as_array(x, "LayerNorm input")
+    def forward(self, input):
+        x = as_array(input, "LayerNorm input")
         check_finite(x, "LayerNorm input")
         y, self._cache = layer_norm(x, self.normalized_shape, None if self.weight is None else self.weight.data,
                                     None if self.bias is None else self.bias.data, self.eps, return_cache=True)
