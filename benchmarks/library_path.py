@@ -49,9 +49,12 @@ LR = 1e-3
 #: (case, threads) -> the ratio dlcourse / PyTorch the project aims for (issue 11).
 TARGETS = {("mlp", 2): 1.0, ("cnn", 2): 1.5, ("conv", 1): 2.0, ("conv", 2): 2.0, ("maxpool", 2): 1.0,
            ("lstm", 2): 2.0}
-EPOCH_CASES = {"mlp": "MLP 784-256-10, Adam, batch 128, full MNIST: seconds per epoch",
-               "cnn": "CNN conv32-pool-conv64-pool-fc128-10, Adam, batch 128, full MNIST: seconds per epoch"}
+EPOCH_CASES = {"mlp": "MLP 784-256-10, Adam, batch 128: seconds per epoch",
+               "cnn": "CNN conv32-pool-conv64-pool-fc128-10, Adam, batch 128: seconds per epoch"}
 LAYER_CASES = {"conv": "conv2", "maxpool": "maxpool", "lstm": "lstm"}  # our name -> bench_layers case
+LAYER_DESCRIPTIONS = {"conv": "Conv2d(32, 64, 3, padding=1) on 64x32x14x14, forward + backward: seconds per call",
+                      "maxpool": "MaxPool2d(2) on 64x32x28x28, forward + backward: seconds per call",
+                      "lstm": "LSTM(28, 128), 50 steps, batch 32, forward + BPTT: seconds per call"}
 
 
 # ---------------------------------------------------------------------------------------
@@ -191,8 +194,10 @@ def run_epoch_case(model, threads, args) -> dict:
             r = measure_epochs(model, lib, threads, args.epochs, args.limit, args.warmup_batches)
             if lib not in best or r["seconds_per_epoch"] < best[lib]["seconds_per_epoch"]:
                 best[lib] = r
-    return _row(model, threads, EPOCH_CASES[model], TARGETS.get((model, threads)), best["numpy"], best["torch"],
-                "seconds_per_epoch", args.rounds)
+    row = _row(model, threads, EPOCH_CASES[model], TARGETS.get((model, threads)), best["numpy"], best["torch"],
+               "seconds_per_epoch", args.rounds)
+    row["limit"] = args.limit
+    return row
 
 
 def run_layer_case(name, threads, args) -> dict:
@@ -203,7 +208,7 @@ def run_layer_case(name, threads, args) -> dict:
             r = bench_layers.measure(layer_case, lib, threads, args.repeat, args.warmup)
             if lib not in best or r["median_s"] < best[lib]["median_s"]:
                 best[lib] = r
-    return _row(name, threads, bench_layers.CASES[layer_case][1], TARGETS.get((name, threads)), best["numpy"],
+    return _row(name, threads, LAYER_DESCRIPTIONS[name], TARGETS.get((name, threads)), best["numpy"],
                 best["torch"], "median_s", args.layer_rounds)
 
 
@@ -236,16 +241,24 @@ def environment() -> dict:
     return info
 
 
+def _load(env, when) -> str:
+    load = env.get(f"load_average_{when}")
+    return "n/a" if load is None else ", ".join(f"{v:.1f}" for v in load)
+
+
 def write_markdown(path: Path, env: dict, rows: list[dict], command: str) -> None:
     lines = [f"# Library path vs PyTorch CPU ({env['date']})", "",
              f"Command: `{command}`", "",
              f"Machine: {env.get('cpu')}, {env['cpu_count']} CPU(s); NumPy {env['numpy']}, PyTorch {env['torch']}, "
-             f"Python {env['python']}. Load average at start / end: {env.get('load_average_start')} / "
-             f"{env.get('load_average_end')}.", "",
-             "| case | threads | dlcourse s | PyTorch s | ratio | target |", "|---|---|---|---|---|---|"]
+             f"Python {env['python']}. Load average (1, 5, 15 min) at start / end: {_load(env, 'start')} / "
+             f"{_load(env, 'end')}.", "",
+             "| case | what | threads | dlcourse s | PyTorch s | ratio | target |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         target = "" if r["target"] is None else f"≤ {r['target']:.1f} ({'met' if r['met'] else 'missed'})"
-        lines.append(f"| {r['description']} | {r['threads']} | {r['numpy_s']:.4g} | {r['torch_s']:.4g} | "
+        what = r["description"]
+        if r["case"] in EPOCH_CASES:
+            what += f" (first {r['limit']} MNIST images)" if r.get("limit") else " (full MNIST)"
+        lines.append(f"| `{r['case']}` | {what} | {r['threads']} | {r['numpy_s']:.4g} | {r['torch_s']:.4g} | "
                      f"{r['ratio']:.2f} | {target} |")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
