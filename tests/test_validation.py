@@ -305,3 +305,10 @@ def test_non_finite_input_to_normalization_and_attention(make, n_inputs):
     x[1, 2, 3] = np.inf
     with pytest.raises(ValueError, match=r"expected finite values, got inf at index \(1, 2, 3\)"):
         make().forward(*([x] * n_inputs))
+
+
+def test_cross_entropy_with_every_label_ignored_says_so():
+    # torch returns nan here; dlcourse used to call that nan a divergence of training
+    with pytest.raises(ValueError, match=r"every label equals ignore_index=1.*no labels"):
+        nn.CrossEntropyLoss(ignore_index=1).forward(np.zeros((2, 3)), np.array([1, 1]))
+    assert nn.CrossEntropyLoss(ignore_index=1, reduction="sum").forward(np.zeros((2, 3)), np.array([1, 1])) == 0.0

@@ -156,6 +156,9 @@ class CrossEntropyLoss(_Loss):
         if not np.issubdtype(target.dtype, np.integer):
             raise ValueError(f"CrossEntropyLoss: expected integer class labels, got dtype {target.dtype} "
                              "(use y.astype(np.int64), or pass probabilities of the prediction's shape)")
+        if self.reduction == "mean" and target.size and (target == self.ignore_index).all():
+            raise ValueError(f"CrossEntropyLoss: every label equals ignore_index={self.ignore_index}, so the mean "
+                             "is over no labels at all (PyTorch returns nan); use reduction='sum' or keep some labels")
         bad = ((target < 0) | (target >= c)) & (target != self.ignore_index)
         if bad.any():
             raise ValueError(f"CrossEntropyLoss: label {int(target[bad].flat[0])} is out of range for {c} classes "
