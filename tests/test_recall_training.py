@@ -60,3 +60,25 @@ def test_bad_arguments_are_refused():
         train_recall(object(), x, y, 5, progress=False)
     with pytest.raises(ValueError, match="labels"):
         train_recall(torch.nn.Linear(2, 2), x, y[:5], 5, progress=False)
+
+
+def test_fit_trains_a_sequential_on_integer_tokens_like_fit_torch():
+    """The first layer is an Embedding (integer input, backward returns None): fit skips the input gradient."""
+    from dlcourse import nn, optim
+    from dlcourse.train import fit, fit_torch
+
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 10, (96, 3)), rng.integers(0, 4, 96)
+    dlcourse.manual_seed(0)
+    model = nn.Sequential(nn.Embedding(10, 8), nn.Flatten(), nn.Linear(24, 4)).double()
+    twin = torch.nn.Sequential(torch.nn.Embedding(10, 8), torch.nn.Flatten(), torch.nn.Linear(24, 4)).double()
+    twin.load_state_dict({k: torch.tensor(v) for k, v in model.state_dict().items()})
+    losses_np, losses_t = [], []
+    fit(model, optim.Adam(model.parameters(), lr=1e-2), x, y, num_epochs=3, batch_size=16, progress=False,
+        on_step=lambda step, loss: losses_np.append(loss))
+    fit_torch(twin, torch.optim.Adam(twin.parameters(), lr=1e-2), x, y, num_epochs=3, batch_size=16, progress=False,
+              on_step=lambda step, loss: losses_t.append(loss))
+    assert len(losses_np) == len(losses_t) == 18
+    np.testing.assert_allclose(losses_np, losses_t, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(model.state_dict()["0.weight"], twin.state_dict()["0.weight"].numpy(), rtol=1e-6,
+                               atol=1e-9)
