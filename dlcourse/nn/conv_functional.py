@@ -32,6 +32,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from ._batch_threads import over_batch
 from .geometry import check_positive, conv_output_size, kernel_offsets, output_shape, pair, resolve_padding, valid_range
 
 __all__ = ["ConvCache", "col2im", "conv2d", "conv2d_backward", "conv2d_backward_cached", "conv2d_forward",
@@ -108,34 +109,41 @@ def conv2d_forward(x, weight, bias=None, stride=1, padding=0, dilation=1, groups
     view = cols[..., :G * Kg].reshape(N, OH, OW, G, kh, kw, Cg)
     x_nhwc = x.transpose(0, 2, 3, 1)
     relayout = C > 1 and not is_channels_last(x)  # one transposing copy makes the copies below contiguous
-    if G == 1 and C > 1 and stride[1] == 1 and dilation[1] == 1:
-        # Row trick: with stride 1 along W, the kw*C values of one kernel row are contiguous in the input, so
-        # kh copies of (kw*C)-long runs fill cols instead of kh*kw copies of C-long runs. Only W is padded
-        # (the transposing copy, when needed, goes straight into the padded buffer).
-        # (With C == 1 the per-offset copies below already run along whole image rows, which is faster.)
-        pl, pr = pad4[2], pad4[3]
-        if pl or pr:
-            xw = np.empty((N, H, W + pl + pr, C), dtype=dtype)
-            xw[:, :, :pl] = 0
-            xw[:, :, pl + W:] = 0
-            xw[:, :, pl:pl + W] = x_nhwc
+    row_trick = G == 1 and C > 1 and stride[1] == 1 and dilation[1] == 1
+    offsets = None if row_trick else kernel_offsets((kh, kw), stride, pad4, dilation, (H, W), (OH, OW))
+
+    def fill(b):  # the samples b of cols (a slice of the batch; several run at once on large batches)
+        if row_trick:
+            # Row trick: with stride 1 along W, the kw*C values of one kernel row are contiguous in the input, so
+            # kh copies of (kw*C)-long runs fill cols instead of kh*kw copies of C-long runs. Only W is padded
+            # (the transposing copy, when needed, goes straight into the padded buffer).
+            # (With C == 1 the per-offset copies below already run along whole image rows, which is faster.)
+            pl, pr = pad4[2], pad4[3]
+            xb = x_nhwc[b]
+            if pl or pr:
+                xw = np.empty((xb.shape[0], H, W + pl + pr, C), dtype=dtype)
+                xw[:, :, :pl] = 0
+                xw[:, :, pl + W:] = 0
+                xw[:, :, pl:pl + W] = xb
+            else:
+                xw = np.ascontiguousarray(xb) if relayout else xb
+            rows_of_windows = sliding_window_view(xw, kw, axis=2)[:, :, :OW].transpose(0, 1, 2, 4, 3)  # (n,H,OW,kw,C)
+            view6 = view[b][:, :, :, 0]  # (n, OH, OW, kh, kw, C), G == 1
+            for i in range(kh):
+                r0, r1, rows = valid_range(i * dilation[0] - pad4[0], OH, H, stride[0])
+                target = view6[:, :, :, i]
+                target[:, r0:r1] = rows_of_windows[:, rows]
+                target[:, :r0] = 0
+                target[:, r1:] = 0
         else:
-            xw = np.ascontiguousarray(x_nhwc) if relayout else x_nhwc
-        rows_of_windows = sliding_window_view(xw, kw, axis=2)[:, :, :OW].transpose(0, 1, 2, 4, 3)  # (N,H,OW,kw,C)
-        view6 = view.reshape(N, OH, OW, kh, kw, C)
-        for i in range(kh):
-            r0, r1, rows = valid_range(i * dilation[0] - pad4[0], OH, H, stride[0])
-            target = view6[:, :, :, i]
-            target[:, r0:r1] = rows_of_windows[:, rows]
-            target[:, :r0] = 0
-            target[:, r1:] = 0
-    else:
-        x_nhwc = (np.ascontiguousarray(x_nhwc) if relayout else x_nhwc).reshape(N, H, W, G, Cg)
-        for i, j, r, c, rows, cs in kernel_offsets((kh, kw), stride, pad4, dilation, (H, W), (OH, OW)):
-            target = view[:, :, :, :, i, j, :]
-            target[:, r, c] = x_nhwc[:, rows, cs]
-            if r.stop - r.start < OH or c.stop - c.start < OW:
-                _zero_outside(target, r, c)
+            xb = (np.ascontiguousarray(x_nhwc[b]) if relayout else x_nhwc[b]).reshape(-1, H, W, G, Cg)
+            for i, j, r, c, rows, cs in offsets:
+                target = view[b][:, :, :, :, i, j, :]
+                target[:, r, c] = xb[:, rows, cs]
+                if r.stop - r.start < OH or c.stop - c.start < OW:
+                    _zero_outside(target, r, c)
+
+    over_batch(fill, N, cols.nbytes)
     if fold_bias:
         cols[..., -1] = 1
 
@@ -227,16 +235,18 @@ def _col2im_nhwc(dcols, x_nhwc_shape, cache):
     # Start from an offset that covers the whole input (the centre of a stride-1 'same' conv) to skip a zero fill.
     full = [k for k, (_, _, _, _, rows, cs) in enumerate(offsets)
             if rows == slice(0, H, 1) and cs == slice(0, W, 1)]
-    if full:
-        first = offsets.pop(full[0])
-        i, j, r, c, _, _ = first
-        dx = np.empty((N, H, W, G, Cg), dtype=dcols.dtype)
-        np.copyto(dx, dcols[i, j][:, r, c])
-    else:
-        dx = np.zeros((N, H, W, G, Cg), dtype=dcols.dtype)
-    for i, j, r, c, rows, cs in offsets:
-        if r.stop > r.start and c.stop > c.start:
-            dx[:, rows, cs] += dcols[i, j][:, r, c]
+    first = offsets.pop(full[0]) if full else None
+    dx = (np.empty if full else np.zeros)((N, H, W, G, Cg), dtype=dcols.dtype)
+
+    def add(b):  # the samples b of dx (a slice of the batch; several run at once on large batches)
+        dxb = dx[b]
+        if first is not None:
+            np.copyto(dxb, dcols[first.i, first.j][b, first.out_rows, first.out_cols])
+        for i, j, r, c, rows, cs in offsets:
+            if r.stop > r.start and c.stop > c.start:
+                dxb[:, rows, cs] += dcols[i, j][b, r, c]
+
+    over_batch(add, N, dcols.nbytes)
     return dx.reshape(N, H, W, C)
 
 
