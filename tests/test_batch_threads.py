@@ -48,3 +48,25 @@ def test_blas_threads_follows_the_thread_limit():
     calls = []
     _batch_threads.over_batch(calls.append, 10, 0)  # below MIN_BYTES: one call over the whole batch
     assert calls == [slice(0, 10)]
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("kernel, stride, padding", [(2, None, 0), (3, 2, 1), (2, 1, 0)])
+def test_threaded_max_pooling_gives_the_one_thread_result(monkeypatch, channels_last, kernel, stride, padding):
+    from dlcourse.nn.pool_functional import max_pool2d_backward_cached, max_pool2d_forward
+    rng = np.random.default_rng(1)
+    x = np.maximum(rng.standard_normal((5, 3, 8, 8)), 0)  # ReLU-like: many ties at 0
+    if channels_last:
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    g = rng.standard_normal(max_pool2d_forward(x, kernel, stride, padding)[0].shape)
+
+    def run():
+        y, cache = max_pool2d_forward(x, kernel, stride, padding)
+        return y, max_pool2d_backward_cached(g, cache)
+
+    monkeypatch.setattr(_batch_threads, "blas_threads", lambda: 1)
+    one = run()
+    monkeypatch.setattr(_batch_threads, "MIN_BYTES", 0)
+    monkeypatch.setattr(_batch_threads, "blas_threads", lambda: 2)
+    for a, c in zip(one, run()):
+        np.testing.assert_array_equal(c, a)

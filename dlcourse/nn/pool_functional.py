@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._batch_threads import over_batch
 from .conv_functional import is_channels_last
 from .geometry import check_positive, kernel_offsets, output_shape, pair
 
@@ -96,17 +97,22 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_
     offsets = kernel_offsets(kernel, stride, pad4, dilation, (H, W), (OH, OW))
     lay = _Layout(x)
     xw = lay.view(x)
-    out = None
-    for _, _, r, c, rows, cs in offsets:
-        if r.stop - r.start == OH and c.stop - c.start == OW:
-            out = np.array(xw[lay.at(rows, cs)])  # an offset every window sees: start from it
-            break
-    if out is None:
-        out = np.full(lay.shape(N, C, OH, OW), -np.inf, dtype=x.dtype)
-    for _, _, r, c, rows, cs in offsets:
-        if r.stop > r.start and c.stop > c.start:
-            region = out[lay.at(r, c)]
-            np.maximum(region, xw[lay.at(rows, cs)], out=region)
+    # an offset every window sees (there is one unless the padding is wide): start from it, not from -inf
+    start = next((o for o in offsets if o.covers((OH, OW))), None)
+    out = np.empty(lay.shape(N, C, OH, OW), dtype=x.dtype)
+    if start is None:
+        out.fill(-np.inf)
+
+    def pool(b):  # the samples b (a slice of the batch; several run at once on large batches)
+        xb, ob = xw[b], out[b]
+        if start is not None:
+            np.copyto(ob, xb[lay.at(start.in_rows, start.in_cols)])
+        for o in offsets:
+            if not o.empty and o is not start:
+                region = ob[lay.at(o.out_rows, o.out_cols)]
+                np.maximum(region, xb[lay.at(o.in_rows, o.in_cols)], out=region)
+
+    over_batch(pool, N, x.nbytes)
     cache = PoolCache(x_work=xw, out_work=out, layout=lay, x_shape=x.shape, out_hw=(OH, OW), offsets=offsets,
                       divisor=None, covers_exactly=_covers_exactly(offsets, H, W))
     return lay.back(out), cache
@@ -130,19 +136,23 @@ def max_pool2d_backward_cached(grad_out, cache: PoolCache):
     if exact and all(o[2].stop - o[2].start == OH and o[3].stop - o[3].start == OW for o in active):
         # The common case (e.g. MaxPool2d(2) on even sizes): every offset is one full strided slice.
         # ``rest`` is the gradient no earlier offset has taken; the last offset takes what is left.
-        rest = None
-        for k, (_, _, _, _, rows, cs) in enumerate(active):
-            dst = dx[lay.at(rows, cs)]
-            if k == len(active) - 1:
-                np.copyto(dst, g if rest is None else rest)
-                break
-            mask = xw[lay.at(rows, cs)] == out
-            if rest is None:
-                np.multiply(g, mask, out=dst)
-                rest = g - dst
-            else:
-                np.multiply(rest, mask, out=dst)
-                rest -= dst
+        def back(b):  # the samples b (a slice of the batch; several run at once on large batches)
+            gb, xb, ob, dxb = g[b], xw[b], out[b], dx[b]
+            rest = None
+            for k, (_, _, _, _, rows, cs) in enumerate(active):
+                dst = dxb[lay.at(rows, cs)]
+                if k == len(active) - 1:
+                    np.copyto(dst, gb if rest is None else rest)
+                    break
+                mask = xb[lay.at(rows, cs)] == ob
+                if rest is None:
+                    np.multiply(gb, mask, out=dst)
+                    rest = gb - dst
+                else:
+                    np.multiply(rest, mask, out=dst)
+                    rest -= dst
+
+        over_batch(back, N, dx.nbytes)
         return lay.back(dx)
     claimed = None  # outputs whose gradient has already gone to an earlier (first) maximum
     for k, (_, _, r, c, rows, cs) in enumerate(active):
