@@ -193,14 +193,9 @@ def conv2d_backward_cached(grad_out, cache: ConvCache, need_dx: bool = True):
     # dW_mat = cols^T g (the bias row, when folded, gives db); dcols = g W^T
     if G == 1:
         dw_mat = (g2.T @ cols2)[None]  # (1, O, width)
-        dcols = None
-        if need_dx:
-            # dcols = g W^T as kh*kw contiguous (M, C) blocks, one product per kernel offset: col2im then adds
-            # contiguous blocks, about 3x faster than strided slices of one (M, kh*kw*C) matrix.
-            w_blocks = np.ascontiguousarray(w_mat[0, :Kg].reshape(kh * kw, C, O).transpose(0, 2, 1))  # (kh*kw, O, C)
-            dcols = np.empty((kh, kw, N, OH, OW, 1, C), dtype=cols.dtype)
-            for k, block in enumerate(dcols.reshape(kh * kw, M, C)):
-                np.matmul(g2, w_blocks[k], out=block)
+        # one product: kh*kw smaller ones would let col2im add contiguous blocks (faster on one thread), but
+        # split across two BLAS threads they lose more than that (measured)
+        dcols = g2 @ w_mat[0, :Kg].T if need_dx else None  # (M, Kg)
     else:
         dw_mat = np.empty((G, Og, Kg), dtype=cols.dtype)
         dcols = np.empty((M, G, Kg), dtype=cols.dtype) if need_dx else None
@@ -220,8 +215,7 @@ def conv2d_backward_cached(grad_out, cache: ConvCache, need_dx: bool = True):
 
     if not need_dx:
         return None, dW, db
-    if G > 1:  # the same (kh, kw, N, OH, OW, G, Cg) indexing as the blocks above, here a strided view
-        dcols = dcols.reshape(N, OH, OW, G, kh, kw, Cg).transpose(4, 5, 0, 1, 2, 3, 6)
+    dcols = dcols.reshape(N, OH, OW, G, kh, kw, Cg).transpose(4, 5, 0, 1, 2, 3, 6)  # (kh, kw, ...) view
     # col2im: add every kernel offset's slice of dcols back onto the input positions it came from
     dx = _col2im_nhwc(dcols, (N, H, W, C), cache)
     return dx.transpose(0, 3, 1, 2), dW, db
