@@ -23,6 +23,10 @@ The backward pass reuses the cached ``cols``: with g (N*OH*OW, O) the upstream g
 onto the input positions (kh*kw strided adds). The last step is itself a convolution of g
 with the flipped kernel: the gradient of a convolution is a convolution.
 
+With more than one BLAS thread, the copies of step 1 and the adds of col2im are split over the batch
+on that many threads too (``_batch_threads``), so the whole layer scales with threads, not only its
+matrix products.
+
 ``im2col`` / ``col2im`` below use ``torch.nn.functional.unfold`` / ``fold``'s layout
 (N, C*kh*kw, L) for teaching and checking; ``conv2d`` uses the channels-last layout above.
 """
