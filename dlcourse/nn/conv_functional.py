@@ -196,7 +196,7 @@ def conv2d_backward_cached(grad_out, cache: ConvCache, need_dx: bool = True):
 
     # dW_mat = cols^T g (the bias row, when folded, gives db); dcols = g W^T
     if G == 1:
-        dw_mat = (g2.T @ cols2)[None]  # (1, O, width)
+        dw_mat = _at_b(g2, cols2)[None]  # (1, O, width)
         # one product: kh*kw smaller ones would let col2im add contiguous blocks (faster on one thread), but
         # split across two BLAS threads they lose more than that (measured)
         dcols = g2 @ w_mat[0, :Kg].T if need_dx else None  # (M, Kg)
@@ -206,7 +206,7 @@ def conv2d_backward_cached(grad_out, cache: ConvCache, need_dx: bool = True):
         cols_g = cols2.reshape(M, G, Kg)
         for g in range(G):
             gg = g2[:, g * Og:(g + 1) * Og]
-            np.matmul(gg.T, cols_g[:, g], out=dw_mat[g])
+            dw_mat[g] = _at_b(gg, cols_g[:, g])
             if need_dx:
                 np.matmul(gg, w_mat[g].T, out=dcols[:, g])
     dW = dw_mat[:, :, :Kg].reshape(G, Og, kh, kw, Cg).transpose(0, 1, 4, 2, 3).reshape(O, Cg, kh, kw)
@@ -223,6 +223,15 @@ def conv2d_backward_cached(grad_out, cache: ConvCache, need_dx: bool = True):
     # col2im: add every kernel offset's slice of dcols back onto the input positions it came from
     dx = _col2im_nhwc(dcols, (N, H, W, C), cache)
     return dx.transpose(0, 3, 1, 2), dW, db
+
+
+def _at_b(a, b):
+    """a^T b for tall a (K, m) and b (K, n), K = batch x pixels: the product with the longer side as its rows.
+
+    OpenBLAS splits a product's threads along the rows of the result; with few rows (m = 64 output channels) and
+    a long sum (K = 12544), two threads on a busy machine took 30x longer than one. (b^T a)^T is the same matrix.
+    """
+    return a.T @ b if a.shape[1] >= b.shape[1] else (b.T @ a).T
 
 
 def _col2im_nhwc(dcols, x_nhwc_shape, cache):
