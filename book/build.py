@@ -117,10 +117,22 @@ def execute_all(names: list[str], setting: str, jobs: int, timeout_s: int) -> di
             name, key = futures[future]
             try:
                 seconds = future.result()
-            except Exception as err:  # a cell raised: no page may show an error, so the build stops
-                failed.append(f"{name}: {type(err).__name__}: {str(err)[-2000:]}")
-                log(f"{name}: FAILED")
-                continue
+            except Exception as err:
+                if "Timeout" in type(err).__name__ or "DeadKernel" in type(err).__name__:
+                    # nbclient now and then waits forever for a reply the kernel already sent (seen on a loaded
+                    # 2-core machine): a cell timeout ends the wait, and one fresh run decides.
+                    log(f"{name}: {type(err).__name__}; running it once more in a fresh kernel")
+                    try:
+                        seconds = execute(str(ROOT / "notebooks" / name), str(cache / (name + ".tmp")), setting,
+                                          timeout_s)
+                    except Exception as err2:
+                        err = err2
+                    else:
+                        err = None
+                if err is not None:  # a cell raised: no page may show an error, so the build stops
+                    failed.append(f"{name}: {type(err).__name__}: {str(err)[-2000:]}")
+                    log(f"{name}: FAILED")
+                    continue
             (cache / (name + ".tmp")).replace(cache / name)
             (cache / (name + ".key")).write_text(key)
             times[name] = seconds
@@ -229,7 +241,8 @@ def main(argv=None) -> None:
     parser.add_argument("--full", action="store_true", help="the full setting (for publishing), not quick mode")
     parser.add_argument("--only", nargs="*", help="notebook names (without .ipynb) to include; default all")
     parser.add_argument("--jobs", type=int, default=None, help="notebooks executed at once (quick: 2, full: 1)")
-    parser.add_argument("--timeout", type=int, default=3600, help="seconds allowed per cell")
+    parser.add_argument("--timeout", type=int, default=None,
+                        help="seconds allowed per cell (quick: 600, full: 3600); a timed-out chapter is re-run once")
     args = parser.parse_args(argv)
     setting = "full" if args.full else "quick"
     jobs = args.jobs or (1 if args.full else 2)
@@ -237,7 +250,8 @@ def main(argv=None) -> None:
     if args.only:
         names = [n for n in names if Path(n).stem in args.only]
     t0 = time.perf_counter()
-    times = execute_all(names, setting, jobs, args.timeout)
+    timeout = args.timeout or (3600 if args.full else 600)
+    times = execute_all(names, setting, jobs, timeout)
     stage(names, setting)
     sphinx(strict_links=not args.only)
     size = sum(p.stat().st_size for p in HTML.rglob("*") if p.is_file())
