@@ -26,6 +26,7 @@ import argparse
 import concurrent.futures
 import hashlib
 import json
+import multiprocessing
 import os
 import shutil
 import subprocess
@@ -74,8 +75,14 @@ def kernel_env(setting: str) -> dict:
     return env
 
 
-def execute(notebook: str, out: str, setting: str, timeout_s: int) -> float:
-    """Run in a worker process: execute ``notebook`` top to bottom, write it to ``out``; return seconds."""
+def execute(notebook: str, out: str, setting: str, timeout_s: int) -> tuple[float, float]:
+    """Run in a fresh worker process: execute ``notebook`` top to bottom, write it to ``out``.
+
+    Returns (seconds, the kernel's peak resident memory in GB). The worker is spawned for this one notebook,
+    so the kernel is its only child and ``RUSAGE_CHILDREN`` measures that kernel alone.
+    """
+    import resource
+
     import nbformat
     from nbclient import NotebookClient
 
@@ -87,59 +94,65 @@ def execute(notebook: str, out: str, setting: str, timeout_s: int) -> float:
                             resources={"metadata": {"path": str(Path(notebook).parent)}})
     client.execute()
     seconds = time.perf_counter() - t0
-    nb.metadata["dlcourse_book"] = {"setting": setting, "seconds": round(seconds, 1)}
+    peak_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2  # Linux reports KiB
+    nb.metadata["dlcourse_book"] = {"setting": setting, "seconds": round(seconds, 1), "peak_gb": round(peak_gb, 2)}
     nbformat.write(nb, out)
-    return seconds
+    return seconds, peak_gb
 
 
-def execute_all(names: list[str], setting: str, jobs: int, timeout_s: int) -> dict[str, float | None]:
+def execute_all(names: list[str], setting: str, jobs: int, timeout_s: int) -> dict[str, dict | None]:
     cache = CACHE / f"executed-{setting}"
     cache.mkdir(parents=True, exist_ok=True)
     base = sources_key(setting)
-    todo, times = [], {}
+    todo, runs = [], {}
     for name in names:
         nb_path = ROOT / "notebooks" / name
         key = hashlib.sha256(base.encode() + nb_path.read_bytes()).hexdigest()
         key_file = cache / (name + ".key")
         if (cache / name).exists() and key_file.exists() and key_file.read_text() == key:
             log(f"{name}: unchanged, using the cached execution")
-            times[name] = None
+            runs[name] = None
         else:
             todo.append((name, key))
     if not todo:
-        return times
+        return runs
     log(f"executing {len(todo)} notebook(s), {jobs} at a time, {setting} setting")
-    with concurrent.futures.ProcessPoolExecutor(max_workers=jobs) as pool:
-        futures = {pool.submit(execute, str(ROOT / "notebooks" / name), str(cache / (name + ".tmp")),
-                               setting, timeout_s): (name, key) for name, key in todo}
+    # One spawned process per notebook: nothing (an event loop, a ZeroMQ context) is inherited by fork or
+    # carried from one chapter to the next.
+    pool = concurrent.futures.ProcessPoolExecutor(
+        max_workers=jobs, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1)
+
+    def submit(name):
+        return pool.submit(execute, str(ROOT / "notebooks" / name), str(cache / (name + ".tmp")), setting, timeout_s)
+
+    with pool:
+        pending = {submit(name): (name, key, 1) for name, key in todo}
         failed = []
-        for future in concurrent.futures.as_completed(futures):
-            name, key = futures[future]
-            try:
-                seconds = future.result()
-            except Exception as err:
-                if "Timeout" in type(err).__name__ or "DeadKernel" in type(err).__name__:
-                    # nbclient now and then waits forever for a reply the kernel already sent (seen on a loaded
-                    # 2-core machine): a cell timeout ends the wait, and one fresh run decides.
-                    log(f"{name}: {type(err).__name__}; running it once more in a fresh kernel")
-                    try:
-                        seconds = execute(str(ROOT / "notebooks" / name), str(cache / (name + ".tmp")), setting,
-                                          timeout_s)
-                    except Exception as err2:
-                        err = err2
-                    else:
-                        err = None
-                if err is not None:  # a cell raised: no page may show an error, so the build stops
+        while pending:
+            done, _ = concurrent.futures.wait(pending, return_when=concurrent.futures.FIRST_COMPLETED)
+            for future in done:
+                name, key, attempt = pending.pop(future)
+                try:
+                    seconds, peak_gb = future.result()
+                except Exception as err:
+                    stuck = "Timeout" in type(err).__name__ or "DeadKernel" in type(err).__name__
+                    if stuck and attempt == 1:
+                        # nbclient has, once in many runs, waited forever for a reply the kernel had sent (a loaded
+                        # 2-core machine): the cell timeout ends the wait and one fresh run decides.
+                        log(f"{name}: {type(err).__name__}; running it once more in a fresh kernel")
+                        pending[submit(name)] = (name, key, 2)
+                        continue
+                    # a cell raised (or timed out twice): no page may show an error, so the build stops
                     failed.append(f"{name}: {type(err).__name__}: {str(err)[-2000:]}")
                     log(f"{name}: FAILED")
                     continue
-            (cache / (name + ".tmp")).replace(cache / name)
-            (cache / (name + ".key")).write_text(key)
-            times[name] = seconds
-            log(f"{name}: executed in {seconds:.1f} s")
+                (cache / (name + ".tmp")).replace(cache / name)
+                (cache / (name + ".key")).write_text(key)
+                runs[name] = {"seconds": round(seconds, 1), "peak_gb": round(peak_gb, 2), "attempts": attempt}
+                log(f"{name}: executed in {seconds:.1f} s, kernel peak memory {peak_gb:.2f} GB")
     if failed:
         raise SystemExit("book: a chapter did not execute cleanly:\n" + "\n\n".join(failed))
-    return times
+    return runs
 
 
 def fetch_mermaid() -> Path:
@@ -196,7 +209,8 @@ def stage(names: list[str], setting: str) -> None:
         else:
             cell.source = cell.source.replace(
                 "This page shows the quick setting's outputs unless it says otherwise below.",
-                "The outputs on this page come from the full setting.")
+                f"The outputs on this page come from the full setting (executed in {seconds / 60:.0f} min while "
+                "building the book)." if seconds else "The outputs on this page come from the full setting.")
         nb.cells.insert(1, cell)
         nb.metadata.pop("widgets", None)  # widget state: the page shows each widget's static figure instead
         for c in nb.cells:
@@ -251,12 +265,12 @@ def main(argv=None) -> None:
         names = [n for n in names if Path(n).stem in args.only]
     t0 = time.perf_counter()
     timeout = args.timeout or (3600 if args.full else 600)
-    times = execute_all(names, setting, jobs, timeout)
+    runs = execute_all(names, setting, jobs, timeout)
     stage(names, setting)
     sphinx(strict_links=not args.only)
     size = sum(p.stat().st_size for p in HTML.rglob("*") if p.is_file())
     (HTML / "build-info.json").write_text(json.dumps(
-        {"setting": setting, "chapters": names, "execution_seconds": times,
+        {"setting": setting, "chapters": names, "executions": runs,
          "total_seconds": round(time.perf_counter() - t0, 1), "size_bytes": size}, indent=2))
     log(f"done in {time.perf_counter() - t0:.0f} s: {HTML / 'index.html'} ({size / 1e6:.1f} MB)")
 
