@@ -26,19 +26,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _harness  # noqa: E402  (one process per measurement, threads pinned)
+
+RESULTS = _harness.RESULTS
 N, L, E, HEADS = 32, 64, 128, 4
-THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
-               "NUMEXPR_NUM_THREADS")
 CASES = {
     "mha": "MultiheadAttention(128, 4) self-attention on (64, 32, 128): forward + backward (dx, every weight)",
     "mha_cross": "MultiheadAttention(128, 4), separate query/key/value (64, 32, 128): forward + backward (dq, dk, "
@@ -91,30 +86,13 @@ def make_step(name: str, lib: str):
 
 def worker(name: str, lib: str, threads: int, repeat: int, warmup: int) -> dict:
     """Time one case in this process (its thread variables were set by the parent)."""
-    if lib == "torch":
-        import torch
-        torch.set_num_threads(threads)
-    step = make_step(name, lib)
-    for _ in range(warmup):
-        step()
-    wall, cpu = [], []
-    for _ in range(repeat):
-        t0, c0 = time.perf_counter(), time.process_time()
-        step()
-        wall.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-    return {"median_s": statistics.median(wall), "best_s": min(wall), "cpu_median_s": statistics.median(cpu)}
+    _harness.pin_torch_threads(lib, threads)
+    return _harness.time_calls(make_step(name, lib), repeat, warmup)
 
 
 def measure(name: str, lib: str, threads: int, repeat: int, warmup: int) -> dict:
-    env = dict(os.environ, **{var: str(threads) for var in THREAD_VARS})
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    cmd = [sys.executable, __file__, "--worker", name, lib, str(threads), "--repeat", str(repeat),
-           "--warmup", str(warmup)]
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-    if out.returncode != 0:
-        raise RuntimeError(f"benchmark worker {name}/{lib}/{threads} failed:\n{out.stderr}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return _harness.run_worker(__file__, [name, lib, str(threads), "--repeat", str(repeat), "--warmup", str(warmup)],
+                               threads)
 
 
 def run(cases, threads_list, repeat, warmup, rounds) -> list[dict]:
@@ -122,33 +100,14 @@ def run(cases, threads_list, repeat, warmup, rounds) -> list[dict]:
     for threads in threads_list:
         for name in cases:
             row = {"case": name, "description": CASES[name], "threads": threads, "rounds": rounds}
-            for _ in range(rounds):
-                for lib in ("numpy", "torch"):
-                    result = measure(name, lib, threads, repeat, warmup)
-                    if lib not in row or result["median_s"] < row[lib]["median_s"]:
-                        row[lib] = result
-            row["ratio_median"] = row["numpy"]["median_s"] / row["torch"]["median_s"]
-            row["ratio_best"] = row["numpy"]["best_s"] / row["torch"]["best_s"]
-            row["ratio_cpu"] = row["numpy"]["cpu_median_s"] / row["torch"]["cpu_median_s"]
+            row.update(_harness.fastest_of_rounds(lambda lib: measure(name, lib, threads, repeat, warmup),
+                                                  rounds, "median_s"))
+            _harness.add_ratios(row)
             rows.append(row)
             print(f"{name:<10} {threads:>7} {1e3 * row['numpy']['median_s']:>10.2f} "
                   f"{1e3 * row['torch']['median_s']:>10.2f} {row['ratio_median']:>7.2f} {row['ratio_best']:>11.2f} "
                   f"{row['ratio_cpu']:>10.2f}", flush=True)
     return rows
-
-
-def environment() -> dict:
-    import numpy
-    info = {"python": platform.python_version(), "numpy": numpy.__version__, "machine": platform.machine(),
-            "processor": platform.processor(), "cpu_count": os.cpu_count(), "time": time.strftime("%Y-%m-%d %H:%M:%S")}
-    try:
-        info["load_average"] = os.getloadavg()
-    except OSError:  # pragma: no cover - not on every platform
-        pass
-    out = subprocess.run([sys.executable, "-c", "import torch; print(torch.__version__)"], capture_output=True,
-                         text=True, check=False)
-    info["torch"] = out.stdout.strip() or None
-    return info
 
 
 def main(argv=None) -> int:
@@ -171,12 +130,11 @@ def main(argv=None) -> int:
         print(json.dumps(worker(name, lib, int(threads), args.repeat, args.warmup)))
         return 0
 
-    env = environment()
+    env = _harness.environment()
     print(f"NumPy {env['numpy']} vs PyTorch {env['torch']} on {env['cpu_count']} CPU(s); float32, batch {N}, "
           f"length {L}, embed {E}, {HEADS} heads; median of {args.repeat} calls, fastest of {args.rounds} "
           f"round(s); ratio = NumPy / PyTorch")
-    if env.get("load_average") and env["load_average"][0] > 0.5:
-        print(f"note: load average {env['load_average'][0]:.1f} - other processes are running, timings are noisy")
+    _harness.warn_if_busy(env)
     for name in args.cases:
         print(f"  {name}: {CASES[name]}")
     header = (f"{'case':<10} {'threads':>7} {'NumPy ms':>10} {'torch ms':>10} {'ratio':>7} {'ratio(best)':>11} "

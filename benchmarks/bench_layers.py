@@ -22,16 +22,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _harness  # noqa: E402  (one process per measurement, threads pinned)
+
+RESULTS = _harness.RESULTS
 
 CASES: dict = {}  # name -> (function, description)
 #: case -> the ratio NumPy / PyTorch the project aims for, at 1 and at 2 threads (issue 11).
@@ -181,39 +178,19 @@ def bench_lstm(lib):
 
 
 # ---------------------------------------------------------------------------------------
-# Running: one process per (case, library, thread count)
+# Running: one process per (case, library, thread count), see _harness.py
 # ---------------------------------------------------------------------------------------
-
-THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
-               "NUMEXPR_NUM_THREADS")
 
 
 def worker(name: str, lib: str, threads: int, repeat: int, warmup: int) -> dict:
     """Time one case in this process (its thread variables were set by the parent)."""
-    if lib == "torch":
-        import torch
-        torch.set_num_threads(threads)
-    step = CASES[name][0](lib)
-    for _ in range(warmup):
-        step()
-    wall, cpu = [], []
-    for _ in range(repeat):
-        t0, c0 = time.perf_counter(), time.process_time()
-        step()
-        wall.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-    return {"median_s": statistics.median(wall), "best_s": min(wall), "cpu_median_s": statistics.median(cpu)}
+    _harness.pin_torch_threads(lib, threads)
+    return _harness.time_calls(CASES[name][0](lib), repeat, warmup)
 
 
 def measure(name: str, lib: str, threads: int, repeat: int, warmup: int) -> dict:
-    env = dict(os.environ, **{v: str(threads) for v in THREAD_VARS})
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    cmd = [sys.executable, __file__, "--worker", name, lib, str(threads), "--repeat", str(repeat),
-           "--warmup", str(warmup)]
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-    if out.returncode != 0:
-        raise RuntimeError(f"benchmark worker {name}/{lib}/{threads} failed:\n{out.stderr}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return _harness.run_worker(__file__, [name, lib, str(threads), "--repeat", str(repeat), "--warmup", str(warmup)],
+                               threads)
 
 
 def run(cases, threads_list, repeat, warmup, rounds=1) -> list[dict]:
@@ -223,14 +200,9 @@ def run(cases, threads_list, repeat, warmup, rounds=1) -> list[dict]:
     for threads in threads_list:
         for name in cases:
             row = {"case": name, "description": CASES[name][1], "threads": threads, "rounds": rounds}
-            for _ in range(rounds):
-                for lib in ("numpy", "torch"):
-                    result = measure(name, lib, threads, repeat, warmup)
-                    if lib not in row or result["median_s"] < row[lib]["median_s"]:
-                        row[lib] = result
-            row["ratio_median"] = row["numpy"]["median_s"] / row["torch"]["median_s"]
-            row["ratio_best"] = row["numpy"]["best_s"] / row["torch"]["best_s"]
-            row["ratio_cpu"] = row["numpy"]["cpu_median_s"] / row["torch"]["cpu_median_s"]
+            row.update(_harness.fastest_of_rounds(lambda lib: measure(name, lib, threads, repeat, warmup),
+                                                  rounds, "median_s"))
+            _harness.add_ratios(row)
             row["target"] = TARGETS.get(name)
             row["met"] = None if row["target"] is None else row["ratio_median"] <= row["target"]
             rows.append(row)
@@ -254,24 +226,6 @@ def _target(row) -> str:
     return f"{'<=' if row['met'] else 'MISSED '}{row['target']:.1f}"
 
 
-def environment() -> dict:
-    import numpy
-    info = {"python": platform.python_version(), "numpy": numpy.__version__, "machine": platform.machine(),
-            "processor": platform.processor(), "cpu_count": os.cpu_count(),
-            "time": time.strftime("%Y-%m-%d %H:%M:%S")}
-    try:
-        info["load_average"] = os.getloadavg()
-    except OSError:  # pragma: no cover - not on every platform
-        pass
-    try:
-        out = subprocess.run([sys.executable, "-c", "import torch; print(torch.__version__)"], capture_output=True,
-                             text=True, check=True)
-        info["torch"] = out.stdout.strip()
-    except subprocess.CalledProcessError:  # pragma: no cover
-        info["torch"] = None
-    return info
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cases", nargs="+", choices=sorted(CASES), default=list(CASES))
@@ -291,11 +245,10 @@ def main(argv=None) -> int:
         print(json.dumps(worker(name, lib, int(threads), args.repeat, args.warmup)))
         return 0
 
-    env = environment()
+    env = _harness.environment()
     print(f"NumPy {env['numpy']} vs PyTorch {env['torch']} on {env['cpu_count']} CPU(s); float32, batch {BATCH}; "
           f"median of {args.repeat} calls, fastest of {args.rounds} round(s); ratio = NumPy / PyTorch")
-    if env.get("load_average") and env["load_average"][0] > 0.5:
-        print(f"note: load average {env['load_average'][0]:.1f} - other processes are running, timings are noisy")
+    _harness.warn_if_busy(env)
     for name in args.cases:
         print(f"  {name}: {CASES[name][1]}")
     print(HEADER)

@@ -30,19 +30,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results"
-sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _harness  # noqa: E402  (one process per measurement, threads pinned)
+import bench_layers  # noqa: E402  (the layer cases)
 
-import bench_layers  # noqa: E402  (the layer cases and their one-process-per-measurement runner)
+ROOT = _harness.ROOT
+RESULTS = _harness.RESULTS
 
 BATCH = 128
 LR = 1e-3
@@ -85,6 +83,17 @@ def _layers(lib, model: str):
             lib.Linear(64 * 7 * 7, 128), lib.ReLU(), lib.Linear(128, 10)]
 
 
+def _timed_epochs(epoch, epochs: int, warmup: int) -> list[float]:
+    """``epoch(warmup)`` (that many batches, untimed), then ``epochs`` whole epochs: seconds of each."""
+    epoch(warmup)
+    seconds = []
+    for _ in range(epochs):
+        t0 = time.perf_counter()
+        epoch()
+        seconds.append(time.perf_counter() - t0)
+    return seconds
+
+
 def epochs_numpy(model: str, epochs: int, limit: int | None, warmup: int) -> list[float]:
     import numpy as np
 
@@ -110,13 +119,7 @@ def epochs_numpy(model: str, epochs: int, limit: int | None, warmup: int) -> lis
             net.backward(loss_fn.backward())
             opt.step()
 
-    epoch(warmup)
-    seconds = []
-    for _ in range(epochs):
-        t0 = time.perf_counter()
-        epoch()
-        seconds.append(time.perf_counter() - t0)
-    return seconds
+    return _timed_epochs(epoch, epochs, warmup)
 
 
 def epochs_torch(model: str, epochs: int, limit: int | None, warmup: int) -> list[float]:
@@ -141,19 +144,11 @@ def epochs_torch(model: str, epochs: int, limit: int | None, warmup: int) -> lis
             loss.backward()
             opt.step()
 
-    epoch(warmup)
-    seconds = []
-    for _ in range(epochs):
-        t0 = time.perf_counter()
-        epoch()
-        seconds.append(time.perf_counter() - t0)
-    return seconds
+    return _timed_epochs(epoch, epochs, warmup)
 
 
 def epoch_worker(model: str, lib: str, threads: int, epochs: int, limit: int | None, warmup: int) -> dict:
-    if lib == "torch":
-        import torch
-        torch.set_num_threads(threads)
+    _harness.pin_torch_threads(lib, threads)
     c0 = time.process_time()
     seconds = (epochs_torch if lib == "torch" else epochs_numpy)(model, epochs, limit, warmup)
     return {"seconds_per_epoch": statistics.median(seconds), "epochs": [round(s, 3) for s in seconds],
@@ -165,19 +160,9 @@ def epoch_worker(model: str, lib: str, threads: int, epochs: int, limit: int | N
 # ---------------------------------------------------------------------------------------
 
 
-def _env(threads: int) -> dict:
-    env = dict(os.environ, **{v: str(threads) for v in bench_layers.THREAD_VARS})
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    return env
-
-
 def measure_epochs(model, lib, threads, epochs, limit, warmup) -> dict:
-    cmd = [sys.executable, __file__, "--worker", model, lib, str(threads), "--epochs", str(epochs),
-           "--warmup-batches", str(warmup)] + (["--limit", str(limit)] if limit else [])
-    out = subprocess.run(cmd, env=_env(threads), capture_output=True, text=True, check=False)
-    if out.returncode != 0:
-        raise RuntimeError(f"worker {model}/{lib}/{threads} failed:\n{out.stderr}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return _harness.run_worker(__file__, [model, lib, str(threads), "--epochs", str(epochs), "--warmup-batches",
+                                          str(warmup)] + (["--limit", str(limit)] if limit else []), threads)
 
 
 def _row(case, threads, description, target, best_numpy, best_torch, key, rounds) -> dict:
@@ -188,12 +173,9 @@ def _row(case, threads, description, target, best_numpy, best_torch, key, rounds
 
 
 def run_epoch_case(model, threads, args) -> dict:
-    best = {}
-    for _ in range(args.rounds):
-        for lib in ("numpy", "torch"):
-            r = measure_epochs(model, lib, threads, args.epochs, args.limit, args.warmup_batches)
-            if lib not in best or r["seconds_per_epoch"] < best[lib]["seconds_per_epoch"]:
-                best[lib] = r
+    best = _harness.fastest_of_rounds(
+        lambda lib: measure_epochs(model, lib, threads, args.epochs, args.limit, args.warmup_batches), args.rounds,
+        "seconds_per_epoch")
     row = _row(model, threads, EPOCH_CASES[model], TARGETS.get((model, threads)), best["numpy"], best["torch"],
                "seconds_per_epoch", args.rounds)
     row["limit"] = args.limit
@@ -202,12 +184,9 @@ def run_epoch_case(model, threads, args) -> dict:
 
 def run_layer_case(name, threads, args) -> dict:
     layer_case = LAYER_CASES[name]
-    best = {}
-    for _ in range(args.layer_rounds):
-        for lib in ("numpy", "torch"):
-            r = bench_layers.measure(layer_case, lib, threads, args.repeat, args.warmup)
-            if lib not in best or r["median_s"] < best[lib]["median_s"]:
-                best[lib] = r
+    best = _harness.fastest_of_rounds(
+        lambda lib: bench_layers.measure(layer_case, lib, threads, args.repeat, args.warmup), args.layer_rounds,
+        "median_s")
     return _row(name, threads, LAYER_DESCRIPTIONS[name], TARGETS.get((name, threads)), best["numpy"],
                 best["torch"], "median_s", args.layer_rounds)
 
@@ -223,22 +202,9 @@ HEADER = f"{'case':<8} {'threads':>7} {'dlcourse s':>12} {'torch s':>12} {'ratio
 
 
 def environment() -> dict:
-    import numpy
-    info = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "python": platform.python_version(),
-            "numpy": numpy.__version__, "cpu_count": os.cpu_count(), "platform": platform.platform()}
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            info["cpu"] = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), None)
-    except OSError:
-        info["cpu"] = platform.processor()
-    out = subprocess.run([sys.executable, "-c", "import torch; print(torch.__version__)"], capture_output=True,
-                         text=True, check=False)
-    info["torch"] = out.stdout.strip() or None
-    try:
-        info["load_average_start"] = os.getloadavg()
-    except OSError:  # pragma: no cover - not on every platform
-        pass
-    return info
+    env = _harness.environment()
+    env["load_average_start"] = env.pop("load_average", None)
+    return env
 
 
 def _load(env, when) -> str:
