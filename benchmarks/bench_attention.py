@@ -24,17 +24,15 @@ median of ``--repeat`` calls after ``--warmup`` calls; ratio = NumPy time / PyTo
 
 from __future__ import annotations
 
-import argparse
-import json
+import functools
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _harness  # noqa: E402  (one process per measurement, threads pinned)
+import _harness  # noqa: E402  (one process per measurement, threads pinned, the command line)
 
-RESULTS = _harness.RESULTS
 N, L, E, HEADS = 32, 64, 128, 4
-CASES = {
+DESCRIPTIONS = {
     "mha": "MultiheadAttention(128, 4) self-attention on (64, 32, 128): forward + backward (dx, every weight)",
     "mha_cross": "MultiheadAttention(128, 4), separate query/key/value (64, 32, 128): forward + backward (dq, dk, "
                  "dv, every weight)",
@@ -84,69 +82,13 @@ def make_step(name: str, lib: str):
     return step
 
 
-def worker(name: str, lib: str, threads: int, repeat: int, warmup: int) -> dict:
-    """Time one case in this process (its thread variables were set by the parent)."""
-    _harness.pin_torch_threads(lib, threads)
-    return _harness.time_calls(make_step(name, lib), repeat, warmup)
-
-
-def measure(name: str, lib: str, threads: int, repeat: int, warmup: int) -> dict:
-    return _harness.run_worker(__file__, [name, lib, str(threads), "--repeat", str(repeat), "--warmup", str(warmup)],
-                               threads)
-
-
-def run(cases, threads_list, repeat, warmup, rounds) -> list[dict]:
-    rows = []
-    for threads in threads_list:
-        for name in cases:
-            row = {"case": name, "description": CASES[name], "threads": threads, "rounds": rounds}
-            row.update(_harness.fastest_of_rounds(lambda lib: measure(name, lib, threads, repeat, warmup),
-                                                  rounds, "median_s"))
-            _harness.add_ratios(row)
-            rows.append(row)
-            print(f"{name:<10} {threads:>7} {1e3 * row['numpy']['median_s']:>10.2f} "
-                  f"{1e3 * row['torch']['median_s']:>10.2f} {row['ratio_median']:>7.2f} {row['ratio_best']:>11.2f} "
-                  f"{row['ratio_cpu']:>10.2f}", flush=True)
-    return rows
+CASES = {name: (functools.partial(make_step, name), description) for name, description in DESCRIPTIONS.items()}
+TARGETS = {"mha": 2.0}
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--cases", nargs="+", choices=sorted(CASES), default=list(CASES))
-    parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
-    parser.add_argument("--repeat", type=int, default=30)
-    parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--rounds", type=int, default=1,
-                        help="measure each case this many times, alternating the libraries, and keep each one's "
-                             "fastest round (helps on a busy machine)")
-    parser.add_argument("--json", default=str(RESULTS / "bench_attention.json"),
-                        help="where to write the results (default benchmarks/results/bench_attention.json)")
-    parser.add_argument("--no-json", action="store_true", help="print only, write no file")
-    parser.add_argument("--worker", nargs=3, metavar=("CASE", "LIB", "THREADS"), help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-
-    if args.worker:
-        name, lib, threads = args.worker
-        print(json.dumps(worker(name, lib, int(threads), args.repeat, args.warmup)))
-        return 0
-
-    env = _harness.environment()
-    print(f"NumPy {env['numpy']} vs PyTorch {env['torch']} on {env['cpu_count']} CPU(s); float32, batch {N}, "
-          f"length {L}, embed {E}, {HEADS} heads; median of {args.repeat} calls, fastest of {args.rounds} "
-          f"round(s); ratio = NumPy / PyTorch")
-    _harness.warn_if_busy(env)
-    for name in args.cases:
-        print(f"  {name}: {CASES[name]}")
-    header = (f"{'case':<10} {'threads':>7} {'NumPy ms':>10} {'torch ms':>10} {'ratio':>7} {'ratio(best)':>11} "
-              f"{'ratio(cpu)':>10}")
-    print(header + "\n" + "-" * len(header))
-    rows = run(args.cases, args.threads, args.repeat, args.warmup, args.rounds)
-    if not args.no_json:
-        path = Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"environment": env, "results": rows}, indent=2) + "\n", encoding="utf-8")
-        print(f"wrote {path}")
-    return 0
+    return _harness.main(argv, __file__, CASES, shapes=f"float32, batch {N}, length {L}, embed {E}, {HEADS} heads",
+                         json_name="bench_attention.json", json_by_default=True, targets=TARGETS)
 
 
 if __name__ == "__main__":

@@ -20,15 +20,11 @@ ratio(cpu) compares CPU seconds instead, which other processes on a busy machine
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _harness  # noqa: E402  (one process per measurement, threads pinned)
-
-RESULTS = _harness.RESULTS
+import _harness  # noqa: E402  (one process per measurement, threads pinned, the command line)
 
 CASES: dict = {}  # name -> (function, description)
 #: case -> the ratio NumPy / PyTorch the project aims for, at 1 and at 2 threads (issue 11).
@@ -182,84 +178,13 @@ def bench_lstm(lib):
 # ---------------------------------------------------------------------------------------
 
 
-def worker(name: str, lib: str, threads: int, repeat: int, warmup: int) -> dict:
-    """Time one case in this process (its thread variables were set by the parent)."""
-    _harness.pin_torch_threads(lib, threads)
-    return _harness.time_calls(CASES[name][0](lib), repeat, warmup)
-
-
 def measure(name: str, lib: str, threads: int, repeat: int, warmup: int) -> dict:
-    return _harness.run_worker(__file__, [name, lib, str(threads), "--repeat", str(repeat), "--warmup", str(warmup)],
-                               threads)
-
-
-def run(cases, threads_list, repeat, warmup, rounds=1) -> list[dict]:
-    """Measure every case; with ``rounds`` > 1 the two libraries alternate and each keeps its fastest round
-    (the one least disturbed by other processes)."""
-    rows = []
-    for threads in threads_list:
-        for name in cases:
-            row = {"case": name, "description": CASES[name][1], "threads": threads, "rounds": rounds}
-            row.update(_harness.fastest_of_rounds(lambda lib: measure(name, lib, threads, repeat, warmup),
-                                                  rounds, "median_s"))
-            _harness.add_ratios(row)
-            row["target"] = TARGETS.get(name)
-            row["met"] = None if row["target"] is None else row["ratio_median"] <= row["target"]
-            rows.append(row)
-            print(_format_row(row), flush=True)
-    return rows
-
-
-HEADER = (f"{'case':<10} {'threads':>7} {'NumPy ms':>10} {'torch ms':>10} {'ratio':>7} {'ratio(best)':>11} "
-          f"{'ratio(cpu)':>10} {'target':>7}")
-
-
-def _format_row(row) -> str:
-    return (f"{row['case']:<10} {row['threads']:>7} {1e3 * row['numpy']['median_s']:>10.2f} "
-            f"{1e3 * row['torch']['median_s']:>10.2f} {row['ratio_median']:>7.2f} {row['ratio_best']:>11.2f} "
-            f"{row['ratio_cpu']:>10.2f} {_target(row):>7}")
-
-
-def _target(row) -> str:
-    if row.get("target") is None:
-        return ""
-    return f"{'<=' if row['met'] else 'MISSED '}{row['target']:.1f}"
+    return _harness.measure_case(__file__, name, lib, threads, repeat, warmup)
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--cases", nargs="+", choices=sorted(CASES), default=list(CASES))
-    parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
-    parser.add_argument("--repeat", type=int, default=30)
-    parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--rounds", type=int, default=1,
-                        help="measure each case this many times, alternating the libraries, and keep each one's "
-                             "fastest round (helps on a busy machine)")
-    parser.add_argument("--json", nargs="?", const=str(RESULTS / "bench_layers.json"), default=None,
-                        help="write the results as JSON (default path benchmarks/results/bench_layers.json)")
-    parser.add_argument("--worker", nargs=3, metavar=("CASE", "LIB", "THREADS"), help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-
-    if args.worker:
-        name, lib, threads = args.worker
-        print(json.dumps(worker(name, lib, int(threads), args.repeat, args.warmup)))
-        return 0
-
-    env = _harness.environment()
-    print(f"NumPy {env['numpy']} vs PyTorch {env['torch']} on {env['cpu_count']} CPU(s); float32, batch {BATCH}; "
-          f"median of {args.repeat} calls, fastest of {args.rounds} round(s); ratio = NumPy / PyTorch")
-    _harness.warn_if_busy(env)
-    for name in args.cases:
-        print(f"  {name}: {CASES[name][1]}")
-    print(HEADER)
-    print("-" * len(HEADER))
-    rows = run(args.cases, args.threads, args.repeat, args.warmup, args.rounds)
-    if args.json:
-        path = Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"environment": env, "results": rows}, indent=2) + "\n", encoding="utf-8")
-        print(f"wrote {path}")
-    return 0
+    return _harness.main(argv, __file__, CASES, shapes=f"float32, batch {BATCH}", json_name="bench_layers.json",
+                         json_by_default=False, targets=TARGETS)
 
 
 if __name__ == "__main__":
