@@ -183,7 +183,9 @@ def launch_cell(name: str):
             f"**Run this chapter live:** [on Binder]({BINDER.format(name=name)}) · "
             f"[in your local JupyterLab]({LOCAL_LAB.format(name=name)}) (after `jupyter lab` in the repository) · "
             f"[download the notebook](https://github.com/dlcourse/dlcourse/raw/main/notebooks/{name}). "
-            "This page shows the quick setting's outputs unless it says otherwise below.\n\n</div>")
+            "This page shows the quick setting's outputs unless it says otherwise below. "
+            "The build-it cells are shown as a learner finds them, unfilled: their checks print ✗ and the course's "
+            "reference runs in their place, so every later cell still shows its results.\n\n</div>")
     cell = nbformat.v4.new_markdown_cell(text)
     cell.id = "dlcourse-launch"
     return cell

@@ -11,6 +11,7 @@
 
 import ast
 import inspect
+import linecache
 import math
 import re
 from pathlib import Path
@@ -198,6 +199,25 @@ def test_arithmetic_on_ellipsis_is_explained(capsys):
     assert "`...` still in your code" in capsys.readouterr().out
 
 
+def test_a_placeholder_line_left_in_is_named(capsys):
+    """A stub that runs (its loop body is only `...`) fails by its values; the check also names the `...` line."""
+    def stub(z):
+        out = np.zeros_like(z)
+        for _ in range(len(z)):
+            ...  # your code
+        return out
+
+    assert not check("ch1.sigmoid_grad", stub)
+    out = capsys.readouterr().out
+    assert "differ" in out and "`...  # your code` line is still in your function" in out
+
+    def finished_but_wrong(z):
+        return np.zeros_like(z)  # no placeholder: no note
+
+    assert not check("ch1.sigmoid_grad", finished_but_wrong)
+    assert "still in your function" not in capsys.readouterr().out
+
+
 def test_torch_tensors_are_accepted(capsys):
     def with_torch(z):
         s = torch.sigmoid(torch.as_tensor(z).requires_grad_())
@@ -283,25 +303,45 @@ def _check_calls(source):
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "check"]
 
 
-@pytest.mark.parametrize("path", CHAPTERS[:3], ids=lambda p: p.name)
+def _definitions(source: str, methods: bool = False) -> ast.Module:
+    """The imports, functions, classes and CONSTANTS a cell defines, without the statements that run anything."""
+    try:
+        body = ast.parse(source).body
+    except SyntaxError:  # IPython magics
+        body = []
+
+    def defines(node) -> bool:
+        if isinstance(node, ast.Assign):  # a constant, or (methods) one attached to a class: Value.backward = ...
+            return all(isinstance(t, ast.Name) and t.id.isupper() and len(t.id) > 1
+                       or methods and isinstance(t, ast.Attribute) for t in node.targets)
+        return isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef))
+
+    return ast.Module([node for node in body if defines(node)], [])
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
 def test_untouched_stubs_fail_their_check_and_say_why(path, capsys):
-    """Run each build-it cell of chapters 1-3 as shipped, then the check of the cell after it: it must fail and
-    say that the code is unfinished (not crash, not pass)."""
+    """Define each build-it step of chapters 1-7 as shipped (with the imports, helper functions and constants of
+    the cells before it; only definitions run, so no set-up such as thread limits leaks into the tests), then run
+    its check: it must fail and say that the code is unfinished (not crash, not pass)."""
     from dlcourse import optim
 
     namespace = {"np": np, "math": math, "engine": engine, "optim": optim, "check": check}
     cells = _code_cells(path)
     checked = 0
     for i, cell in enumerate(cells):
-        if "exercise" not in cell.metadata.get("tags", []):
+        filename = f"{path.name}[{i}]"
+        linecache.cache[filename] = (len(cell.source), None, cell.source.splitlines(True), filename)  # as IPython
+        is_step = "exercise" in cell.metadata.get("tags", []) and "# your code" in cell.source
+        exec(compile(_definitions(cell.source, methods=is_step), filename, "exec"), namespace)
+        if not is_step:
             continue
-        exec(compile(cell.source, f"{path.name}[{i}]", "exec"), namespace)
         capsys.readouterr()
         calls = _check_calls(cell.source) or _check_calls(cells[i + 1].source if i + 1 < len(cells) else "")
         for name, arg in calls:
             fn = eval(compile(ast.Expression(arg), "check-arg", "eval"), namespace)
             assert not check(name, fn), f"{path.name}: the stub of {name} passes as shipped"
             out = capsys.readouterr().out
-            assert any(s in out for s in ("`...`", "not implemented", "differ")), out
+            assert any(s in out for s in ("`...`", "`...  # your code`", "not implemented")), out
             checked += 1
     assert checked >= 3

@@ -19,10 +19,12 @@ tensors (``requires_grad`` included) as return values.
 
 from __future__ import annotations
 
+import ast
 import copy
 import importlib
 import inspect
 import pkgutil
+import textwrap
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -138,6 +140,23 @@ def _compare(expected, got, ex: Exercise) -> str | None:
     return None
 
 
+def _still_has_placeholder(fn: Callable) -> bool:
+    """True when ``fn``'s source still has a bare ``...`` statement (a ``...  # your code`` line left in).
+
+    Works for functions defined in a notebook cell too (IPython keeps cell sources for ``inspect``); False when the
+    source cannot be read.
+    """
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+    except (OSError, TypeError, SyntaxError):
+        return False
+    return any(isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and node.value.value is Ellipsis
+               for node in ast.walk(tree))
+
+
+PLACEHOLDER_NOTE = " (a `...  # your code` line is still in your function)"
+
+
 def _copy_args(args):
     """A fresh deep copy of one case's arguments for each call (arrays, and also models, optimizers and random
     generators, copied together so that an optimizer still holds its own model's parameters)."""
@@ -161,11 +180,13 @@ def _run(name: str, fn: Callable) -> str | None:
         except NotImplementedError:
             return "not implemented yet"
         except Exception as err:  # the learner's code raised: say which case and why
-            unfinished = " (is a `...` still in your code?)" if "ellipsis" in str(err) else ""
+            unfinished = (PLACEHOLDER_NOTE if _still_has_placeholder(fn) else
+                          " (is a `...` still in your code?)" if "ellipsis" in str(err) else "")
             return f"{case} raised {type(err).__name__}: {err}{unfinished}"
         problem = _compare(expected, got, ex)
         if problem:
-            return f"{case}: {problem}"
+            unfinished = PLACEHOLDER_NOTE if "`...`" not in problem and _still_has_placeholder(fn) else ""
+            return f"{case}: {problem}{unfinished}"
     return None
 
 
