@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -78,7 +79,7 @@ def kernel_env(setting: str) -> dict:
 def execute(notebook: str, out: str, setting: str, timeout_s: int) -> tuple[float, float]:
     """Run in a fresh worker process: execute ``notebook`` top to bottom, write it to ``out``.
 
-    Returns (seconds, the kernel's peak resident memory in GB). The worker is spawned for this one notebook,
+    Returns (seconds, the kernel's peak resident memory in GiB). The worker is spawned for this one notebook,
     so the kernel is its only child and ``RUSAGE_CHILDREN`` measures that kernel alone.
     """
     import resource
@@ -92,12 +93,50 @@ def execute(notebook: str, out: str, setting: str, timeout_s: int) -> tuple[floa
     t0 = time.perf_counter()
     client = NotebookClient(nb, timeout=timeout_s, kernel_name="python3", allow_errors=False,
                             resources={"metadata": {"path": str(Path(notebook).parent)}})
-    client.execute()
+    stop = threading.Event()
+    threading.Thread(target=_kill_a_stalled_kernel, args=(stop,), daemon=True).start()
+    try:
+        client.execute()
+    finally:
+        stop.set()
     seconds = time.perf_counter() - t0
-    peak_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2  # Linux reports KiB
-    nb.metadata["dlcourse_book"] = {"setting": setting, "seconds": round(seconds, 1), "peak_gb": round(peak_gb, 2)}
+    peak_gib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2  # Linux reports KiB
+    nb.metadata["dlcourse_book"] = {"setting": setting, "seconds": round(seconds, 1), "peak_gib": round(peak_gib, 2)}
     nbformat.write(nb, out)
-    return seconds, peak_gb
+    return seconds, peak_gib
+
+
+STALL_S = 180  # a kernel that has used under 1 s of CPU in this long while a cell is pending is stalled
+
+
+def _kill_a_stalled_kernel(stop: threading.Event, poll_s: float = 10.0, stall_s: float = STALL_S) -> None:
+    """In the worker: kill its kernel (its only child) when the kernel idles while the client waits for a reply.
+
+    ipykernel can lose a shell message under load (the kernel sits idle, the client waits for the reply until the
+    cell timeout; ipython/ipykernel#1554). No cell of the course waits without computing, so a kernel that has used
+    under 1 s of CPU time in ``stall_s`` seconds is stalled: killing it makes nbclient raise DeadKernelError, and the
+    chapter is run once more in a fresh kernel.
+    """
+    import psutil
+
+    history: list[tuple[float, float]] = []  # (time, the kernel's CPU seconds)
+    while not stop.wait(poll_s):
+        kernels = psutil.Process().children()
+        if len(kernels) != 1:
+            history.clear()
+            continue
+        try:
+            cpu = kernels[0].cpu_times()
+        except psutil.Error:  # it just ended
+            continue
+        now = time.monotonic()
+        history.append((now, cpu.user + cpu.system))
+        history[:] = [h for h in history if now - h[0] <= stall_s + poll_s]
+        if now - history[0][0] >= stall_s and history[-1][1] - history[0][1] < 1.0:
+            log(f"the kernel used {history[-1][1] - history[0][1]:.2f} s of CPU in {now - history[0][0]:.0f} s "
+                "while a cell was pending: stalled, killing it")
+            kernels[0].kill()
+            return
 
 
 def execute_all(names: list[str], setting: str, jobs: int, timeout_s: int) -> dict[str, dict | None]:
@@ -133,7 +172,7 @@ def execute_all(names: list[str], setting: str, jobs: int, timeout_s: int) -> di
             for future in done:
                 name, key, attempt = pending.pop(future)
                 try:
-                    seconds, peak_gb = future.result()
+                    seconds, peak_gib = future.result()
                 except Exception as err:
                     stuck = "Timeout" in type(err).__name__ or "DeadKernel" in type(err).__name__
                     if stuck and attempt == 1:
@@ -148,8 +187,8 @@ def execute_all(names: list[str], setting: str, jobs: int, timeout_s: int) -> di
                     continue
                 (cache / (name + ".tmp")).replace(cache / name)
                 (cache / (name + ".key")).write_text(key)
-                runs[name] = {"seconds": round(seconds, 1), "peak_gb": round(peak_gb, 2), "attempts": attempt}
-                log(f"{name}: executed in {seconds:.1f} s, kernel peak memory {peak_gb:.2f} GB")
+                runs[name] = {"seconds": round(seconds, 1), "peak_gib": round(peak_gib, 2), "attempts": attempt}
+                log(f"{name}: executed in {seconds:.1f} s, kernel peak memory {peak_gib:.2f} GiB")
     if failed:
         raise SystemExit("book: a chapter did not execute cleanly:\n" + "\n\n".join(failed))
     return runs
