@@ -291,6 +291,20 @@ def sphinx(strict_links: bool) -> None:
     log(f"{len(warnings)} Sphinx warning(s)")
 
 
+def machine_info() -> dict:
+    """Where the chapters' times were measured (tools/run_all_figures.py writes it next to them)."""
+    import platform
+    info = {"date": time.strftime("%Y-%m-%d"), "cpu_count": os.cpu_count(), "cpu": platform.processor() or None,
+            "load_average_at_start": [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None}
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            info["cpu"] = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")),
+                               info["cpu"])
+    except OSError:  # not Linux
+        pass
+    return info
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--full", action="store_true", help="the full setting (for publishing), not quick mode")
@@ -305,13 +319,14 @@ def main(argv=None) -> None:
     if args.only:
         names = [n for n in names if Path(n).stem in args.only]
     t0 = time.perf_counter()
+    machine = machine_info()
     timeout = args.timeout or (3600 if args.full else 600)
     runs = execute_all(names, setting, jobs, timeout)
     stage(names, setting)
     sphinx(strict_links=not args.only)
     size = sum(p.stat().st_size for p in HTML.rglob("*") if p.is_file())
     (HTML / "build-info.json").write_text(json.dumps(
-        {"setting": setting, "chapters": names, "executions": runs,
+        {"setting": setting, "chapters": names, "executions": runs, "machine": machine,
          "total_seconds": round(time.perf_counter() - t0, 1), "size_bytes": size}, indent=2))
     log(f"done in {time.perf_counter() - t0:.0f} s: {HTML / 'index.html'} ({size / 1e6:.1f} MB)")
 
