@@ -77,15 +77,11 @@ def add_ratios(row: dict) -> dict:
 def environment() -> dict:
     """The machine and the versions, for the results file: CPU model, core count, load average."""
     import numpy
+
+    from dlcourse.runtime import cpu_model
     info = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "python": platform.python_version(),
             "numpy": numpy.__version__, "machine": platform.machine(), "platform": platform.platform(),
-            "cpu_count": os.cpu_count(), "cpu": platform.processor() or None}
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            info["cpu"] = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")),
-                               info["cpu"])
-    except OSError:  # not Linux
-        pass
+            "cpu_count": os.cpu_count(), "cpu": cpu_model()}
     out = subprocess.run([sys.executable, "-c", "import torch; print(torch.__version__)"], capture_output=True,
                          text=True, check=False)
     info["torch"] = out.stdout.strip() or None

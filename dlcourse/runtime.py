@@ -1,6 +1,6 @@
 """Devices, threads and timing: the one place that decides where and how fast code runs.
 
-- :func:`best_device` / :func:`device_name`: CUDA, else Apple MPS, else the CPU, and its name.
+- :func:`best_device` / :func:`device_name` / :func:`cpu_model`: CUDA, else Apple MPS, else the CPU, and its name.
 - :func:`num_threads`: limit NumPy's BLAS (and PyTorch) to ``n`` threads inside a ``with`` block.
 - :func:`timeit` / :func:`time_side_by_side`: median wall-clock seconds, NumPy beside PyTorch.
 """
@@ -34,6 +34,18 @@ def device_name(device: str) -> str:
         return torch.cuda.get_device_name(0)
     if device == "mps":
         return "Apple GPU (mps)"
+    return cpu_model()
+
+
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo on Linux, else ``platform.processor()``)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
     return platform.processor() or platform.machine() or "CPU"
 
 

@@ -23,6 +23,7 @@ import numpy as np
 from dlcourse import models, nn, optim
 from dlcourse.data.transforms import MNIST_MEAN, MNIST_STD, preprocess, random_shift  # noqa: F401
 from dlcourse.random import manual_seed
+from dlcourse.runtime import cpu_model  # noqa: F401  (mm.cpu_model() in chapter 7 and benchmarks/mnist.py)
 from dlcourse.train import EarlyStopping, evaluate, evaluate_torch, fit, fit_torch
 
 NUM_CLASSES = 10
@@ -252,18 +253,6 @@ def environment(threads: int | None = None) -> dict:
     except ImportError:  # pragma: no cover - torch is optional for the package
         info["torch"] = None
     return info
-
-
-def cpu_model() -> str:
-    """The CPU's model name (from /proc/cpuinfo on Linux, else ``platform.processor()``)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
 
 
 def recipe_dict(recipe: Recipe) -> dict:
