@@ -176,10 +176,11 @@ def execute_all(names: list[str], setting: str, jobs: int, timeout_s: int) -> di
                 try:
                     seconds, peak_gib = future.result()
                 except Exception as err:
-                    stuck = "Timeout" in type(err).__name__ or "DeadKernel" in type(err).__name__
-                    if stuck and attempt == 1:
-                        # nbclient has, once in many runs, waited forever for a reply the kernel had sent (a loaded
-                        # 2-core machine): the cell timeout ends the wait and one fresh run decides.
+                    # A cell that raised fails the build at once. Anything else went wrong around the cells and
+                    # gets one fresh run: a stalled kernel (killed by the watchdog: DeadKernelError), a cell timeout,
+                    # or a kernel that could not start (two kernels picked the same free port: "Kernel died before
+                    # replying to kernel_info", seen once in CI).
+                    if type(err).__name__ != "CellExecutionError" and attempt == 1:
                         log(f"{name}: {type(err).__name__}; running it once more in a fresh kernel")
                         pending[submit(name)] = (name, key, 2)
                         continue
