@@ -1,9 +1,10 @@
 """Chapter 4 exercises.
 
-Build-it steps inside the lesson (the notebook uses the learner's functions afterwards): the convolution's
-forward pass via im2col, its backward pass (dx, dW, db, any stride and padding), max pooling's backward pass with
-ties, batch normalisation's backward pass. End-of-chapter practice: output sizes, a single-channel convolution and
-its weight gradient, receptive fields.
+Build-it steps inside the lesson (the notebook uses the learner's functions afterwards): the convolution's forward
+and backward passes as plain loops (cs231n's naive version), im2col and its adjoint col2im, the fast forward and
+backward passes on them, max pooling's backward pass with ties, batch normalisation's backward pass node by node
+on its computational graph and then as the compact formula. End-of-chapter practice: output sizes, a
+single-channel convolution and its weight gradient, receptive fields.
 """
 
 import numpy as np
@@ -21,19 +22,213 @@ def _out_hw(x, kh, kw, stride, padding):
     return (H + 2 * padding - kh) // stride + 1, (W + 2 * padding - kw) // stride + 1
 
 
+# Shapes of the convolution cases: (N, C, O, H, W, kh, kw, stride, padding). Strides 1, 2 and 3, padding 0-2,
+# kernels that are not square, a stride that does not divide H + 2p - k (the last rows are never read), and two
+# cases whose output is 1x1 (a wrong output-size formula that gives -1 there cannot hide behind a reshape that
+# infers one axis).
+_CONV_SHAPES = [(1, 1, 1, 4, 4, 2, 2, 1, 0), (2, 3, 4, 7, 6, 3, 3, 1, 1), (2, 2, 3, 8, 7, 3, 2, 2, 1),
+                (3, 4, 2, 9, 9, 5, 5, 2, 2), (1, 2, 3, 3, 3, 3, 3, 1, 0), (2, 2, 3, 4, 5, 3, 3, 3, 0),
+                (1, 2, 2, 6, 7, 2, 3, 3, 2)]
+_NAIVE_SHAPES = [(1, 1, 1, 4, 4, 2, 2, 1, 0), (2, 3, 2, 5, 6, 3, 3, 1, 1), (2, 2, 3, 7, 6, 3, 2, 2, 1),
+                 (1, 2, 3, 3, 3, 3, 3, 1, 0), (1, 2, 2, 6, 7, 2, 3, 3, 2)]  # small: the loops are slow
+
+
+def _conv_cases_of(shapes):
+    rng = _rng()
+    cases = []
+    for N, C, O, H, W, kh, kw, stride, padding in shapes:
+        cases.append((rng.standard_normal((N, C, H, W)), rng.standard_normal((O, C, kh, kw)),
+                      rng.standard_normal(O), stride, padding))
+    return cases
+
+
+def _backward_cases_of(shapes):
+    rng = np.random.default_rng(405)
+    cases = []
+    for x, weight, _, stride, padding in _conv_cases_of(shapes):
+        H_out, W_out = _out_hw(x, *weight.shape[2:], stride, padding)
+        cases.append((x, weight, rng.standard_normal((x.shape[0], weight.shape[0], H_out, W_out)), stride, padding))
+    return cases
+
+
 # ---------------------------------------------------------------------------------------------------------------
-# Build-it: the convolution's forward pass as one matrix product (im2col)
+# Build-it: the convolution with plain loops (cs231n's naive version)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _naive_ignoring_stride(x, w, b, stride=1, pad=0):
+    """Right output size, but every window starts at (i, j) instead of (i*stride, j*stride)."""
+    N, C, H, W = x.shape
+    F_, _, kh, kw = w.shape
+    H_out, W_out = (H + 2 * pad - kh) // stride + 1, (W + 2 * pad - kw) // stride + 1
+    x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    out = np.zeros((N, F_, H_out, W_out))
+    for n in range(N):
+        for f in range(F_):
+            for i in range(H_out):
+                for j in range(W_out):
+                    out[n, f, i, j] = np.sum(x_pad[n, :, i:i + kh, j:j + kw] * w[f]) + b[f]
+    return out
+
+
+@exercise("ch4.conv_forward_naive", lambda: _conv_cases_of(_NAIVE_SHAPES),
+          hints=["Four loops: over the images n, the filters f, and the output rows i and columns j. Each output "
+                 "value is one filter laid over one window of the padded input: multiply elementwise, add up, add "
+                 "the filter's bias.",
+                 "Pad first: np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad))) pads only height and width. With "
+                 "stride s, output (i, j) reads the window whose top-left corner is (i*s, j*s) of the padded input.",
+                 "out[n, f, i, j] = np.sum(x_pad[n, :, i*stride:i*stride + kh, j*stride:j*stride + kw] * w[f]) + b[f], "
+                 "with H_out = (H + 2*pad - kh) // stride + 1 (and the same for W_out)."],
+          wrong=_naive_ignoring_stride)
+def conv_forward_naive(x, w, b, stride=1, pad=0):
+    """Convolution (PyTorch's conv2d) with plain loops over images, filters and output pixels.
+
+    x (N, C, H, W), w (F, C, kh, kw), b (F,) -> out (N, F, H_out, W_out).
+    """
+    N, C, H, W = x.shape
+    F_, _, kh, kw = w.shape
+    H_out, W_out = (H + 2 * pad - kh) // stride + 1, (W + 2 * pad - kw) // stride + 1
+    x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    out = np.zeros((N, F_, H_out, W_out), dtype=np.result_type(x, w))
+    for n in range(N):
+        for f in range(F_):
+            for i in range(H_out):
+                for j in range(W_out):
+                    window = x_pad[n, :, i * stride:i * stride + kh, j * stride:j * stride + kw]
+                    out[n, f, i, j] = np.sum(window * w[f]) + b[f]
+    return out
+
+
+def _naive_backward_overwriting(x, w, grad_out, stride=1, pad=0):
+    """dw and db right, but dx_pad's windows are assigned (=) instead of accumulated (+=): where windows overlap,
+    only the last one's gradient survives."""
+    _, dw, db = conv_backward_naive(x, w, grad_out, stride, pad)
+    N, C, H, W = x.shape
+    F_, _, kh, kw = w.shape
+    dx_pad = np.zeros((N, C, H + 2 * pad, W + 2 * pad))
+    for n in range(N):
+        for f in range(F_):
+            for i in range(grad_out.shape[2]):
+                for j in range(grad_out.shape[3]):
+                    dx_pad[n, :, i * stride:i * stride + kh, j * stride:j * stride + kw] = grad_out[n, f, i, j] * w[f]
+    return dx_pad[:, :, pad:pad + H, pad:pad + W], dw, db
+
+
+@exercise("ch4.conv_backward_naive", lambda: _backward_cases_of(_NAIVE_SHAPES),
+          hints=["Walk the forward pass's loops again. One step computed out[n, f, i, j] = sum(window * w[f]) + b[f]; "
+                 "its upstream gradient g = grad_out[n, f, i, j] flows back to each of the three things it used.",
+                 "That step sends g * w[f] to the window of the padded input, g * window to w[f], and g to b[f]. "
+                 "Windows overlap and every filter reads the same pixels, so all three gradients are *accumulated* "
+                 "(+=) over the loops, never assigned.",
+                 "dx_pad[n, :, rows, cols] += g * w[f]; dw[f] += g * x_pad[n, :, rows, cols]; db[f] += g, with "
+                 "rows = slice(i*stride, i*stride + kh); at the end cut the padding off: "
+                 "dx = dx_pad[:, :, pad:pad + H, pad:pad + W]."],
+          wrong=_naive_backward_overwriting)
+def conv_backward_naive(x, w, grad_out, stride=1, pad=0):
+    """Gradients of out = conv_forward_naive(x, w, b, stride, pad), with the forward pass's loops.
+
+    x (N, C, H, W), w (F, C, kh, kw), grad_out = dL/dout (N, F, H_out, W_out) -> (dx, dw, db) shaped like
+    x, w and (F,).
+    """
+    N, C, H, W = x.shape
+    F_, _, kh, kw = w.shape
+    _, _, H_out, W_out = grad_out.shape
+    x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    dx_pad, dw, db = np.zeros(x_pad.shape), np.zeros(w.shape), np.zeros(F_)
+    for n in range(N):
+        for f in range(F_):
+            for i in range(H_out):
+                for j in range(W_out):
+                    rows, cols = slice(i * stride, i * stride + kh), slice(j * stride, j * stride + kw)
+                    g = grad_out[n, f, i, j]
+                    dx_pad[n, :, rows, cols] += g * w[f]
+                    dw[f] += g * x_pad[n, :, rows, cols]
+                    db[f] += g
+    return dx_pad[:, :, pad:pad + H, pad:pad + W], dw, db
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Build-it: im2col and its adjoint col2im
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _im2col_cases():
+    rng = _rng()
+    return [(rng.standard_normal((N, C, H, W)), kh, kw, stride, padding)
+            for N, C, _, H, W, kh, kw, stride, padding in _CONV_SHAPES]
+
+
+def _im2col_kernel_major(x, kh, kw, stride=1, padding=0):
+    """Rows ordered (kernel row, kernel column, channel) instead of (channel, kernel row, kernel column): a
+    consistent layout on its own, but not the one weight.reshape(O, -1) (and PyTorch's unfold) uses."""
+    N, C = x.shape[:2]
+    cols = im2col(x, kh, kw, stride, padding)
+    return cols.reshape(N, C, kh * kw, -1).transpose(0, 2, 1, 3).reshape(N, C * kh * kw, -1)
+
+
+@exercise("ch4.im2col", _im2col_cases,
+          hints=["Kernel entry (i, j) meets, at output pixel (p, q), the padded input pixel (p*s + i, q*s + j). For "
+                 "a fixed (i, j) those pixels, over all output positions, form a strided slice of the padded input: "
+                 "loop over the kh*kw kernel entries, not over the pixels.",
+                 "x_pad[:, :, i:i + s*H_out:s, j:j + s*W_out:s] has shape (N, C, H_out, W_out): it is what kernel "
+                 "entry (i, j) sees everywhere. Store it in cols[:, :, i, j] of an array (N, C, kh, kw, H_out, W_out).",
+                 "After the loops, cols.reshape(N, C*kh*kw, H_out*W_out): rows in (channel, kernel row, kernel "
+                 "column) order, the order of weight.reshape(O, -1); columns in row-major output order."],
+          wrong=_im2col_kernel_major)
+def im2col(x, kh, kw, stride=1, padding=0):
+    """Unfold x (N, C, H, W) into columns (N, C*kh*kw, H_out*W_out), as ``torch.nn.functional.unfold``.
+
+    Column p*W_out + q holds the (padded) window of output pixel (p, q), rows in (channel, kernel row, kernel
+    column) order.
+    """
+    return F.im2col(x, (kh, kw), stride=stride, padding=padding)
+
+
+def _col2im_cases():
+    rng = np.random.default_rng(406)
+    cases = []
+    for x, kh, kw, stride, padding in _im2col_cases():
+        N, C, H, W = x.shape
+        H_out, W_out = _out_hw(x, kh, kw, stride, padding)
+        cases.append((rng.standard_normal((N, C * kh * kw, H_out * W_out)), H, W, kh, kw, stride, padding))
+    return cases
+
+
+def _col2im_overwriting(cols, H, W, kh, kw, stride=1, padding=0):
+    """Puts each kernel entry's values back with = instead of +=: a pixel shared by overlapping windows keeps only
+    the last copy's value instead of the sum of all of them."""
+    N, C = cols.shape[0], cols.shape[1] // (kh * kw)
+    H_out, W_out = (H + 2 * padding - kh) // stride + 1, (W + 2 * padding - kw) // stride + 1
+    c6 = cols.reshape(N, C, kh, kw, H_out, W_out)
+    out = np.zeros((N, C, H + 2 * padding, W + 2 * padding))
+    for i in range(kh):
+        for j in range(kw):
+            out[:, :, i:i + stride * H_out:stride, j:j + stride * W_out:stride] = c6[:, :, i, j]
+    return out[:, :, padding:padding + H, padding:padding + W]
+
+
+@exercise("ch4.col2im", _col2im_cases,
+          hints=["col2im is im2col run backwards: im2col copied padded pixel (p*s + i, q*s + j) into row (c, i, j), "
+                 "column (p, q); col2im sends every entry of the columns back to the pixel it was copied from.",
+                 "A pixel inside several windows was copied several times, so it receives the *sum* of those "
+                 "entries (that is what makes col2im the adjoint of im2col, and dx the sum over every use of x): "
+                 "accumulate with +=, for each kernel entry (i, j), into a zero padded array.",
+                 "c6 = cols.reshape(N, C, kh, kw, H_out, W_out); for each (i, j): "
+                 "out[:, :, i:i + s*H_out:s, j:j + s*W_out:s] += c6[:, :, i, j]; finally cut the padding off."],
+          wrong=_col2im_overwriting)
+def col2im(cols, H, W, kh, kw, stride=1, padding=0):
+    """Fold columns (N, C*kh*kw, H_out*W_out) back onto (N, C, H, W), *adding* overlaps
+    (``torch.nn.functional.fold``): the adjoint of :func:`im2col`."""
+    return F.col2im(cols, (H, W), (kh, kw), stride=stride, padding=padding)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Build-it: the convolution's forward pass as one matrix product (on im2col)
 # ---------------------------------------------------------------------------------------------------------------
 
 
 def _conv_forward_cases():
-    rng = _rng()
-    cases = []
-    for N, C, O, H, W, kh, kw, stride, padding in [(1, 1, 1, 4, 4, 2, 2, 1, 0), (2, 3, 4, 7, 6, 3, 3, 1, 1),
-                                                   (2, 2, 3, 8, 7, 3, 2, 2, 1), (3, 4, 2, 9, 9, 5, 5, 2, 2)]:
-        cases.append((rng.standard_normal((N, C, H, W)), rng.standard_normal((O, C, kh, kw)),
-                      rng.standard_normal(O), stride, padding))
-    return cases
+    return _conv_cases_of(_CONV_SHAPES)
 
 
 def _conv_forward_flipped(x, weight, bias, stride=1, padding=0):
@@ -67,12 +262,7 @@ def conv2d_forward(x, weight, bias, stride=1, padding=0):
 
 
 def _conv_backward_cases():
-    rng = _rng()
-    cases = []
-    for x, weight, _, stride, padding in _conv_forward_cases():
-        H_out, W_out = _out_hw(x, *weight.shape[2:], stride, padding)
-        cases.append((x, weight, rng.standard_normal((x.shape[0], weight.shape[0], H_out, W_out)), stride, padding))
-    return cases
+    return _backward_cases_of(_CONV_SHAPES)
 
 
 def _conv_backward_ignoring_stride(x, weight, grad_out, stride=1, padding=0):
@@ -167,13 +357,65 @@ def _bn_cases():
     rng = _rng()
     return [(rng.standard_normal((6, 3)) * 2 + 1, rng.uniform(0.5, 1.5, 3), rng.standard_normal((6, 3)), 1e-5),
             (rng.standard_normal((32, 5)), rng.uniform(0.5, 1.5, 5), rng.standard_normal((32, 5)), 1e-5),
-            (rng.standard_normal((2, 4)) * 0.1, rng.uniform(0.5, 1.5, 4), rng.standard_normal((2, 4)), 1e-3)]
+            (rng.standard_normal((2, 4)) * 0.1, rng.uniform(0.5, 1.5, 4), rng.standard_normal((2, 4)), 1e-3),
+            # a tiny variance (about 1e-6, below eps = 1e-5): where eps sits decides the answer; gamma of both signs
+            (rng.standard_normal((5, 3)) * 1e-3 + 2, np.array([1.5, -0.7, 0.3]), rng.standard_normal((5, 3)), 1e-5)]
 
 
 def _bn_constant_stats(x, gamma, grad_out, eps=1e-5):
     """Treats the batch mean and variance as constants: misses two of the three paths from x to the loss."""
     x_hat = (x - x.mean(axis=0)) / np.sqrt(x.var(axis=0) + eps)
     return grad_out * gamma / np.sqrt(x.var(axis=0) + eps), (grad_out * x_hat).sum(axis=0), grad_out.sum(axis=0)
+
+
+def _bn_graph_without_mean_path(x, gamma, grad_out, eps=1e-5):
+    """Every node right except the last: x's gradient through the mean mu (dmu / M) is left out."""
+    xc = x - x.mean(axis=0)
+    var = (xc ** 2).mean(axis=0)
+    inv_std = 1.0 / np.sqrt(var + eps)
+    x_hat = xc * inv_std
+    dx_hat = grad_out * gamma
+    dvar = (dx_hat * xc).sum(axis=0) * -0.5 * (var + eps) ** -1.5
+    dxc = dx_hat * inv_std + 2 * xc * dvar / x.shape[0]
+    return dxc, (grad_out * x_hat).sum(axis=0), grad_out.sum(axis=0)
+
+
+@exercise("ch4.batchnorm_backward_graph", _bn_cases,
+          hints=["Go down the graph from y one node at a time. A node out = f(a, b) passes out's gradient to each "
+                 "input times the local derivative; an input used by several nodes (xc, x) adds up what it receives; "
+                 "a per-channel node (mu, var, inv_std, gamma, beta) that was broadcast over the M rows sums over "
+                 "them (axis 0).",
+                 "y = gamma*x_hat + beta: dbeta = sum g, dgamma = sum g*x_hat, dx_hat = g*gamma. x_hat = xc*inv_std: "
+                 "dxc = dx_hat*inv_std, dinv_std = sum dx_hat*xc. inv_std = 1/std: dstd = -dinv_std/std**2. "
+                 "std = sqrt(var + eps): dvar = dstd / (2*std).",
+                 "var = mean(xc**2): dxc = dxc + 2*xc*dvar/M. xc = x - mu: dmu = -sum dxc (axis 0). "
+                 "mu = mean(x): dx = dxc + dmu/M."],
+          wrong=_bn_graph_without_mean_path)
+def batchnorm_backward_graph(x, gamma, grad_out, eps=1e-5):
+    """Batch normalisation's backward pass, one node of its computational graph at a time (training mode).
+
+    x (M, C) (statistics per column over the M rows), gamma (C,), grad_out = dL/dy (M, C)
+    -> (dx (M, C), dgamma (C,), dbeta (C,)).
+    """
+    M = x.shape[0]
+    mu = x.mean(axis=0)                  # (C,)
+    xc = x - mu                          # (M, C) centred
+    var = (xc ** 2).mean(axis=0)         # (C,)  biased batch variance
+    std = np.sqrt(var + eps)             # (C,)
+    inv_std = 1.0 / std                  # (C,)
+    x_hat = xc * inv_std                 # (M, C)
+    # y = gamma * x_hat + beta
+    dbeta = grad_out.sum(axis=0)
+    dgamma = (grad_out * x_hat).sum(axis=0)
+    dx_hat = grad_out * gamma
+    dxc = dx_hat * inv_std               # x_hat = xc * inv_std, through xc
+    dinv_std = (dx_hat * xc).sum(axis=0)  # ... and through inv_std
+    dstd = -dinv_std / std ** 2          # inv_std = 1 / std
+    dvar = dstd / (2 * std)              # std = sqrt(var + eps)
+    dxc = dxc + 2 * xc * dvar / M        # var = mean(xc ** 2): xc's second path
+    dmu = -dxc.sum(axis=0)               # xc = x - mu
+    dx = dxc + dmu / M                   # mu = mean(x): x's second path
+    return dx, dgamma, dbeta
 
 
 @exercise("ch4.batchnorm_backward", _bn_cases,
