@@ -42,7 +42,11 @@ def _perceptron_cases():
             (w, 0.0, np.array([1.0, 2.0]), 1, 0.1),             # misclassified: update
             (w, 0.0, np.array([2.0, 1.0]), 1, 0.1),             # correct: no change
             (w, 0.2, np.array([1.0, 1.0]), -1, 0.5),            # z = b = 0.2 > 0 but y = -1: update
-            (np.array([1.0, 1.0, -2.0]), -0.5, np.array([0.3, -0.2, -1.0]), -1, 0.25)]  # y = -1, correct
+            (np.array([1.0, 1.0, -2.0]), -0.5, np.array([0.3, -0.2, -1.0]), -1, 0.25),  # y = -1, correct
+            # the bias decides: w . x alone says the opposite of w . x + b
+            (w, -1.0, np.array([2.0, 1.0]), 1, 0.1),            # w . x = 0.5 > 0, but z = -0.5: a mistake
+            (w, 1.0, np.array([1.0, 2.0]), 1, 0.1),             # w . x = -0.5 < 0, but z = 0.5: correct
+            (w, -0.3, np.array([1.0, 2.0]), -1, 0.1)]           # y = -1, w . x = -0.5, z = -0.8: correct
 
 
 def _perceptron_always(w, b, x, y, lr):
@@ -84,7 +88,12 @@ def sigmoid_grad(z):
 def _softmax_cases():
     rng = _rng()
     return [(rng.standard_normal((2, 4)),), (np.array([[1000.0, 999.0, -1000.0]]),), (np.array([[0.0, 0.0]]),),
-            (rng.standard_normal((3, 5)) * 10,)]
+            (rng.standard_normal((3, 5)) * 10,),
+            # rows at very different magnitudes, |z| >= 1000: exp overflows (or underflows to 0 / 0) in float64
+            # unless each row is shifted by its own maximum (one global shift, a row mean or the minimum is not enough)
+            (np.array([[1000.0, -1000.0, 0.0, 998.0], [-1000.0, -1001.0, -1003.0, -1000.5],
+                       [2.0, -1.0, 0.5, 0.0]]),),
+            (np.array([[-1500.0, 1500.0], [3000.0, 2999.0]]),)]
 
 
 def _naive_softmax(z):

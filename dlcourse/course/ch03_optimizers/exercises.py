@@ -1,7 +1,9 @@
-"""Chapter 3 build-it steps and exercises: the stable learning rate, the momentum and Adam steps, AdamW, a schedule.
+"""Chapter 3 build-it steps and exercises: the stable learning rate, a gradient, the momentum, Adam and AdamW steps, a
+schedule.
 
-In the lesson (each used by the cells after it): ``ch3.max_stable_lr``, ``ch3.sgd_momentum_step`` and
-``ch3.adam_step`` (both train models in the notebook). For practice at the end: ``ch3.adamw_step``, ``ch3.cosine_lr``.
+In the lesson (each used by the cells after it): ``ch3.max_stable_lr``, ``ch3.rosenbrock_grad`` (the gradient every
+Rosenbrock run of the chapter then uses, gradient-checked by the learner), ``ch3.sgd_momentum_step``, ``ch3.adam_step``
+and ``ch3.adamw_step`` (the optimizers of the chapter's comparisons). For practice at the end: ``ch3.cosine_lr``.
 """
 
 import math
@@ -13,6 +15,35 @@ from ..exercises import exercise
 
 def _rng():
     return np.random.default_rng(303)
+
+
+def _rosenbrock_cases():
+    rng = _rng()
+    return [(np.array([-1.5, 2.5]),),            # the chapter's start
+            (np.array([1.0, 1.0]),),             # the minimum: the gradient is zero
+            (np.array([0.5, 0.25]),),            # on the parabola w2 = w1^2: only the (1 - w1)^2 term pulls
+            (np.array([0.0, 0.0]),),
+            (np.array([2.0, -1.0]),),
+            (rng.standard_normal(2) * 2,)]
+
+
+def _rosenbrock_chain_rule_forgotten(w):
+    w1, w2 = w
+    return np.array([2 * (1 - w1) + 200 * (w2 - w1 ** 2) * 2 * w1, 200 * (w2 - w1 ** 2)])
+
+
+@exercise("ch3.rosenbrock_grad", _rosenbrock_cases,
+          hints=["Two partial derivatives, one per coordinate. Each term of f is a square of something, so the "
+                 "chain rule gives 2 (something) times the derivative of that something.",
+                 "The inner derivatives: d(1 - w1)/dw1 = -1, d(w2 - w1^2)/dw1 = -2 w1 and d(w2 - w1^2)/dw2 = 1. "
+                 "Mind both minus signs.",
+                 "df/dw1 = -2 (1 - w1) - 400 w1 (w2 - w1^2) and df/dw2 = 200 (w2 - w1^2); return them as "
+                 "np.array([df_dw1, df_dw2])."],
+          wrong=_rosenbrock_chain_rule_forgotten)
+def rosenbrock_grad(w):
+    """The gradient (2,) of Rosenbrock's f(w) = (1 - w1)^2 + 100 (w2 - w1^2)^2 at the point w (2,)."""
+    w1, w2 = w
+    return np.array([-2 * (1 - w1) - 400 * w1 * (w2 - w1 ** 2), 200 * (w2 - w1 ** 2)])
 
 
 def _momentum_cases():
@@ -38,7 +69,12 @@ def _adam_cases():
     rng = _rng()
     return [(np.array([0.5, -1.0]), np.zeros(2), np.zeros(2), np.array([0.1, -3.0]), 1, 1e-2, 0.9, 0.999, 1e-8),
             (rng.standard_normal(5), 0.1 * rng.standard_normal(5), 0.01 * rng.random(5), rng.standard_normal(5), 7,
-             1e-3, 0.8, 0.99, 1e-8)]
+             1e-3, 0.8, 0.99, 1e-8),
+            # tiny gradients (~1e-8): sqrt(v_hat) is about eps, so where eps goes (outside the root) matters
+            (np.array([0.01, -0.02, 0.005]), np.zeros(3), np.zeros(3), np.array([3e-8, -1e-8, 5e-9]), 1, 1e-2, 0.9,
+             0.999, 1e-8),
+            (rng.standard_normal(4), 1e-9 * rng.standard_normal(4), 1e-17 * rng.random(4),
+             2e-8 * rng.standard_normal(4), 4, 1e-2, 0.9, 0.999, 1e-8)]
 
 
 def _adam_no_bias_correction(w, m, v, g, t, lr, beta1, beta2, eps):
@@ -69,7 +105,10 @@ def _adamw_cases():
     rng = _rng()
     return [(np.array([2.0, -1.0]), np.zeros(2), np.zeros(2), np.array([0.5, 0.5]), 1, 0.1, 0.1),
             (rng.standard_normal(4), 0.1 * rng.standard_normal(4), 0.1 * rng.random(4), rng.standard_normal(4), 3,
-             0.01, 0.05)]
+             0.01, 0.05),
+            # tiny gradients (~1e-8): sqrt(v_hat) is about eps, so where eps goes (outside the root) matters
+            (np.array([0.015, -0.005, 0.02]), 1e-9 * rng.standard_normal(3), 1e-17 * rng.random(3),
+             np.array([2e-8, -1e-8, 4e-9]), 5, 0.01, 0.1)]
 
 
 def _adam_with_l2(w, m, v, g, t, lr, weight_decay):
