@@ -1,6 +1,6 @@
-"""Chapter 8 exercises: scaled dot-product attention forward and backward, splitting and merging heads,
-the LayerNorm backward pass (build-it steps), and a causal mask, the sinusoidal encoding and a parameter count
-(end of chapter)."""
+"""Chapter 8 exercises: scaled dot-product attention forward and backward, splitting and merging heads, LayerNorm
+forward and backward (build-it steps; your_transformer.py assembles them into a transformer block), and a causal mask,
+the sinusoidal encoding and a parameter count (end of chapter)."""
 
 import numpy as np
 
@@ -23,10 +23,25 @@ def _attention_cases():
     causal = np.tril(np.ones((4, 4), dtype=bool))
     padding = np.ones((3, 5), dtype=bool)
     padding[:, 3:] = False  # the last two keys are padding
-    return [(rng.standard_normal((3, 4)), rng.standard_normal((3, 4)), rng.standard_normal((3, 2)), None),
-            (rng.standard_normal((2, 4, 8)), rng.standard_normal((2, 4, 8)), rng.standard_normal((2, 4, 3)), causal),
-            (rng.standard_normal((2, 2, 3, 16)) * 3, rng.standard_normal((2, 2, 5, 16)),
-             rng.standard_normal((2, 2, 5, 4)), padding)]
+    cases = [(rng.standard_normal((3, 4)), rng.standard_normal((3, 4)), rng.standard_normal((3, 2)), None),
+             (rng.standard_normal((2, 4, 8)), rng.standard_normal((2, 4, 8)), rng.standard_normal((2, 4, 3)), causal),
+             (rng.standard_normal((2, 2, 3, 16)) * 3, rng.standard_normal((2, 2, 5, 16)),
+              rng.standard_normal((2, 2, 5, 4)), padding)]
+    # Scores that overflow float64 (exp(1000) = inf), each row at its own magnitude: row 0 near +1000 with a small
+    # spread, row 1 spread from -1200 to 1500, row 2 near -1000, row 3 ordinary. Only subtracting each row's own maximum
+    # survives: no shift overflows rows 0-1 (and gives 0/0 in row 2), one global maximum underflows rows 2-3 to
+    # 0/0, a row mean (or minimum) still overflows row 1.
+    K = rng.standard_normal((6, 4))
+    K[:, 0] = 1.0  # a shared component: Q's first column shifts a whole row of scores
+    K[:, 1] = [1.5, -0.5, 0.2, -1.0, 0.7, -1.2]
+    Q = rng.standard_normal((4, 4))
+    Q[:, 0] = [2000.0, 0.0, -2000.0, 0.0]
+    Q[1, :2] = [0.0, 2000.0]  # row 1's scores: 1000 * K[:, 1] + a little, from -1200 to 1500
+    V = rng.standard_normal((6, 3))
+    near_causal = np.tril(np.ones((4, 6), dtype=bool), k=2)  # query i may look at keys j <= i + 2
+    cases += [(Q, K, V, None),
+              (np.stack([Q, -Q]), np.stack([K, K[::-1]]), np.stack([V, 2 * V]), near_causal)]
+    return cases
 
 
 def _attention_unscaled(Q, K, V, mask=None):
@@ -136,6 +151,40 @@ def merge_heads(x):
     """(N, num_heads, L, d) -> (N, L, num_heads * d), the inverse of split_heads."""
     N, h, L, d = x.shape
     return x.transpose(0, 2, 1, 3).reshape(N, L, h * d)
+
+
+# -- LayerNorm forward --------------------------------------------------------------------------------------
+def _layer_norm_forward_cases():
+    rng = _rng()
+    cases = []
+    for shape in [(4, 6), (2, 3, 8), (5, 1, 3)]:
+        x = rng.standard_normal(shape) * rng.uniform(0.5, 4.0, shape[:-1] + (1,)) + rng.uniform(-3, 3)
+        cases.append((x, rng.standard_normal(shape[-1]), rng.standard_normal(shape[-1]), 1e-5))
+    # Tokens whose features barely differ (variance ~1e-6, below eps = 1e-5): eps decides their scale, so it
+    # has to sit inside the square root. One token sits far from 0 (its mean is large next to its spread).
+    x = rng.standard_normal((3, 5)) * np.array([[1e-3], [2.0], [3e-3]]) + np.array([[0.5], [-1.0], [40.0]])
+    cases.append((x, rng.standard_normal(5), rng.standard_normal(5), 1e-5))
+    return cases
+
+
+def _layer_norm_over_batch(x, weight, bias, eps):
+    mean, var = x.mean(axis=0, keepdims=True), x.var(axis=0, keepdims=True)  # the mistake: BatchNorm's axis
+    return (x - mean) / np.sqrt(var + eps) * weight + bias
+
+
+@exercise("ch8.layer_norm", _layer_norm_forward_cases,
+          hints=["Each token (each row of the last axis) is normalised on its own: subtract its mean, divide by its "
+                 "standard deviation, then scale by weight and shift by bias.",
+                 "Means over the LAST axis with keepdims=True (x.mean(axis=-1, keepdims=True)), and the biased "
+                 "variance (np.var's default, dividing by E).",
+                 "x_hat = (x - mean) / np.sqrt(var + eps), with eps inside the square root; return "
+                 "x_hat * weight + bias."],
+          wrong=_layer_norm_over_batch)
+def layer_norm(x, weight, bias, eps):
+    """y = (x - mean) / sqrt(var + eps) * weight + bias, mean and (biased) variance over the last axis.
+    x (..., E), weight and bias (E,). Returns y, the shape of x."""
+    mean, var = x.mean(axis=-1, keepdims=True), x.var(axis=-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + eps) * weight + bias
 
 
 # -- LayerNorm backward -------------------------------------------------------------------------------------
