@@ -49,7 +49,7 @@ def test_reference_gan_step_equals_the_library_step():
     def adam(model):
         return optim.Adam(model.parameters(), lr=1e-2, betas=(0.5, 0.999))
 
-    loss_D, loss_G, samples = ex6.gan_step(G, D, adam(G), adam(D), real, z_D, z_G)
+    loss_D, loss_G, samples, d_grad = ex6.gan_step(G, D, adam(G), adam(D), real, z_D, z_G)
     stats = gan.gan_step(G2, D2, adam(G2), adam(D2), [real], [z_D], z_G)
     assert loss_D == pytest.approx(stats["loss_D"][0], rel=1e-12)
     assert loss_G == pytest.approx(stats["loss_G"], rel=1e-12)
@@ -59,6 +59,7 @@ def test_reference_gan_step_equals_the_library_step():
         np.testing.assert_allclose(a.data, b.data, rtol=1e-12, atol=1e-14)
         np.testing.assert_allclose(a.grad, b.grad, rtol=1e-10, atol=1e-14)  # D's .grad: its own loss only
     np.testing.assert_allclose(samples, G2.forward(z_G), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(d_grad, gan.flat_grad(D2), rtol=1e-10, atol=1e-14)
 
 
 def _gauss(x, mu, s):

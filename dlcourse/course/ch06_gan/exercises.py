@@ -144,29 +144,33 @@ def generator_loss(logits_fake):
 def gan_step(G, D, opt_G, opt_D, real, z_D, z_G):
     """One discriminator update on ``real`` and G(z_D), then one generator update through a frozen D.
 
-    real (N, 2); z_D, z_G (M, latent_dim). Returns (loss_D, loss_G, G(z_G) after the generator's update).
+    real (N, 2); z_D, z_G (M, latent_dim). Returns (loss_D, loss_G, G(z_G) after the generator's update, D's .grad
+    after the whole step flattened by ``gan.flat_grad``): the last two let ``check`` see both updates and that the
+    generator's loss stayed out of D's .grad.
     """
-    # discriminator step: the fakes are constants (no G.backward here: PyTorch's G(z).detach())
-    opt_D.zero_grad()
+    opt_D.zero_grad()                     # both players forget the previous step's gradients
+    opt_G.zero_grad()
+    # the discriminator's step: the fakes are constants (no G.backward here: PyTorch's G(z).detach())
     fake = G.forward(z_D)
     logits = D.forward(np.concatenate([real, fake]))  # one pass over both halves: D mixes no samples
     loss_D, grad_real, grad_fake = discriminator_loss(logits[:len(real)], logits[len(real):])
     D.backward(np.concatenate([grad_real, grad_fake]))
     opt_D.step()
-    # generator step: the gradient flows through D into G, but not into D's .grad
-    opt_G.zero_grad()
+    # the generator's step: the gradient flows through D into G, but not into D's .grad
     logits = D.forward(G.forward(z_G))
     loss_G, grad_logits = generator_loss(logits)
     with gan.frozen(D):
         grad_fake_input = D.backward(grad_logits)
     G.backward(grad_fake_input)
     opt_G.step()
-    return loss_D, loss_G, G.forward(z_G)
+    return loss_D, loss_G, G.forward(z_G), gan.flat_grad(D)
 
 
 def _gan_step_not_detached(G, D, opt_G, opt_D, real, z_D, z_G):
-    """Back-propagates D's loss into G too (no detach) and forgets opt_G.zero_grad(): G's update is off."""
+    """The typical slip: D's loss is back-propagated into G too (no detach), so G's update carries the gradient of
+    D's loss on top of its own."""
     opt_D.zero_grad()
+    opt_G.zero_grad()
     fake = G.forward(z_D)
     logits = D.forward(np.concatenate([real, fake]))
     loss_D, grad_real, grad_fake = discriminator_loss(logits[:len(real)], logits[len(real):])
@@ -177,29 +181,52 @@ def _gan_step_not_detached(G, D, opt_G, opt_D, real, z_D, z_G):
     with gan.frozen(D):
         G.backward(D.backward(grad_logits))
     opt_G.step()
-    return loss_D, loss_G, G.forward(z_G)
+    return loss_D, loss_G, G.forward(z_G), gan.flat_grad(D)
+
+
+def _junk_grads(rng, *models):
+    """Leftover gradients in every parameter's .grad (what a previous step or a forgotten zero_grad leaves)."""
+    for model in models:
+        for p in model.parameters():
+            p.grad = rng.standard_normal(p.data.shape)
 
 
 def _gan_step_cases():
+    """Three starts: leftover .grad from elsewhere (Adam), the third step of a run (SGD with momentum, state left by
+    two earlier steps), and leftover .grad again with other sizes. None starts from fresh, zero state, so a missing
+    zero_grad, a missing freeze or a missing detach each changes what the step returns."""
     cases = []
-    for k, (n, m, hidden) in enumerate([(16, 16, 8), (12, 20, 6)]):
+    settings = [(16, 16, 8, "adam", 0), (12, 20, 6, "sgd", 2), (9, 5, 4, "adam", 1)]
+    for k, (n, m, hidden, opt_name, warmup) in enumerate(settings):
         rng = np.random.default_rng(660 + k)
         G = gan.make_generator(2, hidden, dtype=np.float64, seed=10 + k)
         D = gan.make_discriminator(2, hidden, dtype=np.float64, seed=20 + k)
-        opt_G = optim.Adam(G.parameters(), lr=1e-2, betas=(0.5, 0.999))
-        opt_D = optim.Adam(D.parameters(), lr=1e-2, betas=(0.5, 0.999))
+        if opt_name == "adam":
+            opt_G = optim.Adam(G.parameters(), lr=1e-2, betas=(0.5, 0.999))
+            opt_D = optim.Adam(D.parameters(), lr=2e-2, betas=(0.5, 0.999))
+        else:
+            opt_G = optim.SGD(G.parameters(), lr=0.05, momentum=0.9)
+            opt_D = optim.SGD(D.parameters(), lr=0.1, momentum=0.9)
+        for _ in range(warmup):  # earlier steps of the same run: .grad and the optimizers' state are not fresh
+            gan_step(G, D, opt_G, opt_D, rng.standard_normal((n, 2)) + [2.0, 0.0], rng.standard_normal((m, 2)),
+                     rng.standard_normal((m, 2)))
+        if warmup == 0:
+            _junk_grads(rng, G, D)
         real = rng.standard_normal((n, 2)) + [2.0, 0.0]
         cases.append((G, D, opt_G, opt_D, real, rng.standard_normal((m, 2)), rng.standard_normal((m, 2))))
     return cases
 
 
 exercise("ch6.gan_step", _gan_step_cases,
-         hints=["Discriminator step: one forward pass over the real and fake rows together, your discriminator_loss "
-                "on the two halves of the logits, one D.backward with the two gradients stacked in the same order, "
-                "then opt_D.step().",
-                "Generator step: D.backward returns the gradient with respect to D's input (the fakes); inside "
-                "`with gan.frozen(D):` it leaves D's .grad alone. Hand that gradient to G.backward.",
-                "Never call G.backward in the discriminator's step: there the fakes are constants."],
+         hints=["Two optimizers, two updates, in this order: D's (on the real rows and on fakes that are constants "
+                "for it), then G's (through D). Each update must use only its own loss's gradient: what is in the "
+                "two models' .grad when the step begins, and what must not be added to it on the way?",
+                "Start with opt_D.zero_grad() and opt_G.zero_grad(). Discriminator: D.forward on the real and fake "
+                "rows stacked, your discriminator_loss on the two halves, one D.backward with the two gradients "
+                "stacked in the same order, opt_D.step(); never G.backward here (that is PyTorch's .detach()). "
+                "Generator: D.forward(G.forward(z_G)), your generator_loss.",
+                "Inside `with gan.frozen(D):`, grad = D.backward(grad_logits) returns the gradient with respect to "
+                "D's input and leaves D's .grad alone; then G.backward(grad) and opt_G.step()."],
          wrong=_gan_step_not_detached, rtol=1e-7, atol=1e-10)(gan_step)
 
 

@@ -131,6 +131,15 @@ def frozen(module: Module):
             p.requires_grad = flag
 
 
+def flat_grad(module: Module) -> np.ndarray:
+    """Every parameter's ``.grad`` of ``module``, flattened and concatenated in ``parameters()`` order (a copy)."""
+    missing = [name for name, p in module.named_parameters() if p.grad is None]
+    if missing:
+        raise ValueError(f"flat_grad: expected every parameter to hold a .grad (has backward run since the last "
+                         f"zero_grad()?), got none in {', '.join(missing)}")
+    return np.concatenate([p.grad.ravel() for p in module.parameters()])
+
+
 # ---------------------------------------------------------------------------------------
 # One training step
 # ---------------------------------------------------------------------------------------

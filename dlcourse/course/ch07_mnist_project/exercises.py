@@ -11,6 +11,8 @@ from typing import NamedTuple
 import numpy as np
 
 from dlcourse import nn, optim
+from dlcourse import random as package_random
+from dlcourse.nn import functional as F
 from dlcourse.train import evaluate
 
 from ..exercises import exercise
@@ -148,6 +150,52 @@ def most_confident_mistakes(probs, labels, k):
 
 
 # ---------------------------------------------------------------------------------------
+# Section 4's common mistake: the squared error on softmax outputs, and its gradient at the logits
+# ---------------------------------------------------------------------------------------
+
+
+def _mse_cases():
+    rng = _rng()
+    return [(rng.standard_normal((6, 4)) * 2, rng.integers(0, 4, 6)),
+            (np.array([[8.0, 0, 0, 0, 0, 0, 0, 0, 0, 0]]), np.array([3])),        # confidently wrong: tiny gradient
+            (np.array([[1000.0, -1000.0, 0.0], [-1500.0, 2.0, 1500.0]]), np.array([1, 2])),  # exp overflows
+            (rng.standard_normal((5, 3)), np.array([2, 2, 0, 2, 1]))]
+
+
+def _softmax(logits):
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _mse_no_jacobian(logits, labels):
+    """Forgets the softmax: hands dL/dp back as if it were dL/dlogits."""
+    p = _softmax(logits)
+    diff = p - F.one_hot(labels, logits.shape[1], dtype=p.dtype)
+    return float(np.mean(diff ** 2)), 2 * diff / diff.size
+
+
+@exercise("ch7.mse_on_softmax", _mse_cases,
+          hints=["Two stages: the loss as a function of p = softmax(z), then the chain rule back through the softmax, "
+                 "row by row (each row's softmax only depends on its own logits).",
+                 "L = mean over all N*C entries of (p - Y)^2, so dL/dp = 2 (p - Y) / (N C). The softmax's Jacobian "
+                 "is diag(p) - p p^T for one row: dL/dz = p * (dL/dp - sum_j p_j dL/dp_j).",
+                 "Subtract each row's maximum before np.exp (logits of 1000 overflow); the row sum in the last step "
+                 "is np.sum(p * grad_p, axis=1, keepdims=True)."],
+          wrong=_mse_no_jacobian)
+def mse_on_softmax(logits, labels):
+    """L = mean over all N*C entries of (softmax(logits) - one_hot(labels))^2 and dL/dlogits.
+
+    logits (N, C), labels (N,) -> (loss: float, grad (N, C)), as torch.nn.functional.mse_loss on softmax outputs.
+    """
+    p = _softmax(logits)
+    diff = p - F.one_hot(labels, logits.shape[1], dtype=p.dtype)
+    loss = float(np.mean(diff ** 2))
+    grad_p = 2 * diff / diff.size
+    grad_logits = p * (grad_p - np.sum(p * grad_p, axis=1, keepdims=True))
+    return loss, grad_logits
+
+
+# ---------------------------------------------------------------------------------------
 # The training loop: one epoch, then epochs with early stopping on the validation loss
 # ---------------------------------------------------------------------------------------
 
@@ -166,6 +214,23 @@ def _tiny_problem(seed, n=48, n_val=24, d=12, classes=3, hidden=16, noise=1.0):
     return model, x, y, x_val, y_val, rng
 
 
+class _CaseDropout(nn.Dropout):
+    """Dropout whose masks come from its own generator, which is copied with the case: the reference's call and
+    yours draw the same masks (the package's generator would give each call different ones)."""
+
+    def __init__(self, p, seed):
+        super().__init__(p)
+        self.rng = np.random.default_rng(seed)
+
+    def forward(self, x):
+        saved = package_random._rng
+        package_random._rng = self.rng
+        try:
+            return super().forward(x)
+        finally:
+            package_random._rng = saved
+
+
 def _train_epoch_cases():
     cases = []
     model, x, y, *_ = _tiny_problem(71)
@@ -174,6 +239,10 @@ def _train_epoch_cases():
     opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     sched = optim.lr_scheduler.CosineAnnealingLR(opt, T_max=8)
     cases.append((model, opt, x, y, 16, np.random.default_rng(2), sched, _jitter))
+    # a model with dropout, left in eval mode by an earlier evaluation: the epoch must switch it to train mode
+    model, x, y, *_ = _tiny_problem(73, n=40)
+    model = nn.Sequential(model[0], model[1], _CaseDropout(0.5, seed=74), model[2]).eval()
+    cases.append((model, optim.Adam(model.parameters(), lr=1e-2), x, y, 16, np.random.default_rng(3)))
     return cases
 
 
@@ -235,6 +304,11 @@ def _fit_cases():
     # patience longer than the run: no early stop, the best epoch is still kept
     model, x, y, x_val, y_val, _ = _tiny_problem(82, n=40, n_val=20, noise=1.5)
     cases.append((model, optim.SGD(model.parameters(), lr=0.05), x, y, x_val, y_val, 6, 10, 8, 1))
+    # ties: the learning rate drops to exactly 0 after the first epoch's 2 batches, so every later epoch ends with
+    # the very same validation loss. A tie is no improvement: stop after `patience` epochs, keep epoch 1.
+    model, x, y, x_val, y_val, _ = _tiny_problem(83, n=32, n_val=20)
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    cases.append((model, opt, x, y, x_val, y_val, 6, 2, 16, 2, optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.0)))
     return cases
 
 
