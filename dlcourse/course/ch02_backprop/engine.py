@@ -78,6 +78,15 @@ class Value:
         out._backward = _backward
         return out
 
+    def log(self):
+        out = Value(math.log(self.data), (self,), "log")
+
+        def _backward():
+            self.grad += out.grad / self.data    # log'(x) = 1 / x
+
+        out._backward = _backward
+        return out
+
     def backward(self):
         """Fill ``grad`` of every Value this one depends on: d(self)/d(node)."""
         order, seen = [], set()
@@ -110,6 +119,10 @@ class Value:
     def __rsub__(self, other):
         return (-self) + other
 
+    def __truediv__(self, number):
+        """Division by a number (enough for a mean over samples): a / n = a * (1 / n)."""
+        return self * (1.0 / number)
+
     def sigmoid(self):
         """sigma(z) = (1 + tanh(z / 2)) / 2: the sigmoid from tanh, + and x (no division needed)."""
         return (self * 0.5).tanh() * 0.5 + 0.5
@@ -120,7 +133,30 @@ class Value:
 
 # ---- turning a learner's class into functions the checker can test ----
 
-OPS = ("add", "mul", "tanh", "relu", "exp")
+# Each operation the probe builds from leaves x and y (Values) and b (the same number, plain): the first six are one
+# node each (the local rules the learner writes, + and log given); "square" and "double" use one leaf twice in one
+# node; the rest mix Values with plain numbers, so a missing number -> Value conversion shows.
+_OP_BUILDERS = {
+    "add": lambda x, y, b: x + y,
+    "mul": lambda x, y, b: x * y,
+    "tanh": lambda x, y, b: x.tanh(),
+    "relu": lambda x, y, b: x.relu(),
+    "exp": lambda x, y, b: x.exp(),
+    "log": lambda x, y, b: x.log(),
+    "square": lambda x, y, b: x * x,
+    "double": lambda x, y, b: x + x,
+    "sub": lambda x, y, b: x - y,
+    "neg": lambda x, y, b: -x,
+    "add_number": lambda x, y, b: x + b,
+    "number_add": lambda x, y, b: b + x,
+    "mul_number": lambda x, y, b: x * b,
+    "number_mul": lambda x, y, b: b * x,
+    "sub_number": lambda x, y, b: x - b,
+    "number_sub": lambda x, y, b: b - x,
+    "div_number": lambda x, y, b: x / b,
+}
+OPS = tuple(_OP_BUILDERS)
+NUMBER_OPS = tuple(op for op in OPS if "number" in op)
 
 
 class _StillEllipsis(TypeError):
@@ -137,28 +173,44 @@ def _float(x):
     return float(x)
 
 
-def op_probe(value_cls):
-    """``f(op, a, b) -> (out.data, a.grad, b.grad)`` for one operation ``op`` of ``value_cls``.
+def _local_backward(out, leaves):
+    """Call ``_backward`` of every node between ``out`` and ``leaves``, output first (the probe's own walk, so
+    that the learner's ``backward()`` is not needed yet; a node reached twice runs once)."""
+    order, seen = [], {id(leaf) for leaf in leaves}
 
-    Only that node's own ``_backward`` runs (with ``out.grad = 1``), so this tests the local rules
-    without ``backward()``. ``b`` is ignored by the one-input operations (its gradient stays 0).
+    def visit(node):
+        if id(node) not in seen:
+            seen.add(id(node))
+            for parent in getattr(node, "_prev", ()):
+                visit(parent)
+            order.append(node)
+
+    visit(out)
+    for node in reversed(order):
+        node._backward()
+
+
+def op_probe(value_cls):
+    """``f(op, a, b, upstream=-1.5, grads=(0.25, -0.75)) -> (out.data, x.grad, y.grad)``: one operation of value_cls.
+
+    ``x = value_cls(a)`` and ``y = value_cls(b)`` start with ``.grad`` set to ``grads`` (as if other uses of them had
+    already added theirs, which ``+=`` must keep); ``out.grad`` is set to ``upstream`` (the gradient arriving from
+    above, which every local rule multiplies), then the ``_backward`` of the new nodes run, output first, without
+    the learner's ``backward()``. The operations with ``number`` in their name use ``b`` as a plain number (``x + b``,
+    ``b * x``, ``b - x``, ``x / b``...), so ``y`` is not part of them and its gradient stays ``grads[1]``.
     A ``...`` still in the learner's code reads as "not implemented yet".
     """
-    def value_ops(op, a, b):
+    def value_ops(op, a, b, upstream=-1.5, grads=(0.25, -0.75)):
+        if op not in _OP_BUILDERS:
+            raise ValueError(f"op_probe: expected one of {OPS}, got {op!r}")
         try:
             x, y = value_cls(float(a)), value_cls(float(b))
-            if op == "add":
-                out = x + y
-            elif op == "mul":
-                out = x * y
-            elif op in ("tanh", "relu", "exp"):
-                out = getattr(x, op)()
-            else:
-                raise ValueError(f"op_probe: expected one of {OPS}, got {op!r}")
-            if out.data is Ellipsis:
+            x.grad, y.grad = float(grads[0]), float(grads[1])
+            out = _OP_BUILDERS[op](x, y, float(b))
+            if out is Ellipsis or out.data is Ellipsis:
                 return Ellipsis, 0.0, 0.0
-            out.grad = 1.0
-            out._backward()
+            out.grad = float(upstream)
+            _local_backward(out, (x, y))
             return _float(out.data), _float(x.grad), _float(y.grad)
         except TypeError as err:
             if _unfinished(err):
@@ -169,7 +221,8 @@ def op_probe(value_cls):
 
 
 # The graphs the backward check builds: each reuses a node somewhere, so a missing "+=" or a wrong order shows.
-GRAPHS = ("square", "sum_of_products", "shared_node", "neuron", "exp_chain", "mlp_2_3_1")
+GRAPHS = ("square", "sum_of_products", "shared_node", "neuron", "exp_chain", "relu_product", "numbers",
+          "cross_entropy", "mlp_2_3_1")
 
 
 def _build(value_cls, kind, inputs):
@@ -191,6 +244,15 @@ def _build(value_cls, kind, inputs):
     if kind == "exp_chain":                    # relu(exp(a) * a - b) + exp(b)
         a, b = leaves
         return (a.exp() * a + b * -1.0).relu() + b.exp(), leaves
+    if kind == "relu_product":                 # relu(a) b + a b: relu's upstream gradient is b, not 1
+        a, b = leaves
+        return a.relu() * b + a * b, leaves
+    if kind == "numbers":                      # Values mixed with plain numbers on both sides; a (> 0) is the left
+        a, b = leaves                          # operand of two sums and feeds a log
+        return 2 + (1 - a) * (a / 2) + 3 * b - (a + 1) * (a + b) + a.log() * a, leaves
+    if kind == "cross_entropy":                # log(e^a + e^b + e^c) - a: the loss of class 0 for logits a, b, c
+        a, b, c = leaves
+        return (a.exp() + b.exp() + c.exp()).log() - a, leaves
     if kind == "mlp_2_3_1":                    # chapter 2's worked network: 2 inputs, 3 sigmoid units, 1 sigmoid out
         x = leaves[0:2]
         W = [leaves[2:4], leaves[4:6], leaves[6:8]]

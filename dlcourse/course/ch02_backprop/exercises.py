@@ -3,14 +3,15 @@ scalar autograd engine.
 
 In the lesson (each used by the cells after it): ``ch2.sigmoid_output_delta``, ``ch2.linear_backward``,
 ``ch2.softmax_ce_grad`` (the spiral MLP trains with these two), ``ch2.value_ops`` and ``ch2.value_backward`` (the
-learner's ``Value`` class, tested through :mod:`.engine`'s probes). For practice at the end: ``ch2.bce``,
-``ch2.mse_grad``.
+learner's ``Value`` class, tested through :mod:`.engine`'s probes), ``ch2.mlp`` and ``ch2.train_step`` (a network
+of Values and its training step, tested through :mod:`.micro_mlp`'s probes; the capstone trains with them).
+For practice at the end: ``ch2.bce``, ``ch2.mse_grad``.
 """
 
 import numpy as np
 
 from ..exercises import exercise
-from . import engine
+from . import engine, micro_mlp
 
 
 def _rng():
@@ -57,7 +58,9 @@ def linear_backward(x, W, grad_out):
 def _ce_cases():
     rng = _rng()
     return [(rng.standard_normal((4, 3)), np.array([0, 2, 1, 2])), (np.array([[2.0, -1.0]]), np.array([1])),
-            (np.array([[500.0, 0.0, -500.0], [0.0, 0.0, 0.0]]), np.array([2, 0]))]
+            # |logits| >= 1000 overflow exp in float64 (exp(710) is inf), and the rows' maxima differ by 1000: only a
+            # softmax shifted by each row's own maximum stays finite
+            (np.array([[1000.0, 0.0, -1000.0], [0.0, 0.0, 0.0], [-1000.0, -1001.0, -1002.5]]), np.array([2, 0, 1]))]
 
 
 def _ce_no_mean(logits, labels):
@@ -71,7 +74,8 @@ def _ce_no_mean(logits, labels):
           hints=["The derivation above ends in a very short formula per sample; the loss is the mean over the N "
                  "samples of the batch.",
                  "Per sample, dL/dz = p - y with p = softmax(z) and y the one-hot label; the mean over N samples "
-                 "divides every row by N. Use a softmax that does not overflow (case 3 has logits of 500).",
+                 "divides every row by N. Use a softmax that does not overflow: case 3 has logits of +-1000, and "
+                 "exp(1000) is inf in float64; subtract each row's own maximum.",
                  "p = stable softmax of logits; p[np.arange(N), labels] -= 1; return p / N."],
           wrong=_ce_no_mean)
 def softmax_ce_grad(logits, labels):
@@ -80,8 +84,16 @@ def softmax_ce_grad(logits, labels):
 
 
 def _op_cases():
+    """(op, a, b). The probe sets upstream gradients that are not 1 (a rule that drops ``* out.grad`` shows) and
+    inputs whose ``.grad`` already holds a share from other uses (``=`` instead of ``+=`` shows); "square" and
+    "double" use a leaf twice in one node, and the ``number`` operations put plain numbers on either side of a Value
+    (a missing number -> Value conversion shows)."""
     return [("add", 2.0, -3.0), ("mul", 2.0, -3.0), ("mul", -1.5, 0.25), ("tanh", 0.5, 0.0), ("tanh", -2.0, 0.0),
-            ("relu", 1.5, 0.0), ("relu", -0.5, 0.0), ("exp", 0.3, 0.0), ("exp", -1.2, 0.0)]
+            ("relu", 1.5, 0.0), ("relu", -0.5, 0.0), ("relu", 0.0, 0.0), ("exp", 0.3, 0.0), ("exp", -1.2, 0.0),
+            ("log", 1.7, 0.0), ("square", -1.3, 0.0), ("double", 0.9, 0.0), ("sub", 1.2, 3.5), ("neg", 0.8, 0.0),
+            ("add_number", 1.2, 2.5), ("number_add", 1.2, 2.5), ("mul_number", 1.2, -4.0),
+            ("number_mul", 1.2, -4.0), ("sub_number", 1.2, 2.5), ("number_sub", 1.2, 2.5),
+            ("div_number", 1.2, -4.0)]
 
 
 def _value_ops_no_local_derivative(op, a, b):
@@ -96,7 +108,8 @@ exercise("ch2.value_ops", _op_cases,
          hints=["Each _backward adds to its inputs' .grad: out.grad (the gradient arriving from above) times the "
                 "local derivative of this one operation.",
                 "The local derivatives: d(a b)/da = b; tanh'(x) = 1 - tanh(x)^2 (t is already computed); ReLU'(x) is 1 "
-                "for x > 0 else 0; exp'(x) = exp(x). Use .data, the numbers, not the Values.",
+                "for x > 0, else 0 (also at x = 0, as in PyTorch); exp'(x) = exp(x). Use .data, the numbers, not the "
+                "Values, and add (+=): a Value used twice collects both shares.",
                 "For the product: self.grad += other.data * out.grad and other.grad += self.data * out.grad; for tanh "
                 "self.grad += (1 - t**2) * out.grad."],
          wrong=_value_ops_no_local_derivative)(_value_ops)
@@ -109,6 +122,9 @@ def _graph_cases():
     return [("square", np.array([1.5])), ("sum_of_products", np.array([2.0, -1.0, 0.5])),
             ("shared_node", np.array([0.8, -0.6, 1.3])),
             ("neuron", rng.standard_normal(5)), ("exp_chain", np.array([0.7, -0.4])),
+            ("relu_product", np.array([1.5, 3.0])), ("relu_product", np.array([0.0, 3.0])),
+            ("numbers", np.array([0.6, -1.4])),
+            ("cross_entropy", np.array([0.3, -1.2, 2.0])),
             ("mlp_2_3_1", worked), ("mlp_2_3_1", rng.standard_normal(16))]
 
 
@@ -137,6 +153,72 @@ exercise("ch2.value_backward", _graph_cases,
                 "topo, seen = [], set(); def build(v): if v not in seen: seen.add(v); [build(p) for p in v._prev]; "
                 "topo.append(v). Then build(self), self.grad = 1.0, and for v in reversed(topo): v._backward()."],
          wrong=_value_graph_unsorted)(_value_graph)
+
+
+def _mlp_cases():
+    rng = _rng()
+    cases = []
+    for n_in, n_outs in [(2, (3,)), (2, (4, 3)), (3, (4, 4, 2))]:
+        weights = rng.standard_normal(micro_mlp.n_parameters(n_in, n_outs))
+        cases.append((n_in, n_outs, weights, rng.standard_normal(n_in), rng.uniform(0.5, 2.0, n_outs[-1])
+                      * rng.choice([-1.0, 1.0], n_outs[-1])))
+    return cases
+
+
+class _MLPTanhEverywhere(micro_mlp.MLP):
+    """A typical slip: tanh on the output layer too (its outputs are logits: any real number)."""
+
+    def __init__(self, n_in, n_outs):
+        super().__init__(n_in, n_outs)
+        for layer in self.layers:
+            for neuron in layer.neurons:
+                neuron.nonlin = True
+
+
+_mlp = micro_mlp.mlp_probe(micro_mlp.MLP)
+_mlp.__wrapped__ = micro_mlp.MLP  # solution() shows the reference MLP (Neuron and Layer: micro_mlp.py)
+exercise("ch2.mlp", _mlp_cases,
+         hints=["A neuron's pre-activation is a weighted sum of its inputs plus its bias; a layer applies each of its "
+                "neurons to the same inputs; the network feeds each layer's outputs to the next layer.",
+                "Neuron: start the sum at the bias, sum(w_i * x_i for w_i, x_i in zip(self.w, x)) with start value "
+                "self.b, then .tanh() only if self.nonlin. Layer: one output per neuron, in order. parameters(): "
+                "each neuron's w then b, neuron after neuron.",
+                "Neuron: z = sum((w_i * x_i for w_i, x_i in zip(self.w, x)), self.b); return z.tanh() if self.nonlin "
+                "else z. Layer: [n(x) for n in self.neurons] and [p for n in self.neurons for p in n.parameters()]. "
+                "MLP: x = layer(x)."],
+         wrong=micro_mlp.mlp_probe(_MLPTanhEverywhere))(_mlp)
+
+
+def _train_step_cases():
+    rng = _rng()
+    cases = []
+    for n_in, n_outs, n, lr, num_steps in [(2, (3, 3), 5, 0.5, 2), (2, (4, 3), 7, 1.0, 3)]:
+        weights = rng.standard_normal(micro_mlp.n_parameters(n_in, n_outs)) * 0.8
+        cases.append((n_in, n_outs, weights, rng.standard_normal((n, n_in)), rng.integers(0, n_outs[-1], n), lr,
+                      num_steps))
+    return cases
+
+
+def _train_step_no_zero_grad(model, X, y, lr):
+    """A typical slip: the gradients are never reset, so every step adds the new gradient to all the old ones."""
+    loss = sum(micro_mlp.cross_entropy(model(x), label) for x, label in zip(X, y)) / len(X)
+    loss.backward()
+    for p in model.parameters():
+        p.data -= lr * p.grad
+    return loss.data
+
+
+_train_step = micro_mlp.train_step_probe(micro_mlp.train_step)
+_train_step.__wrapped__ = micro_mlp.train_step
+exercise("ch2.train_step", _train_step_cases,
+         hints=["Four parts, in this order: reset the gradients, forward pass and loss, backward pass, update. The "
+                "probe runs several steps, so what the previous step left in .grad matters.",
+                "backward() adds to .grad, so set every parameter's .grad to 0 first. The loss is the mean: the sum "
+                "of cross_entropy(model(x), label) over the batch, divided by N. Gradient descent moves each "
+                "parameter against its gradient.",
+                "for p in model.parameters(): p.grad = 0.0; loss = sum(cross_entropy(model(x), label) for x, label "
+                "in zip(X, y)) / len(X); loss.backward(); for p in model.parameters(): p.data -= lr * p.grad."],
+         wrong=micro_mlp.train_step_probe(_train_step_no_zero_grad))(_train_step)
 
 
 # ---- practice at the end of the chapter ----
