@@ -1,0 +1,259 @@
+"""Chapter 8's capstone on the learner's code: the transformer block built from the six build-it functions
+(dlcourse/course/ch08_attention/your_transformer.py) against torch.nn, and the checks of its pieces against the
+mistakes they exist to catch."""
+
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+import torch
+
+import dlcourse
+from dlcourse import compare
+from dlcourse.course.ch08_attention.recall import (
+    RecallTransformer,
+    make_associative_recall,
+    torch_twin,
+    train_recall,
+)
+from dlcourse.course.ch08_attention.your_transformer import (
+    Pieces,
+    YourLayerNorm,
+    YourMultiheadAttention,
+    YourRecallTransformer,
+    YourTransformerBlock,
+)
+from dlcourse.course.exercises import REGISTRY, check
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "08_attention.ipynb"
+
+
+# -- a learner's own six functions (written from the chapter's formulas, not the references) ----------------------
+def my_attention_forward(Q, K, V, mask=None):
+    scores = Q @ np.swapaxes(K, -1, -2) / np.sqrt(Q.shape[-1])
+    if mask is not None:
+        scores = np.where(mask, scores, -np.inf)
+    e = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    weights = e / e.sum(axis=-1, keepdims=True)
+    return weights @ V, weights
+
+
+def my_attention_backward(grad_out, Q, K, V, weights):
+    grad_weights = grad_out @ np.swapaxes(V, -1, -2)
+    grad_scores = weights * (grad_weights - (grad_weights * weights).sum(axis=-1, keepdims=True))
+    scale = 1 / np.sqrt(Q.shape[-1])
+    grad_v = np.swapaxes(weights, -1, -2) @ grad_out
+    return grad_scores @ K * scale, np.swapaxes(grad_scores, -1, -2) @ Q * scale, grad_v
+
+
+def my_split_heads(x, num_heads):
+    N, L, E = x.shape
+    return np.stack(np.split(x, num_heads, axis=-1), axis=1)
+
+
+def my_merge_heads(x):
+    return np.concatenate(list(np.moveaxis(x, 1, 0)), axis=-1)
+
+
+def my_layer_norm(x, weight, bias, eps):
+    centred = x - x.mean(axis=-1, keepdims=True)
+    return centred / np.sqrt((centred ** 2).mean(axis=-1, keepdims=True) + eps) * weight + bias
+
+
+def my_layer_norm_backward(grad_out, x, weight, eps):
+    centred = x - x.mean(axis=-1, keepdims=True)
+    s = np.sqrt((centred ** 2).mean(axis=-1, keepdims=True) + eps)
+    x_hat, g = centred / s, grad_out * weight
+    dx = (g - g.mean(axis=-1, keepdims=True) - x_hat * (g * x_hat).mean(axis=-1, keepdims=True)) / s
+    lead = tuple(range(x.ndim - 1))
+    return dx, (grad_out * x_hat).sum(axis=lead), grad_out.sum(axis=lead)
+
+
+MINE = Pieces(my_attention_forward, my_attention_backward, my_split_heads, my_merge_heads, my_layer_norm,
+              my_layer_norm_backward)
+
+
+def _random_twin(module, seed):
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(0.5 * torch.randn(p.shape, generator=gen, dtype=p.dtype))
+    return module
+
+
+def test_the_learners_functions_pass_their_checks(capsys):
+    for name, fn in zip(["attention_forward", "attention_backward", "split_heads", "merge_heads", "layer_norm",
+                         "layer_norm_backward"], vars(MINE).values()):
+        assert check(f"ch8.{name}", fn), capsys.readouterr().out
+    assert all(MINE.whose().values()) and not any(Pieces.references().whose().values())
+
+
+@pytest.mark.parametrize("pieces", [MINE, Pieces.references()], ids=["learner", "reference"])
+@pytest.mark.parametrize("norm_first", [True, False])
+def test_block_matches_torch_encoder_layer_float64(pieces, norm_first):
+    twin = _random_twin(torch.nn.TransformerEncoderLayer(16, 4, 32, dropout=0.0, batch_first=True,
+                                                         norm_first=norm_first), seed=3)
+    x = np.random.default_rng(1).standard_normal((3, 6, 16))
+    report = compare(YourTransformerBlock(16, 4, 32, pieces, norm_first=norm_first), twin, x)
+    assert report.ok(), report
+    assert max(row[2] for row in report.rows) < 1e-12, report
+
+
+def test_block_with_a_causal_mask_and_in_float32():
+    twin = _random_twin(torch.nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True, norm_first=True),
+                        seed=5).double()
+    block = YourTransformerBlock(8, 2, 16, MINE)
+    block.load_state_dict({k: v.numpy() for k, v in twin.state_dict().items()})
+    x = np.random.default_rng(2).standard_normal((2, 5, 8))
+    blocked = np.triu(np.ones((5, 5), dtype=bool), k=1)
+    g = np.random.default_rng(3).standard_normal((2, 5, 8))
+    xt = torch.tensor(x, requires_grad=True)
+    out_t = twin(xt, src_mask=torch.tensor(blocked))
+    out_t.backward(torch.tensor(g))
+    out = block.forward(x, blocked)
+    assert np.max(np.abs(out - out_t.detach().numpy())) < 1e-12
+    assert np.max(np.abs(block.backward(g) - xt.grad.numpy())) < 1e-12
+    # float32 stays float32 although the learner's / np.sqrt(d) promotes to float64 inside
+    block32 = YourTransformerBlock(8, 2, 16, MINE)
+    block32.load_state_dict({k: v.float().numpy() for k, v in twin.state_dict().items()})
+    out32 = block32.forward(x.astype(np.float32), blocked)
+    assert out32.dtype == np.float32 and np.max(np.abs(out32 - out_t.detach().numpy())) < 1e-4
+    grad32 = block32.backward(g.astype(np.float32))
+    assert grad32.dtype == np.float32 and all(p.grad.dtype == np.float32 for p in block32.parameters())
+    with pytest.raises(TypeError, match="boolean attn_mask"):
+        block.forward(x, blocked.astype(float))
+
+
+def test_block_gradcheck_float64():
+    dlcourse.manual_seed(4)
+    block = YourTransformerBlock(8, 2, 12, MINE).double()
+    result = dlcourse.gradcheck(block, np.random.default_rng(6).standard_normal((2, 4, 8)))
+    assert result, result
+
+
+def test_cross_attention_matches_torch_per_head_weights():
+    E, h = 12, 3
+    mha_t = _random_twin(torch.nn.MultiheadAttention(E, h, batch_first=True).double(), seed=1)
+    ours = YourMultiheadAttention(E, h, MINE)
+    ours.load_state_dict({k: v.numpy() for k, v in mha_t.state_dict().items()})
+    rng = np.random.default_rng(8)
+    q, k, v = rng.standard_normal((2, 4, E)), rng.standard_normal((2, 7, E)), rng.standard_normal((2, 7, E))
+    tensors = [torch.tensor(a, requires_grad=True) for a in (q, k, v)]
+    out_t, w_t = mha_t(*tensors, average_attn_weights=False)
+    out, w = ours.forward(q, k, v, average_attn_weights=False)
+    g = rng.standard_normal(out.shape)
+    out_t.backward(torch.tensor(g))
+    grads = ours.backward(g)
+    assert np.max(np.abs(out - out_t.detach().numpy())) < 1e-12 and np.max(np.abs(w - w_t.detach().numpy())) < 1e-12
+    for ours_g, t in zip(grads, tensors):
+        assert np.max(np.abs(ours_g - t.grad.numpy())) < 1e-12
+    params = dict(ours.named_parameters())
+    for name, p in mha_t.named_parameters():
+        assert np.max(np.abs(params[name].grad - p.grad.numpy())) < 1e-12, name
+    assert ours.forward(q, k, v, need_weights=False)[1] is None
+    assert ours.forward(q, k, v)[1].shape == (2, 4, 7)  # averaged over the heads, as torch
+
+
+def test_layer_norm_module_matches_torch():
+    ln_t = _random_twin(torch.nn.LayerNorm(10).double(), seed=2)
+    report = compare(YourLayerNorm(10, MINE), ln_t, np.random.default_rng(9).standard_normal((3, 4, 10)) * 3 + 1)
+    assert report.ok(), report
+    with pytest.raises(ValueError, match=r"\(\.\.\., 10\)"):
+        YourLayerNorm(10, MINE).forward(np.zeros((2, 9)))
+
+
+def test_a_wrong_piece_shows_in_the_block():
+    """The block really runs on its pieces: the typical wrong attention backward breaks the block's gradients."""
+    wrong = Pieces(**{**vars(MINE), "attention_backward": REGISTRY["ch8.attention_backward"].wrong})
+    twin = _random_twin(torch.nn.TransformerEncoderLayer(16, 4, 32, dropout=0.0, batch_first=True, norm_first=True),
+                        seed=3)
+    report = compare(YourTransformerBlock(16, 4, 32, wrong), twin, np.random.default_rng(1).standard_normal((3, 6, 16)))
+    assert not report.ok()
+
+
+def test_recall_transformer_on_the_learners_pieces_trains_as_its_torch_twin():
+    dlcourse.manual_seed(0)
+    library = RecallTransformer(d_model=16, nhead=2, num_layers=1, dim_feedforward=32)
+    dlcourse.manual_seed(0)
+    mine = YourRecallTransformer(MINE, d_model=16, nhead=2, num_layers=1, dim_feedforward=32)
+    assert list(mine.state_dict()) == list(library.state_dict())
+    assert all(np.array_equal(a, b) for a, b in zip(mine.state_dict().values(), library.state_dict().values()))
+    twin = torch_twin(mine)
+    x, y = make_associative_recall(256, 3, seed=1)
+    losses, _ = train_recall(mine, x, y, 16, lr=3e-3, progress=False)
+    losses_t, _ = train_recall(twin, x, y, 16, lr=3e-3, progress=False)
+    assert np.max(np.abs(losses[:6] - losses_t[:6])) < 1e-4
+    assert losses[-4:].mean() < losses[:4].mean() - 0.1  # it learns
+
+
+def test_pieces_refuse_what_is_not_a_function():
+    with pytest.raises(TypeError, match="layer_norm"):
+        Pieces(*list(vars(MINE).values())[:4], "not a function", my_layer_norm_backward)
+
+
+# -- the checks reject the mistakes they exist to catch --------------------------------------------------------------
+def _softmax_attention(shift):
+    def attention(Q, K, V, mask=None):
+        scores = Q @ np.swapaxes(K, -1, -2) / np.sqrt(Q.shape[-1])
+        if mask is not None:
+            scores = np.where(mask, scores, -np.inf)
+        with np.errstate(all="ignore"):
+            e = np.exp(shift(scores))
+            weights = e / e.sum(axis=-1, keepdims=True)
+        return weights @ V, weights
+    return attention
+
+
+@pytest.mark.parametrize("shift", [
+    lambda s: s,  # no shift
+    lambda s: s - s.max(),  # one global maximum
+    lambda s: s - np.where(np.isfinite(s), s, 0).mean(axis=-1, keepdims=True),  # the row mean
+    lambda s: s - np.where(np.isfinite(s), s, np.inf).min(axis=-1, keepdims=True),  # the row minimum
+], ids=["no shift", "global max", "row mean", "row min"])
+def test_attention_forward_check_needs_each_rows_own_maximum(shift, capsys):
+    assert not check("ch8.attention_forward", _softmax_attention(shift))
+    assert "NaN or inf" in capsys.readouterr().out
+    assert check("ch8.attention_forward", _softmax_attention(lambda s: s - s.max(axis=-1, keepdims=True)))
+
+
+@pytest.mark.parametrize("wrong", [
+    lambda x, w, b, eps: (x - x.mean(-1, keepdims=True)) / (x.std(-1, keepdims=True) + eps) * w + b,
+    lambda x, w, b, eps: (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True, ddof=1) + eps) * w + b,
+    lambda x, w, b, eps: (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True)) * w + b,
+    lambda x, w, b, eps: (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + eps) * w,
+], ids=["eps outside the root", "unbiased variance", "no eps", "no bias"])
+def test_layer_norm_check_rejects_typical_mistakes(wrong, capsys):
+    assert not check("ch8.layer_norm", wrong)
+
+
+# -- the notebook: the capstone runs on what use() returned, the learner's gradcheck comes first ----------------------
+def _code():
+    return [c for c in nbformat.read(NOTEBOOK, as_version=4).cells if c.cell_type == "code"]
+
+
+def test_notebook_trains_the_learners_block():
+    cells = _code()
+    sources = "\n".join(c.source for c in cells)
+    assert "Pieces(attention_forward, attention_backward, split_heads, merge_heads, layer_norm, layer_norm_backward)" \
+        in sources
+    for name in ("attention_forward", "attention_backward", "split_heads", "merge_heads", "layer_norm",
+                 "layer_norm_backward"):
+        assert f'{name} = use("ch8.{name}", {name})' in sources, name
+    assert "model_np = YourRecallTransformer(pieces)" in sources
+    assert "transformer = YourRecallTransformer(pieces)" in sources
+    assert "RecallTransformer()" not in sources  # no library transformer stands in for the learner's
+
+
+def test_learners_gradcheck_comes_before_the_torch_comparison():
+    sources = [c.source for c in _code()]
+    grad = next(i for i, s in enumerate(sources) if "dlcourse.gradcheck(" in s)
+    torch_cmp = next(i for i, s in enumerate(sources) if "grads_yours = attention_backward(" in s)
+    used = next(i for i, s in enumerate(sources) if 'attention_backward = use("ch8.attention_backward"' in s)
+    assert used < grad < torch_cmp
+
+
+def test_end_of_chapter_exercises_are_tagged():
+    for cell in _code():
+        if cell.source.startswith("def my_"):
+            assert "exercise" in cell.metadata.get("tags", []), cell.source[:40]
