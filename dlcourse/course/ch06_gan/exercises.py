@@ -79,7 +79,8 @@ def _d_loss_cases():
     return [(_logits(rng, 8), _logits(rng, 8)),
             (_logits(rng, 5) + 4, _logits(rng, 12) - 4),                           # a confident D, halves of 5 and 12
             (np.zeros((4, 1)), np.zeros((4, 1))),                                 # D cannot tell: log 4
-            (np.array([[40.0], [-40.0]]), np.array([[-40.0], [40.0], [0.0]]))]   # large logits: stay finite
+            (np.array([[40.0], [-40.0]]), np.array([[-40.0], [40.0], [0.0]])),   # large logits: stay finite
+            (np.array([[1000.0], [-1000.0]]), np.array([[-1000.0], [1000.0]]))]  # np.exp(1000) overflows
 
 
 def _d_loss_one_sign(logits_real, logits_fake):
@@ -110,7 +111,8 @@ def discriminator_loss(logits_real, logits_fake):
 
 def _g_loss_cases():
     rng = _rng()
-    return [(_logits(rng, 10),), (_logits(rng, 6) - 5,), (np.zeros((1, 1)),), (np.array([[-50.0], [50.0]]),)]
+    return [(_logits(rng, 10),), (_logits(rng, 6) - 5,), (np.zeros((1, 1)),), (np.array([[-50.0], [50.0]]),),
+            (np.array([[-1000.0], [1000.0], [3.0]]),)]  # np.exp(1000) overflows
 
 
 def _saturating(logits_fake):
