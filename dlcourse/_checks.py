@@ -22,7 +22,7 @@ def as_array(x, name: str = "input") -> np.ndarray:
     if type(x) is np.ndarray and x.dtype.kind == "f":  # the common case, on every layer call: nothing to do
         return x
     if hasattr(x, "detach") and hasattr(x, "numpy"):  # a torch tensor
-        x = x.detach().cpu().numpy()
+        x = to_numpy(x, name)
     try:
         arr = np.asarray(x)
     except Exception as err:  # pragma: no cover - exotic objects
@@ -76,8 +76,19 @@ def check_finite(x: np.ndarray, name: str) -> None:
                                   "whose weights have diverged)")
 
 
-def to_numpy(x) -> np.ndarray:
-    """A NumPy view of an array or a torch tensor (moved to the CPU if needed)."""
+def to_numpy(x, name: str = "input") -> np.ndarray:
+    """A NumPy view of an array or a torch tensor (moved to the CPU if needed).
+
+    A floating tensor of a dtype NumPy lacks (bfloat16, the float8 kinds) comes as float32, which holds
+    its values exactly; any other tensor NumPy cannot hold is a TypeError naming ``name`` and the dtype.
+    """
     if hasattr(x, "detach"):
-        return x.detach().cpu().numpy()
+        t = x.detach().cpu()
+        try:
+            return t.numpy()
+        except TypeError as err:
+            if t.is_floating_point() and t.element_size() <= 2:
+                return t.float().numpy()
+            raise TypeError(f"{name}: NumPy has no dtype for a torch tensor of dtype {t.dtype}; convert it first "
+                            "(tensor.float() or tensor.double())") from err
     return np.asarray(x)

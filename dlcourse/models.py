@@ -14,6 +14,9 @@ layer by layer, weight before bias, exactly as the layers' own constructors do.
 
 from __future__ import annotations
 
+import copy
+import inspect
+
 import numpy as np
 
 ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid", "gelu")
@@ -25,8 +28,10 @@ def mlp(in_features: int, hidden_sizes, out_features: int, *, activation="relu",
     """A ``Sequential`` MLP: (N, in_features) -> (N, out_features).
 
     ``hidden_sizes``: one or more positive widths, e.g. ``(128,)`` or ``(32, 32)``.
-    ``activation``: a name in :data:`ACTIVATIONS` (``negative_slope`` for ``'leaky_relu'``) or a
-    zero-argument callable returning a module of the chosen library (``nn.Tanh``).
+    ``activation``: a name in :data:`ACTIVATIONS` (``negative_slope`` for ``'leaky_relu'``), a
+    zero-argument callable returning a module of the chosen library (``nn.Tanh``), or such a module
+    itself (``nn.Tanh()``, ``nn.LeakyReLU(0.2)``), copied once per hidden layer.
+    Sizes are integers, as ``torch.nn.Linear`` requires (``12.5`` is a TypeError, not width 12).
     ``dropout`` (0 <= p < 1) adds ``Dropout(p)`` after each hidden activation.
     ``dtype`` (NumPy library: the parameters' dtype; torch: float32 or float64).
     """
@@ -49,26 +54,51 @@ def mlp(in_features: int, hidden_sizes, out_features: int, *, activation="relu",
     return model
 
 
+def _is_module(obj) -> bool:
+    """A module instance of either library (``nn.Tanh()``), not a class or a factory function."""
+    return not inspect.isclass(obj) and hasattr(obj, "forward") and hasattr(obj, "parameters")
+
+
 def _activation(lib, activation, negative_slope):
+    if _is_module(activation):
+        return copy.deepcopy(activation)  # one module per layer: a layer's forward cache is its own
     if callable(activation):
-        return activation()
+        module = activation()
+        if not isinstance(module, lib.Module):
+            raise TypeError(f"mlp: expected activation() to return a {lib.__name__}.Module, got "
+                            f"{type(module).__module__}.{type(module).__name__}")
+        return module
     if activation == "leaky_relu":
         return lib.LeakyReLU(negative_slope)
     return getattr(lib, _CLASS_NAMES[activation])()
 
 
+def _check_int(value, what: str) -> int:
+    """An integer size, or torch's TypeError (``torch.nn.Linear(2, 12.5)`` refuses 12.5, as does this)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"mlp: expected {what} to be an integer, got {type(value).__name__} {value!r}")
+    return int(value)
+
+
 def _check(in_features, hidden_sizes, out_features, activation, dropout, library):
     if library not in ("numpy", "torch"):
         raise ValueError(f"mlp: expected library 'numpy' or 'torch', got {library!r}")
-    if isinstance(hidden_sizes, (int, np.integer)):
+    in_features = _check_int(in_features, "in_features")
+    out_features = _check_int(out_features, "out_features")
+    if isinstance(hidden_sizes, (int, np.integer, float, np.floating)):
         hidden_sizes = (hidden_sizes,)
-    hidden_sizes = tuple(int(h) for h in hidden_sizes)
+    hidden_sizes = tuple(_check_int(h, f"hidden size {k}") for k, h in enumerate(hidden_sizes))
     if not hidden_sizes or min(hidden_sizes) <= 0:
         raise ValueError(f"mlp: expected one or more positive hidden sizes, got {hidden_sizes}")
-    if int(in_features) <= 0 or int(out_features) <= 0:
+    if in_features <= 0 or out_features <= 0:
         raise ValueError(f"mlp: expected positive in_features and out_features, got {in_features} and {out_features}")
-    if not (callable(activation) or activation in ACTIVATIONS):
-        raise ValueError(f"mlp: expected an activation in {ACTIVATIONS} or a callable returning a module, "
+    if _is_module(activation):
+        kind = "torch" if type(activation).__module__.split(".")[0] == "torch" else "numpy"
+        if kind != library:
+            raise TypeError(f"mlp(library={library!r}): expected an activation module of that library, got "
+                            f"{type(activation).__module__}.{type(activation).__name__}")
+    elif not (callable(activation) or (isinstance(activation, str) and activation in ACTIVATIONS)):
+        raise ValueError(f"mlp: expected an activation in {ACTIVATIONS}, a module or a callable returning a module, "
                          f"got {activation!r}")
     if not 0 <= dropout < 1:
         raise ValueError(f"mlp: expected 0 <= dropout < 1, got {dropout}")

@@ -204,11 +204,19 @@ def predict_proba(model: Module, x, batch_size: int = 256) -> np.ndarray:
     return softmax(predict_logits(model, x, batch_size).astype(np.float64), dim=1)
 
 
-def evaluate(model: Module, x, y, batch_size: int = 256) -> tuple[float, float]:
-    """(mean cross-entropy, accuracy) of ``model`` on (x, y), in eval mode, with no update."""
+def evaluate(model: Module, x, y, batch_size: int = 256, criterion=None) -> tuple[float, float]:
+    """(loss, accuracy) of ``model`` on (x, y), in eval mode, with no update.
+
+    ``criterion``: a dlcourse loss (default ``CrossEntropyLoss()``), applied to the whole set's outputs
+    in float64. The accuracy is NaN unless the outputs are class scores (N, C) and y integer labels (N,).
+    """
+    x, y = _as_data(x, "x", "evaluate"), _as_data(y, "y", "evaluate")
+    if len(x) == 0 or len(x) != len(y):
+        raise ValueError(f"evaluate: expected as many labels as inputs, at least one, got {len(x)} inputs and "
+                         f"{len(y)} labels")
     logits = predict_logits(model, x, batch_size)
-    loss = CrossEntropyLoss().forward(logits.astype(np.float64), np.asarray(y))
-    return loss, accuracy(logits, y)
+    loss = (CrossEntropyLoss() if criterion is None else criterion).forward(logits.astype(np.float64), y)
+    return float(loss), (accuracy(logits, y) if criterion is None or _is_classification(logits, y) else math.nan)
 
 
 class _NoBar:
@@ -280,6 +288,7 @@ class _Data:
             self.x, self.y, self.n = x, None, None
             self.steps_per_epoch = len(x) if hasattr(x, "__len__") else None
             return
+        x, y = _as_data(x, "x", where), _as_data(y, "y", where)
         if len(x) != len(y):
             raise ValueError(f"{where}: expected as many labels as inputs, got {len(x)} inputs and {len(y)} labels")
         if len(x) == 0:
@@ -318,6 +327,13 @@ def check_data_finite(arr, name: str, where: str = "fit") -> None:
 
 def _check_fit_args(where, num_epochs, batch_size, scheduler_step, early_stopping, val_data, on_divergence,
                     max_steps):
+    """Every argument that can be checked before training, checked; returns val_data as (x_val, y_val) arrays."""
+    for name, value in (("num_epochs", num_epochs), ("batch_size", batch_size), ("max_steps", max_steps)):
+        if value is None and name == "max_steps":
+            continue
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f"{where}: expected {name} to be an integer, got {type(value).__name__} {value!r}"
+                            + (f" (e.g. {name}={int(value)} or math.ceil)" if isinstance(value, float) else ""))
     if num_epochs < 1 or batch_size < 1:
         raise ValueError(f"{where}: expected num_epochs >= 1 and batch_size >= 1, got {num_epochs} and {batch_size}")
     if scheduler_step not in ("batch", "epoch"):
@@ -328,8 +344,63 @@ def _check_fit_args(where, num_epochs, batch_size, scheduler_step, early_stoppin
         raise ValueError(f"{where}: on_divergence must be one of {ON_DIVERGENCE}, got {on_divergence!r}")
     if max_steps is not None and max_steps < 1:
         raise ValueError(f"{where}: expected max_steps >= 1 (or None), got {max_steps}")
-    if val_data is not None:
-        check_data_finite(val_data[0], "x of val_data", where)
+    if val_data is None:
+        return None
+    if not isinstance(val_data, (tuple, list)) or len(val_data) != 2:
+        shown = f"a {type(val_data).__name__} of {len(val_data)}" if isinstance(val_data, (tuple, list)) else \
+            type(val_data).__name__
+        raise ValueError(f"{where}: expected val_data=(x_val, y_val), a pair of arrays, got {shown}")
+    x_val, y_val = _as_data(val_data[0], "x of val_data", where), _as_data(val_data[1], "y of val_data", where)
+    if len(x_val) != len(y_val):
+        raise ValueError(f"{where}: expected as many labels as inputs in val_data, got {len(x_val)} inputs and "
+                         f"{len(y_val)} labels")
+    if len(x_val) == 0:
+        raise ValueError(f"{where}: expected a non-empty val_data, got 0 samples")
+    check_data_finite(x_val, "x of val_data", where)
+    return x_val, y_val
+
+
+def _as_data(a, name: str, where: str):
+    """Arrays and tensors as they are; a list or tuple as a NumPy array (``x[index_array]`` needs an array)."""
+    if isinstance(a, (list, tuple)):
+        try:
+            return np.asarray(a)
+        except ValueError as err:
+            raise ValueError(f"{where}: expected {name} as an array (or a list of equal-length rows), got a ragged "
+                             f"{type(a).__name__}") from err
+    if not hasattr(a, "__len__") or not hasattr(a, "shape"):
+        raise TypeError(f"{where}: expected {name} as an array, got {type(a).__name__}")
+    return a
+
+
+def _probe(where, what, predict_fn, evaluate_fn, x, y, criterion):
+    """Validation on the first 2 samples of (x, y) before training starts, so that a wrong val_data (or labels,
+    or a criterion that does not fit the outputs) fails now, not after an epoch; then, for cross-entropy, every
+    integer label in range of the model's classes. Changes nothing (eval mode, no gradient, no update; the
+    package's random generator is put back). A NaN/inf loss is left to the loop, which reports divergence."""
+    from .random import get_rng
+    rng_state = get_rng().bit_generator.state
+    try:
+        out = predict_fn(x[:2])
+        evaluate_fn(x[:2], y[:2])
+    except (NonFiniteLossError, FloatingPointError):
+        return
+    except Exception as err:  # noqa: BLE001 - any failure here is reported with what was checked
+        raise ValueError(f"{where}: {what} does not fit the model and the criterion (checked on its first samples, "
+                         f"before training): {type(err).__name__}: {err}") from err
+    finally:
+        get_rng().bit_generator.state = rng_state
+    if criterion is not None and type(criterion).__name__ != "CrossEntropyLoss":
+        return
+    labels = y.detach().cpu().numpy() if hasattr(y, "detach") else np.asarray(y)
+    if np.ndim(out) < 2 or labels.ndim != 1 or labels.dtype.kind not in "iu":
+        return
+    c, ignore = out.shape[1], getattr(criterion, "ignore_index", -100)
+    bad = ((labels < 0) | (labels >= c)) & (labels != ignore)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"{where}: {what} has label {int(labels[i])} at index {i}, out of range for the model's "
+                         f"{c} outputs (labels must be in [0, {c - 1}]); checked before training")
 
 
 def _run(trainer, model, optimizer, *, num_epochs, scheduler, scheduler_step, early_stopping, val_fn, on_step,
@@ -345,47 +416,56 @@ def _run(trainer, model, optimizer, *, num_epochs, scheduler, scheduler_step, ea
     model.train()
     step, epoch = 0, 0
     try:
-        for epoch in range(1, num_epochs + 1):
-            t0 = time.perf_counter()
-            first_step = step + 1
-            trainer.start_epoch(first_step)
-            asked_to_stop = out_of_steps = False
-            for batch in trainer.data.epoch(rng):
-                step += 1
-                loss = trainer.step(batch, step, rng)
-                history.steps = step
-                if scheduler is not None and scheduler_step == "batch":
+        try:
+            for epoch in range(1, num_epochs + 1):
+                t0 = time.perf_counter()
+                first_step = step + 1
+                trainer.start_epoch(first_step)
+                asked_to_stop = out_of_steps = False
+                for batch in trainer.data.epoch(rng):
+                    step += 1
+                    loss = trainer.step(batch, step, rng)
+                    history.steps = step
+                    if scheduler is not None and scheduler_step == "batch":
+                        scheduler.step()
+                    bar.update(1)
+                    if on_step is not None and on_step(step, loss) is True:
+                        asked_to_stop = True
+                    out_of_steps = max_steps is not None and step >= max_steps
+                    if asked_to_stop or out_of_steps:
+                        break
+                if step == first_step - 1:  # a loader with nothing (more) to give: a one-shot iterator ran out
+                    if epoch == 1:
+                        raise ValueError(f"{trainer.data.where}: the loader yielded no batches")
+                    break
+                train_loss, train_acc = trainer.end_epoch()  # fit_torch: the epoch's one device sync
+                seconds = time.perf_counter() - t0
+                if scheduler is not None and scheduler_step == "epoch":
                     scheduler.step()
-                bar.update(1)
-                if on_step is not None and on_step(step, loss) is True:
+                val = val_fn() if val_fn is not None else (math.nan, math.nan)
+                _end_epoch(history, seconds, train_loss, train_acc, optimizer.param_groups[0]["lr"], val, bar)
+                if on_epoch is not None and on_epoch(epoch, history) is True:
                     asked_to_stop = True
-                out_of_steps = max_steps is not None and step >= max_steps
+                if early_stopping is not None and early_stopping.update(epoch, _monitored(history, early_stopping),
+                                                                         model):
+                    asked_to_stop = True
+                if asked_to_stop:
+                    history.stopped_early = True
                 if asked_to_stop or out_of_steps:
                     break
-            if step == first_step - 1:  # a loader with nothing (more) to give: a one-shot iterator ran out
-                if epoch == 1:
-                    raise ValueError(f"{trainer.data.where}: the loader yielded no batches")
-                break
-            train_loss, train_acc = trainer.end_epoch()  # fit_torch: the epoch's one device sync
-            seconds = time.perf_counter() - t0
-            if scheduler is not None and scheduler_step == "epoch":
-                scheduler.step()
-            val = val_fn() if val_fn is not None else (math.nan, math.nan)
-            _end_epoch(history, seconds, train_loss, train_acc, optimizer.param_groups[0]["lr"], val, bar)
-            if on_epoch is not None and on_epoch(epoch, history) is True:
-                asked_to_stop = True
-            if early_stopping is not None and early_stopping.update(epoch, _monitored(history, early_stopping),
-                                                                     model):
-                asked_to_stop = True
-            if asked_to_stop:
-                history.stopped_early = True
-            if asked_to_stop or out_of_steps:
-                break
-    except _Diverged as d:
-        history.diverged_at = d.step
-        if on_divergence == "raise":
-            raise TrainingDivergedError(f"training diverged at epoch {epoch}, step {d.step}: {d.reason} "
-                                        "(try a smaller learning rate)", d.step, d.loss) from None
+        except _Diverged as d:
+            history.diverged_at = d.step
+            if on_divergence == "raise":
+                raise TrainingDivergedError(f"training diverged at epoch {epoch}, step {d.step}: {d.reason} "
+                                            "(try a smaller learning rate)", d.step, d.loss) from None
+    except BaseException as err:  # a loader's OSError, a hook's error, Ctrl-C, TrainingDivergedError, ...
+        # The run keeps what it learned: the History of the epochs done rides on the exception, and with early
+        # stopping the model gets the best epoch's weights back, as at a normal end.
+        with contextlib.suppress(Exception):
+            _restore_best(model, history, early_stopping)
+        with contextlib.suppress(AttributeError, TypeError):
+            err.history = history
+        raise
     finally:
         bar.close()
     _restore_best(model, history, early_stopping)
@@ -465,12 +545,19 @@ def fit(model: Module, optimizer, x, y=None, *, num_epochs: int, batch_size: int
     :class:`TrainingDivergedError` naming the epoch and step; ``'stop'`` returns with
     ``history.diverged_at`` set. A diverged step updates nothing.
     """
-    _check_fit_args("fit", num_epochs, batch_size, scheduler_step, early_stopping, val_data, on_divergence,
-                    max_steps)
+    val_data = _check_fit_args("fit", num_epochs, batch_size, scheduler_step, early_stopping, val_data, on_divergence,
+                               max_steps)
     data = _Data(x, y, batch_size, shuffle, "fit")
     trainer = _NumpyTrainer(model, optimizer, CrossEntropyLoss() if criterion is None else criterion, data, augment,
                             divergence)
-    val_fn = (lambda: evaluate(model, *val_data)) if val_data is not None else None
+    predict = lambda xs: predict_logits(model, xs)  # noqa: E731
+    score = lambda xs, ys: evaluate(model, xs, ys, criterion=criterion)  # noqa: E731
+    if not data.loader:
+        _probe("fit", "the training data (x, y)", predict, score, data.x, data.y, criterion)
+    val_fn = None
+    if val_data is not None:
+        _probe("fit", "val_data", predict, score, *val_data, criterion)
+        val_fn = lambda: evaluate(model, *val_data, criterion=criterion)  # noqa: E731
     # The input is data: nobody needs dLoss/dInput, so backward skips it (as autograd does for a tensor
     # without requires_grad); the parameter gradients are the same. The model's own setting comes back after.
     with input_grad_mode(model, False) if isinstance(model, Module) else contextlib.nullcontext():
@@ -519,23 +606,46 @@ def _to_tensor(a, device, dtype=None):
     return t.to(device=device, dtype=dtype) if dtype is not None else t.to(device)
 
 
-def predict_logits_torch(model, x, batch_size: int = 1000, device: str = "cpu") -> np.ndarray:
-    """A torch model's outputs on ``x`` in eval mode, without autograd, as a NumPy array."""
+def _predict_torch(model, x, batch_size, device):
     import torch
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
             xt = _to_tensor(x, device)
-            return torch.cat([model(xt[i:i + batch_size]) for i in range(0, len(xt), batch_size)]).cpu().numpy()
+            return torch.cat([model(xt[i:i + batch_size]) for i in range(0, len(xt), batch_size)])
     finally:
         model.train(was_training)
 
 
-def evaluate_torch(model, x, y, batch_size: int = 1000, device: str = "cpu") -> tuple[float, float]:
-    """(mean cross-entropy, accuracy) of a torch model, in eval mode, without autograd."""
-    logits = predict_logits_torch(model, x, batch_size, device)
-    return CrossEntropyLoss().forward(logits.astype(np.float64), np.asarray(y)), accuracy(logits, y)
+def predict_logits_torch(model, x, batch_size: int = 1000, device: str = "cpu") -> np.ndarray:
+    """A torch model's outputs on ``x`` in eval mode, without autograd, as a NumPy array."""
+    return _predict_torch(model, x, batch_size, device).cpu().numpy()
+
+
+def evaluate_torch(model, x, y, batch_size: int = 1000, device: str = "cpu", criterion=None) -> tuple[float, float]:
+    """(loss, accuracy) of a torch model, in eval mode, without autograd.
+
+    ``criterion``: a torch loss, applied on ``device`` to the whole set's outputs (default: cross-entropy,
+    computed in float64 by dlcourse). The accuracy is NaN unless the outputs are class scores (N, C) and
+    y integer labels (N,).
+    """
+    import torch
+    x, y = _as_data(x, "x", "evaluate_torch"), _as_data(y, "y", "evaluate_torch")
+    if len(x) == 0 or len(x) != len(y):
+        raise ValueError(f"evaluate_torch: expected as many labels as inputs, at least one, got {len(x)} inputs and "
+                         f"{len(y)} labels")
+    out = _predict_torch(model, x, batch_size, device)
+    logits = out.cpu().numpy()
+    y_np = y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
+    if criterion is None:
+        return CrossEntropyLoss().forward(logits.astype(np.float64), y_np), accuracy(logits, y_np)
+    with torch.no_grad():
+        target = _to_tensor(y, device)
+        if target.is_floating_point():
+            target = target.to(out.dtype)
+        loss = float(criterion(out, target))
+    return loss, (accuracy(logits, y_np) if _is_classification(logits, y_np) else math.nan)
 
 
 class _TorchTrainer:
@@ -547,7 +657,7 @@ class _TorchTrainer:
         self.torch = torch
         self.model, self.optimizer, self.criterion, self.data, self.augment = model, optimizer, criterion, data, augment
         self.monitor, self.device, self.sync_each_step = _Monitor(rule), device, sync_each_step
-        self.sum_dtype = torch.float32 if str(device).startswith("mps") else torch.float64  # mps has no float64
+        self.sum_dtype = torch.float32 if torch.device(device).type == "mps" else torch.float64  # mps: no float64
         if not data.loader:  # whole sets go to the device once; batches are gathered there
             self.x_dev = _to_tensor(data.x, device) if augment is None else None
             self.y_dev = _to_tensor(np.asarray(data.y, dtype=np.int64) if np.asarray(data.y).dtype.kind in "iu"
@@ -618,12 +728,20 @@ def fit_torch(model, optimizer, x, y=None, *, num_epochs: int, batch_size: int =
     """
     import torch
 
-    _check_fit_args("fit_torch", num_epochs, batch_size, scheduler_step, early_stopping, val_data, on_divergence,
-                    max_steps)
+    val_data = _check_fit_args("fit_torch", num_epochs, batch_size, scheduler_step, early_stopping, val_data,
+                               on_divergence, max_steps)
     data = _Data(x, y, batch_size, shuffle, "fit_torch")
     trainer = _TorchTrainer(model, optimizer, torch.nn.CrossEntropyLoss() if criterion is None else criterion, data,
-                            augment, divergence, device, sync_each_step=str(device) == "cpu" or on_step is not None)
-    val_fn = (lambda: evaluate_torch(model, *val_data, device=device)) if val_data is not None else None
+                            augment, divergence, device,
+                            sync_each_step=torch.device(device).type == "cpu" or on_step is not None)
+    predict = lambda xs: predict_logits_torch(model, xs, device=device)  # noqa: E731
+    score = lambda xs, ys: evaluate_torch(model, xs, ys, device=device, criterion=criterion)  # noqa: E731
+    if not data.loader:
+        _probe("fit_torch", "the training data (x, y)", predict, score, data.x, data.y, criterion)
+    val_fn = None
+    if val_data is not None:
+        _probe("fit_torch", "val_data", predict, score, *val_data, criterion)
+        val_fn = lambda: evaluate_torch(model, *val_data, device=device, criterion=criterion)  # noqa: E731
     return _run(trainer, model, optimizer, num_epochs=num_epochs, scheduler=scheduler, scheduler_step=scheduler_step,
                 early_stopping=early_stopping, val_fn=val_fn, on_step=on_step, on_epoch=on_epoch,
                 max_steps=max_steps, on_divergence=on_divergence, seed=seed, progress=progress, desc=desc)

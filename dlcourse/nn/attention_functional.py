@@ -73,7 +73,12 @@ def _check_mask(attn_mask, target_shape, where):
 
 
 def masked_softmax(scores: np.ndarray) -> np.ndarray:
-    """Softmax over the last axis, in place on ``scores``; rows that are all -inf give all zeros, not NaN."""
+    """Softmax over the last axis, in place on ``scores``; rows that are all -inf give all zeros, not NaN.
+
+    With no keys at all (S = 0) the weights are empty (..., L, 0) and the output of ``weights @ value``
+    is all zeros, as PyTorch returns."""
+    if scores.shape[-1] == 0:
+        return scores
     row_max = scores.max(axis=-1, keepdims=True)
     fully_masked = np.isneginf(row_max)
     if fully_masked.any():

@@ -186,10 +186,21 @@ def cross_entropy(logits, target, reduction="mean", weight=None, ignore_index=-1
 
     ``target``: integer labels (N, d1, ...) / () or class probabilities (the shape of ``logits``);
     ``weight`` (C,), ``ignore_index`` and ``label_smoothing`` as in PyTorch (see ``_class_targets``).
+
+    A logit of -inf masks its class out: a class with target weight 0 contributes 0, never 0 x -inf
+    (PyTorch's answer for labels, e.g. 1.7201 on [[0, -inf, 1], [2, 0, -inf]] with labels [0, 1]; for
+    class probabilities PyTorch returns nan there, this returns the same finite value). A -inf logit
+    on a class the target does weigh (the label itself, or any class under label smoothing) gives inf.
     """
     logits, target, unbatched = _batched(logits, target)
     q, divisor = _class_targets(logits, target, weight, ignore_index, label_smoothing)
-    losses = -(q * log_softmax(logits, dim=1)).sum(axis=1)
+    log_p = log_softmax(logits, dim=1)
+    if np.isneginf(logits).any():  # masked classes: 0 x -inf is 0 here (the loss only reads the weighed ones)
+        with np.errstate(invalid="ignore"):
+            terms = np.where(q == 0, 0.0, q * log_p)
+    else:
+        terms = q * log_p
+    losses = -terms.sum(axis=1)
     if reduction == "mean":
         return losses.sum() / divisor
     out = _reduce(losses, reduction)

@@ -126,6 +126,8 @@ class CrossEntropyLoss(_Loss):
     the target with the uniform distribution: (1 - s) target + s / C.
     dL/dlogits = softmax(logits) - onehot(target), divided by N for the mean (weighted: see
     ``functional._class_targets``). Caches the logits and the target.
+    A logit of -inf masks its class (as in attention); NaN or +inf means the model has diverged, and so
+    does an infinite loss (-inf on the label's own class), each a :class:`NonFiniteLossError`.
     """
 
     def __init__(self, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
@@ -168,6 +170,19 @@ class CrossEntropyLoss(_Loss):
     def _options(self):
         return dict(weight=self.weight, ignore_index=self.ignore_index, label_smoothing=self.label_smoothing)
 
+    def _check_pred(self, pred):
+        """As for every loss, except that -inf is a logit, not divergence: it masks a class out."""
+        pred = as_array(pred, "CrossEntropyLoss prediction")
+        if pred.ndim and pred.shape[0] == 0:
+            raise ValueError(f"CrossEntropyLoss: expected a non-empty batch, got prediction shape {pred.shape}")
+        if not np.isfinite(pred).all():
+            bad = np.isnan(pred) | np.isposinf(pred)
+            if bad.any():
+                raise NonFiniteLossError(
+                    f"CrossEntropyLoss: the prediction contains {int(bad.sum())} NaN/+inf value(s) - the model has "
+                    "diverged (try a smaller learning rate) or its input contains NaN")
+        return pred
+
     def forward(self, input, target):
         pred = self._check_pred(input)
         if pred.ndim == 0:
@@ -179,7 +194,13 @@ class CrossEntropyLoss(_Loss):
                              f"got {self.weight.shape}")
         target = self._check_target(pred, target)
         self._pred, self._target = pred, target
-        return self._finish(F.cross_entropy(pred, target, self.reduction, **self._options()))
+        loss = F.cross_entropy(pred, target, self.reduction, **self._options())
+        if not np.all(np.isfinite(loss)) and np.isneginf(pred).any():
+            raise NonFiniteLossError(
+                "CrossEntropyLoss: the loss is inf because a class the target weighs has logit -inf (masked out: "
+                "the label's own class, a row masked entirely, or any class under label smoothing); PyTorch gives "
+                "inf or nan here. Mask only classes the target gives weight 0")
+        return self._finish(loss)
 
     def backward(self, grad=None):
         self._grad_scale(grad)

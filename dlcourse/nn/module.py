@@ -23,7 +23,7 @@ arithmetic. :func:`input_grad_mode` sets the flag for the duration of a ``with``
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import OrderedDict, namedtuple
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -128,8 +128,21 @@ class Module:
     def eval(self) -> "Module":
         return self.train(False)
 
-    def to(self, dtype) -> "Module":
-        """Cast every parameter and floating buffer to ``dtype`` (``np.float32``/``np.float64``)."""
+    def to(self, *args, **kwargs) -> "Module":
+        """Cast every parameter, gradient and floating buffer, as ``torch.nn.Module.to``; returns the module.
+
+        Takes what torch takes: ``to(dtype)``, ``to(device)``, ``to(device, dtype)``, ``to(tensor)`` and the
+        keywords ``device``, ``dtype``, ``non_blocking``, ``memory_format`` (the last two change nothing for
+        NumPy). A dtype is a NumPy one (``np.float64``, ``"float32"``) or a torch one (``torch.float64``);
+        integer and bool dtypes are refused as in PyTorch ("only accepts floating point ..."), and so are
+        complex ones (dlcourse computes in real numbers). A device is ``"cpu"``, ``"cpu:0"`` or
+        ``torch.device("cpu")``: dlcourse's arrays live in NumPy, on the CPU, so any other device is a
+        ValueError (use the torch twin there). Integer buffers (``num_batches_tracked``) keep their dtype.
+        """
+        device, dtype = _to_arguments(args, kwargs)
+        _check_cpu(device)
+        if dtype is None:
+            return self
         for p in self.parameters():
             p.data = p.data.astype(dtype)
             p.grad = None if p.grad is None else p.grad.astype(dtype)
@@ -139,6 +152,10 @@ class Module:
                 if isinstance(value, np.ndarray) and np.issubdtype(value.dtype, np.floating):
                     mod._buffers[name] = value.astype(dtype)
                     object.__setattr__(mod, name, mod._buffers[name])
+        return self
+
+    def cpu(self) -> "Module":
+        """The module itself: its arrays are NumPy arrays, always on the CPU (as ``torch.nn.Module.cpu``)."""
         return self
 
     def double(self) -> "Module":
@@ -159,22 +176,32 @@ class Module:
                 state[f"{mod_name}.{name}" if mod_name else name] = np.array(value, copy=True)
         return state
 
-    def load_state_dict(self, state_dict, strict: bool = True) -> "Module":
-        """Load arrays (NumPy or torch tensors) by name; each takes the incoming dtype.
+    def load_state_dict(self, state_dict, strict: bool = True):
+        """Load arrays (NumPy, torch tensors or lists) by name, as ``torch.nn.Module.load_state_dict``.
 
-        Shapes must match exactly; with ``strict`` the set of names must match too.
+        Shapes must match exactly. ``strict=True`` (the default): the names must match too, else a
+        ValueError names the missing and the unexpected keys; returns the module itself (so
+        ``model = Net().load_state_dict(sd)`` reads in one line; PyTorch returns an empty
+        ``_IncompatibleKeys`` here). ``strict=False``: loads the keys both sides have and returns
+        ``_IncompatibleKeys(missing_keys, unexpected_keys)``, as PyTorch does.
+
+        Dtypes: a floating array replaces a floating parameter or buffer with its own dtype (so a float64
+        torch state dict makes the model float64 and comparisons are exact). Where the kinds differ it is
+        cast into the existing dtype, as PyTorch's copy does: integer lists into float parameters or
+        BatchNorm's running statistics, a whole float into ``num_batches_tracked``. A bfloat16 tensor (NumPy
+        has no bfloat16) is cast into the parameter's dtype too, exactly, via float32.
         """
-        incoming = _incoming_state(state_dict)
+        incoming, exotic = _incoming_state(state_dict)
         own = {}
         for mod_name, mod in self.named_modules():
             for name in list(mod._parameters) + list(mod._buffers):
                 own[f"{mod_name}.{name}" if mod_name else name] = (mod, name)
-        if strict:
-            missing = sorted(set(own) - set(incoming))
-            unexpected = sorted(set(incoming) - set(own))
-            if missing or unexpected:
-                raise ValueError(f"load_state_dict: expected keys {sorted(own)}, "
-                                 f"missing {missing}, unexpected {unexpected}")
+        missing = [key for key in own if key not in incoming]
+        unexpected = [key for key in incoming if key not in own]
+        if strict and (missing or unexpected):
+            raise ValueError(f"load_state_dict: the keys do not match: missing {missing}, unexpected {unexpected} "
+                             f"(expected keys {list(own)}; strict=False loads the keys both have and returns the "
+                             "others)")
         for key, value in incoming.items():
             if key not in own:
                 continue
@@ -184,7 +211,7 @@ class Module:
                 if p.data.shape != value.shape:
                     raise ValueError(f"load_state_dict: '{key}' expected shape {p.data.shape}, "
                                      f"got {value.shape}")
-                if not np.issubdtype(value.dtype, np.floating):  # integer weights: the parameter's float dtype
+                if key in exotic or not np.issubdtype(value.dtype, np.floating):  # into the parameter's dtype
                     value = value.astype(p.data.dtype)
                 p.data = np.array(value, copy=True)
                 p.grad = None
@@ -193,10 +220,12 @@ class Module:
                 if np.shape(old) != value.shape:
                     raise ValueError(f"load_state_dict: buffer '{key}' expected shape {np.shape(old)}, "
                                      f"got {value.shape}")
-                new = np.array(value, copy=True)
+                new = _into_buffer(key, old, value, key in exotic)
                 mod._buffers[name] = new
                 object.__setattr__(mod, name, new)
-        return self
+        if strict:
+            return self
+        return _IncompatibleKeys(missing, unexpected)
 
     # -- printing -------------------------------------------------------------------------
     def extra_repr(self) -> str:
@@ -212,21 +241,122 @@ class Module:
         return lines[0] + ")"
 
 
-def _incoming_state(state_dict) -> dict:
-    """A state dict's arrays as NumPy, or a TypeError/ValueError that says what came instead."""
+class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
+    """What ``load_state_dict(..., strict=False)`` returns, as in PyTorch: the keys the model has and the
+    state dict lacks, and the keys the state dict has and the model lacks (lists of names)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        if not self.missing_keys and not self.unexpected_keys:
+            return "<All keys matched successfully>"
+        return super().__repr__()
+
+    __str__ = __repr__
+
+
+def _incoming_state(state_dict) -> tuple[dict, set]:
+    """A state dict's arrays as NumPy, and the keys of tensors NumPy had no dtype for (bfloat16: as float32);
+    or a TypeError/ValueError that says what came instead."""
     if isinstance(state_dict, Module) or (hasattr(state_dict, "state_dict") and callable(state_dict.state_dict)):
         raise TypeError(f"load_state_dict: expected a state dict (names -> arrays), got a model "
                         f"({type(state_dict).__module__}.{type(state_dict).__name__}); pass model.state_dict()")
     if not hasattr(state_dict, "items") or not hasattr(state_dict, "keys"):
         raise TypeError(f"load_state_dict: expected a state dict (a mapping of names to arrays, as "
                         f"model.state_dict() returns), got {type(state_dict).__name__}")
-    incoming = {}
+    incoming, exotic = {}, set()
     for key, value in state_dict.items():
-        arr = to_numpy(value)
+        arr = to_numpy(value, f"load_state_dict: '{key}'")
+        if hasattr(value, "dtype") and hasattr(value, "detach") and str(value.dtype) != f"torch.{arr.dtype}":
+            exotic.add(key)  # e.g. torch.bfloat16, which came as float32
         if arr.dtype == object or np.issubdtype(arr.dtype, np.complexfloating) or arr.dtype.kind in "USV":
             raise ValueError(f"load_state_dict: '{key}' expected a real numeric array, got dtype {arr.dtype}")
         incoming[key] = arr
-    return incoming
+    return incoming, exotic
+
+
+def _into_buffer(key: str, old, value: np.ndarray, exotic: bool) -> np.ndarray:
+    """The array a buffer holds after loading ``value``: its own dtype where the kinds differ (PyTorch's copy_)."""
+    if not isinstance(old, np.ndarray):
+        return np.array(value, copy=True)
+    old_float = np.issubdtype(old.dtype, np.floating)
+    new_float = np.issubdtype(value.dtype, np.floating)
+    if old_float and (exotic or not new_float):  # int lists into running_mean: the buffer's float dtype
+        return value.astype(old.dtype)
+    if not old_float and new_float:  # e.g. num_batches_tracked saved as a float
+        if not np.all(np.isfinite(value)) or not np.array_equal(value, np.round(value)):
+            raise ValueError(f"load_state_dict: buffer '{key}' holds integers (dtype {old.dtype}), got values "
+                             f"that are not whole numbers: {value.ravel()[:4]}")
+        return value.astype(old.dtype)
+    return np.array(value, copy=True)
+
+
+def _to_arguments(args, kwargs):
+    """(device, dtype) from ``Module.to``'s arguments, as torch reads them; dtype as a NumPy dtype or None."""
+    device, dtype = kwargs.pop("device", None), kwargs.pop("dtype", None)
+    kwargs.pop("non_blocking", None)
+    kwargs.pop("memory_format", None)  # a layout hint: NumPy arrays keep their own
+    if kwargs:
+        raise TypeError(f"Module.to: unexpected keyword argument(s) {sorted(kwargs)} (expected device, dtype, "
+                        "non_blocking, memory_format)")
+    if len(args) > 3:
+        raise TypeError(f"Module.to: expected at most (device, dtype, non_blocking), got {len(args)} arguments")
+    for arg in args:
+        if isinstance(arg, bool):  # non_blocking
+            continue
+        if hasattr(arg, "detach") or isinstance(arg, np.ndarray):  # to(tensor): its dtype (and device)
+            dtype = arg.dtype
+            device = getattr(arg, "device", device)
+        elif _is_device(arg):
+            device = arg
+        else:
+            dtype = arg
+    return device, None if dtype is None else _numpy_dtype(dtype)
+
+
+_DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu", "xla", "meta", "hip", "hpu", "ipu", "mtia", "lazy", "vulkan", "mkldnn",
+                 "opengl", "opencl", "ideep", "ve", "fpga", "maia", "privateuseone")
+
+
+def _is_device(arg) -> bool:
+    if type(arg).__name__ == "device" and type(arg).__module__.split(".")[0] == "torch":
+        return True
+    if isinstance(arg, (int, np.integer)):  # torch reads an integer as a CUDA device index
+        return True
+    return isinstance(arg, str) and arg.split(":")[0].strip().lower() in _DEVICE_TYPES
+
+
+def _check_cpu(device) -> None:
+    if device is None:
+        return
+    kind = getattr(device, "type", None) or (device.split(":")[0].strip().lower() if isinstance(device, str) else None)
+    if kind != "cpu":
+        shown = f"cuda:{device}" if isinstance(device, (int, np.integer)) else str(device)
+        raise ValueError(f"Module.to: dlcourse.nn runs on the CPU (its arrays are NumPy arrays), got device "
+                         f"{shown!r}; build the torch twin for an accelerator (e.g. models.mlp(..., library='torch'))")
+
+
+def _numpy_dtype(dtype) -> np.dtype:
+    """A NumPy or torch dtype as a real floating NumPy dtype, or torch's TypeError for any other kind."""
+    name = str(dtype)
+    if name.startswith("torch."):  # a torch dtype: by name (torch.float64 -> float64)
+        if name in ("torch.bfloat16",) or name.startswith("torch.float8"):
+            raise TypeError(f"Module.to: NumPy has no {name}; use torch.float32 or torch.float64")
+        floating, complex_ = getattr(dtype, "is_floating_point", False), getattr(dtype, "is_complex", False)
+        if not floating and not complex_:
+            raise TypeError(f"Module.to only accepts floating point or complex dtypes, but got desired dtype={name}")
+        name = name[len("torch."):]
+    try:
+        np_dtype = np.dtype(name if isinstance(dtype, str) or str(dtype).startswith("torch.") else dtype)
+    except TypeError as err:
+        raise TypeError(f"Module.to: expected a device ('cpu') or a floating dtype (np.float32, torch.float64), "
+                        f"got {dtype!r}") from err
+    if np.issubdtype(np_dtype, np.complexfloating):
+        raise TypeError(f"Module.to: dlcourse.nn computes in real numbers, got desired dtype={np_dtype} "
+                        "(use float32 or float64)")
+    if not np.issubdtype(np_dtype, np.floating):
+        raise TypeError(f"Module.to only accepts floating point or complex dtypes, but got desired dtype={np_dtype}")
+    return np_dtype
 
 
 class Sequential(Module):

@@ -179,7 +179,12 @@ class Optimizer:
 
     # -- state dict -----------------------------------------------------------------------
     def state_dict(self) -> dict:
-        """``{"state": {index: {name: array or number}}, "param_groups": [...]}`` (copies), as in PyTorch."""
+        """``{"state": {index: {name: array or number}}, "param_groups": [...]}`` (copies), as in PyTorch.
+
+        The arrays are :class:`StateArray` (NumPy arrays in all but one respect): handed straight to a
+        ``torch.optim`` optimizer's ``load_state_dict``, which needs tensors, they say to convert with
+        :func:`as_torch_state_dict` instead of failing somewhere inside PyTorch.
+        """
         index, groups = {}, []
         start = 0
         for group in self.param_groups:
@@ -194,7 +199,7 @@ class Optimizer:
         for group in self.param_groups:
             for p in group["params"]:
                 if p in self.state and self.state[p]:
-                    state[index[id(p)]] = {k: (v.copy() if isinstance(v, np.ndarray) else v)
+                    state[index[id(p)]] = {k: (v.copy().view(StateArray) if isinstance(v, np.ndarray) else v)
                                            for k, v in self.state[p].items()}
         return {"state": state, "param_groups": groups}
 
@@ -257,6 +262,26 @@ class Optimizer:
                 if key != "params":
                     lines.append(f"    {key}: {group[key]}")
         return "\n".join(lines) + "\n)"
+
+
+class StateArray(np.ndarray):
+    """An optimizer state array (momentum buffer, Adam's moments) in a ``state_dict()``: a NumPy array.
+
+    The one difference: it cannot be built from an iterable, which is how ``torch.optim``'s
+    ``load_state_dict`` copies anything that is not a tensor (``type(value)(generator)``). So
+    ``torch_opt.load_state_dict(opt.state_dict())`` raises a TypeError that names
+    :func:`as_torch_state_dict`, and the torch optimizer is left as it was. Pickled, it is a plain ndarray.
+    """
+
+    def __new__(cls, *args, **kwargs):
+        raise TypeError("a dlcourse optimizer's state_dict() holds NumPy arrays, and torch.optim needs tensors: "
+                        "torch_opt.load_state_dict(dlcourse.optim.as_torch_state_dict(opt.state_dict()))")
+
+    def __reduce__(self):
+        return self.view(np.ndarray).__reduce__()
+
+    def __repr__(self) -> str:
+        return repr(self.view(np.ndarray))
 
 
 def as_float(x, name: str) -> float:
@@ -335,6 +360,7 @@ def as_torch_state_dict(state_dict: dict) -> dict:
     state = {}
     for index, entry in state_dict["state"].items():
         state[index] = {name: (torch.tensor(float(v)) if name == "step" else
-                               torch.from_numpy(np.array(v, copy=True)) if isinstance(v, np.ndarray) else v)
+                               torch.from_numpy(np.array(v, copy=True, subok=False)) if isinstance(v, np.ndarray)
+                               else v)
                         for name, v in entry.items()}
     return {"state": state, "param_groups": copy.deepcopy(state_dict["param_groups"])}
