@@ -18,7 +18,7 @@ def _rng():
 
 
 def _out_hw(x, kh, kw, stride, padding):
-    H, W = x.shape[2:]
+    _, _, H, W = x.shape
     return (H + 2 * padding - kh) // stride + 1, (W + 2 * padding - kw) // stride + 1
 
 
@@ -88,13 +88,13 @@ def conv_forward_naive(x, w, b, stride=1, pad=0):
     N, C, H, W = x.shape
     F_, _, kh, kw = w.shape
     H_out, W_out = (H + 2 * pad - kh) // stride + 1, (W + 2 * pad - kw) // stride + 1
-    x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-    out = np.zeros((N, F_, H_out, W_out), dtype=np.result_type(x, w))
+    out = np.empty((N, F_, H_out, W_out))               # every entry is written below
     for n in range(N):
+        x_pad = np.pad(x[n], ((0, 0), (pad, pad), (pad, pad)))  # (C, H + 2 pad, W + 2 pad)
         for f in range(F_):
             for i in range(H_out):
                 for j in range(W_out):
-                    window = x_pad[n, :, i * stride:i * stride + kh, j * stride:j * stride + kw]
+                    window = x_pad[:, i * stride:i * stride + kh, j * stride:j * stride + kw]
                     out[n, f, i, j] = np.sum(window * w[f]) + b[f]
     return out
 
@@ -179,9 +179,16 @@ def im2col(x, kh, kw, stride=1, padding=0):
     """Unfold x (N, C, H, W) into columns (N, C*kh*kw, H_out*W_out), as ``torch.nn.functional.unfold``.
 
     Column p*W_out + q holds the (padded) window of output pixel (p, q), rows in (channel, kernel row, kernel
-    column) order.
+    column) order. One strided slice of the padded input per kernel entry (i, j): no loop over pixels.
     """
-    return F.im2col(x, (kh, kw), stride=stride, padding=padding)
+    N, C, H, W = x.shape
+    H_out, W_out = (H + 2 * padding - kh) // stride + 1, (W + 2 * padding - kw) // stride + 1
+    x_pad = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    cols = np.empty((N, C, kh, kw, H_out, W_out))   # every entry is written below
+    for i in range(kh):
+        for j in range(kw):
+            cols[:, :, i, j] = x_pad[:, :, i:i + stride * H_out:stride, j:j + stride * W_out:stride]
+    return cols.reshape(N, C * kh * kw, H_out * W_out)
 
 
 def _col2im_cases():
@@ -219,7 +226,15 @@ def _col2im_overwriting(cols, H, W, kh, kw, stride=1, padding=0):
 def col2im(cols, H, W, kh, kw, stride=1, padding=0):
     """Fold columns (N, C*kh*kw, H_out*W_out) back onto (N, C, H, W), *adding* overlaps
     (``torch.nn.functional.fold``): the adjoint of :func:`im2col`."""
-    return F.col2im(cols, (H, W), (kh, kw), stride=stride, padding=padding)
+    N, C = cols.shape[0], cols.shape[1] // (kh * kw)
+    H_out, W_out = (H + 2 * padding - kh) // stride + 1, (W + 2 * padding - kw) // stride + 1
+    c6 = cols.reshape(N, C, kh, kw, H_out, W_out)
+    # zeros padded by np.pad rather than a bigger np.zeros: a padded array that is too tall would go unnoticed
+    out = np.pad(np.zeros((N, C, H, W)), ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    for i in range(kh):
+        for j in range(kw):
+            out[:, :, i:i + stride * H_out:stride, j:j + stride * W_out:stride] += c6[:, :, i, j]
+    return out[:, :, padding:padding + H, padding:padding + W]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -252,7 +267,7 @@ def conv2d_forward(x, weight, bias, stride=1, padding=0):
     O, C, kh, kw = weight.shape
     H_out, W_out = _out_hw(x, kh, kw, stride, padding)
     cols = F.im2col(x, (kh, kw), stride=stride, padding=padding)  # X_cols (N, C*kh*kw, H_out*W_out)
-    Y = weight.reshape(O, -1) @ cols + bias[:, None]               # (N, O, H_out*W_out)
+    Y = weight.reshape(O, C * kh * kw) @ cols + bias[:, None]      # (N, O, H_out*W_out)
     return Y.reshape(N, O, H_out, W_out)
 
 
@@ -289,9 +304,10 @@ def conv2d_backward(x, weight, grad_out, stride=1, padding=0):
     """
     N, C, H, W = x.shape
     O, _, kh, kw = weight.shape
+    _, _, H_out, W_out = grad_out.shape
     cols = F.im2col(x, (kh, kw), stride=stride, padding=padding)   # X_cols (N, C*kh*kw, L)
-    G = grad_out.reshape(N, O, -1)                                 # (N, O, L)
-    W_mat = weight.reshape(O, -1)                                  # (O, C*kh*kw)
+    G = grad_out.reshape(N, O, H_out * W_out)                      # (N, O, L)
+    W_mat = weight.reshape(O, C * kh * kw)                         # (O, C*kh*kw)
     dW = (G @ cols.transpose(0, 2, 1)).sum(axis=0).reshape(weight.shape)
     db = G.sum(axis=(0, 2))
     dcols = W_mat.T @ G                                            # (N, C*kh*kw, L)
@@ -306,16 +322,22 @@ def conv2d_backward(x, weight, grad_out, stride=1, padding=0):
 
 def _pool_cases():
     rng = _rng()
-    # windows: top left a tie in its top row, top right four equal values, bottom left a diagonal tie,
+    # windows: top left a tie in its top row, top right four equal values, bottom left an anti-diagonal tie,
     # bottom right three equal maxima
     ties = np.array([[[[2.0, 2.0, 1.0, 1.0],
                        [1.0, 0.0, 1.0, 1.0],
                        [0.0, 3.0, 5.0, 0.0],
                        [3.0, 1.0, 5.0, 5.0]]]])
+    # the other pairs: a tie down the left column, along the bottom row, down the right column, on the diagonal
+    more_ties = np.array([[[[3.0, 0.0, -1.0, -1.0],
+                            [3.0, 0.0, 4.0, 4.0],
+                            [0.0, 4.0, 6.0, 0.0],
+                            [0.0, 4.0, 0.0, 6.0]]]])
     relu_like = np.maximum(rng.standard_normal((2, 3, 4, 6)), 0)  # after ReLU: windows of zeros tie
     return [(rng.standard_normal((1, 1, 4, 4)), rng.standard_normal((1, 1, 2, 2))),
             (rng.standard_normal((2, 3, 6, 4)), rng.standard_normal((2, 3, 3, 2))),
             (ties, np.array([[[[10.0, 20.0], [30.0, 40.0]]]])),
+            (more_ties, np.array([[[[-1.5, 2.5], [3.5, -4.5]]]])),
             (relu_like, rng.standard_normal((2, 3, 2, 3)))]
 
 
@@ -341,11 +363,14 @@ def max_pool_backward(x, grad_out):
 
     On a tie, the first maximum of the window in row-major order receives the gradient (as in PyTorch).
     """
-    N, C, H, W = x.shape
-    windows = x.reshape(N, C, H // 2, 2, W // 2, 2).transpose(0, 1, 2, 4, 3, 5).reshape(N, C, H // 2, W // 2, 4)
-    first_max = np.argmax(windows, axis=-1)                        # (N, C, H/2, W/2), first on ties
-    dwin = np.eye(4, dtype=grad_out.dtype)[first_max] * grad_out[..., None]
-    return dwin.reshape(N, C, H // 2, W // 2, 2, 2).transpose(0, 1, 2, 4, 3, 5).reshape(N, C, H, W)
+    # Strided slices instead of reshapes: NumPy's reshape infers a negative size, so a wrong size there could hide.
+    corners = [(0, 0), (0, 1), (1, 0), (1, 1)]                     # a window's four inputs, row-major
+    values = np.stack([x[:, :, i::2, j::2] for i, j in corners])   # (4, N, C, H/2, W/2)
+    first_max = np.argmax(values, axis=0)                          # (N, C, H/2, W/2), the first on ties
+    dx = np.empty(x.shape)                                         # every entry is written below
+    for k, (i, j) in enumerate(corners):
+        dx[:, :, i::2, j::2] = np.where(first_max == k, grad_out, 0.0)
+    return dx
 
 
 # ---------------------------------------------------------------------------------------------------------------
