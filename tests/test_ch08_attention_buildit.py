@@ -257,3 +257,78 @@ def test_end_of_chapter_exercises_are_tagged():
     for cell in _code():
         if cell.source.startswith("def my_"):
             assert "exercise" in cell.metadata.get("tags", []), cell.source[:40]
+
+
+def _attention(Q, K, V, mask=None, *, mask_after=False, axis=-1, scale=None):
+    scores = Q @ np.swapaxes(K, -1, -2) / (np.sqrt(Q.shape[-1]) if scale is None else scale(Q, K))
+    if mask is not None and not mask_after:
+        scores = np.where(mask, scores, -np.inf)
+    e = np.exp(scores - scores.max(axis=axis, keepdims=True))
+    weights = e / e.sum(axis=axis, keepdims=True)
+    if mask is not None and mask_after:
+        weights = weights * mask
+    return weights @ V, weights
+
+
+def _ref(name):
+    return REGISTRY[name].reference
+
+
+def _times(name, index, factor):
+    """The reference of ``name`` with its return value ``index`` multiplied by ``factor(*args)``."""
+    def wrong(*args):
+        return tuple(r * factor(*args) if i == index else r for i, r in enumerate(_ref(name)(*args)))
+    return wrong
+
+
+def _ln_backward_without_weight_in_dx(g, x, w, eps):
+    right = _ref("ch8.layer_norm_backward")(g, x, w, eps)
+    return (_ref("ch8.layer_norm_backward")(g, x, np.ones_like(w), eps)[0], *right[1:])
+
+
+# Hand-written mistakes a learner makes (the automatic mutants of tests/mutation.py are small edits of the
+# references; these are whole wrong ideas). Each must be rejected.
+SEMANTIC_MISTAKES = {
+    "attention_forward: mask after the softmax":
+        ("ch8.attention_forward", lambda Q, K, V, mask=None: _attention(Q, K, V, mask, mask_after=True)),
+    "attention_forward: softmax over the queries":
+        ("ch8.attention_forward", lambda Q, K, V, mask=None: _attention(Q, K, V, mask, axis=-2)),
+    "attention_forward: divide by d":
+        ("ch8.attention_forward", lambda Q, K, V, mask=None: _attention(Q, K, V, mask, scale=lambda Q, K: Q.shape[-1])),
+    "attention_forward: divide by sqrt(Lk)":
+        ("ch8.attention_forward",
+         lambda Q, K, V, mask=None: _attention(Q, K, V, mask, scale=lambda Q, K: np.sqrt(K.shape[-2]))),
+    "attention_forward: True = blocked":
+        ("ch8.attention_forward", lambda Q, K, V, mask=None: _attention(Q, K, V, None if mask is None else ~mask)),
+    "attention_backward: dK without 1/sqrt(d)":
+        ("ch8.attention_backward", _times("ch8.attention_backward", 1, lambda g, Q, K, V, w: np.sqrt(Q.shape[-1]))),
+    "split_heads: interleaved heads":
+        ("ch8.split_heads",
+         lambda x, h: x.reshape(x.shape[0], x.shape[1], x.shape[2] // h, h).transpose(0, 3, 1, 2)),
+    "merge_heads: interleaved back":
+        ("ch8.merge_heads", lambda x: x.transpose(0, 2, 3, 1).reshape(x.shape[0], x.shape[2], -1)),
+    "layer_norm_backward: mean instead of sum for dweight":
+        ("ch8.layer_norm_backward",
+         _times("ch8.layer_norm_backward", 1, lambda g, x, w, eps: 1 / np.prod(x.shape[:-1]))),
+    "layer_norm_backward: weight left out of dx": ("ch8.layer_norm_backward", _ln_backward_without_weight_in_dx),
+    "causal_mask: float 0/1": ("ch8.causal_mask", lambda L: np.tril(np.ones((L, L)))),
+    "causal_mask: int 0/1": ("ch8.causal_mask", lambda L: np.tril(np.ones((L, L), dtype=int))),
+    "causal_mask: without the diagonal": ("ch8.causal_mask", lambda L: np.tril(np.ones((L, L), dtype=bool), -1)),
+    "sinusoidal_encoding: sin and cos swapped":
+        ("ch8.sinusoidal_encoding", lambda L, d: _ref("ch8.sinusoidal_encoding")(L, d)[:, np.arange(d) ^ 1]),
+    "sinusoidal_encoding: positions from 1":
+        ("ch8.sinusoidal_encoding", lambda L, d: _ref("ch8.sinusoidal_encoding")(L + 1, d)[1:]),
+    "mha_num_parameters: no biases": ("ch8.mha_num_parameters", lambda E, h: 4 * E * E),
+    "mha_num_parameters: no out_proj bias": ("ch8.mha_num_parameters", lambda E, h: 4 * E * E + 3 * E),
+}
+
+
+@pytest.mark.parametrize("mistake", sorted(SEMANTIC_MISTAKES))
+def test_checks_reject_hand_written_mistakes(mistake, capsys):
+    name, fn = SEMANTIC_MISTAKES[mistake]
+    with np.errstate(all="ignore"):
+        assert not check(name, fn), mistake
+    out = capsys.readouterr().out
+    assert out.startswith("✗"), out
+    if mistake.startswith("causal_mask: float") or mistake.startswith("causal_mask: int"):
+        assert "bool" in out, out
