@@ -1,11 +1,12 @@
 """Chapter 5 exercises.
 
 Build-it steps inside the lesson (the notebook uses the learner's functions afterwards): one RNN step,
-backpropagation through time through it, one LSTM step. End-of-chapter practice: the recurrent Jacobian, gradient
-clipping, counting an LSTM's parameters.
+backpropagation through time through it, one LSTM step and its backward pass. End-of-chapter practice: the recurrent
+Jacobian, gradient clipping, counting an LSTM's parameters.
 """
 
 import numpy as np
+from scipy import special
 
 from ..exercises import exercise
 
@@ -103,7 +104,7 @@ def _lstm_step_cases():
 
 
 def _sigmoid(z):
-    return 1 / (1 + np.exp(-z))
+    return special.expit(z)  # 1 / (1 + exp(-z)), without overflow for large negative z, and fast
 
 
 def _lstm_wrong_order(x, h, c, W_ih, W_hh, b_ih, b_hh):
@@ -126,6 +127,58 @@ def lstm_step(x, h, c, W_ih, W_hh, b_ih, b_hh):
     zi, zf, zg, zo = np.split(z, 4, axis=1)
     c_new = _sigmoid(zf) * c + _sigmoid(zi) * np.tanh(zg)
     return _sigmoid(zo) * np.tanh(c_new), c_new
+
+
+def _lstm_step_backward_cases():
+    """Upstream gradients dh' and dc' both non-zero and not 1; N, I, H and 4H all different (a transposed product or
+    a sum over the wrong axis changes a shape); N > 1 (a mean instead of a sum over the batch differs); gates and
+    cell values away from 0 and 1 (random weights of size 0.5, states of size 1), so no term vanishes."""
+    rng = _rng()
+    cases = []
+    for N, I, H in [(1, 2, 3), (3, 4, 2), (5, 3, 4)]:
+        W_ih, W_hh = rng.standard_normal((4 * H, I)) * 0.5, rng.standard_normal((4 * H, H)) * 0.5
+        b_ih, b_hh = rng.standard_normal(4 * H) * 0.5, rng.standard_normal(4 * H) * 0.5
+        x, h, c = rng.standard_normal((N, I)), rng.standard_normal((N, H)), rng.standard_normal((N, H)) * 1.5
+        dh_next, dc_next = rng.standard_normal((N, H)) * 1.7, rng.standard_normal((N, H)) * 0.8 + 0.3
+        cases.append((x, h, c, W_ih, W_hh, b_ih, b_hh, dh_next, dc_next))
+    return cases
+
+
+def _lstm_backward_without_the_cell_path(x, h, c, W_ih, W_hh, b_ih, b_hh, dh_next, dc_next):
+    """Forgets that c' also reaches the loss directly (through the next step's cell state): dc_next is dropped."""
+    return lstm_step_backward(x, h, c, W_ih, W_hh, b_ih, b_hh, dh_next, np.zeros_like(dc_next))
+
+
+@exercise("ch5.lstm_step_backward", _lstm_step_backward_cases,
+          hints=["Walk the forward lines backwards: h' = o * tanh(c'), then c' = f * c + i * g, then each gate's "
+                 "activation, then the affine map z = x W_ih^T + b_ih + h W_hh^T + b_hh. The new cell state c' "
+                 "reaches the loss in two ways: directly (dc_next, through the next step's cell state) and through h'.",
+                 "dc = dc_next + dh_next * o * (1 - tanh(c')^2). Then do = dh_next * tanh(c'), di = dc * g, "
+                 "dg = dc * i, df = dc * c (the OLD cell state), and each through its activation: "
+                 "sigma' = s (1 - s) for i, f, o and tanh' = 1 - g^2 for g; put the four blocks side by side, "
+                 "order i, f, g, o: dz (N, 4H).",
+                 "From dz as for a Linear layer: dx = dz @ W_ih, dh_prev = dz @ W_hh, dW_ih = dz.T @ x, "
+                 "dW_hh = dz.T @ h, db = dz.sum(axis=0); along the cell path dc_prev = dc * f. Return "
+                 "(dx, dh_prev, dc_prev, dW_ih, dW_hh, db)."],
+          wrong=_lstm_backward_without_the_cell_path)
+def lstm_step_backward(x, h, c, W_ih, W_hh, b_ih, b_hh, dh_next, dc_next):
+    """Backward of :func:`lstm_step`, PyTorch's gate order (i, f, g, o).
+
+    x (N, I), h and c (N, H): the step's inputs, W_ih (4H, I), W_hh (4H, H), b_ih and b_hh (4H,): its weights (all
+    that the forward step needs to keep: the gates are recomputed from them); dh_next = dL/dh', dc_next = dL/dc'
+    (N, H). Returns (dx (N, I), dh_prev (N, H), dc_prev (N, H), dW_ih (4H, I), dW_hh (4H, H), db (4H,)); db is the
+    gradient of b_ih and of b_hh alike.
+    """
+    z = x @ W_ih.T + b_ih + h @ W_hh.T + b_hh
+    i, f, _, o = np.split(_sigmoid(z), 4, axis=1)    # one sigmoid call for the three sigmoid gates (faster)
+    g = np.tanh(z[:, 2 * W_hh.shape[1]:3 * W_hh.shape[1]])
+    tanh_c = np.tanh(f * c + i * g)
+    dc = dc_next + dh_next * o * (1 - tanh_c ** 2)   # c' reaches the loss directly and through h' = o * tanh(c')
+    dz = np.concatenate([dc * g * i * (1 - i),          # input gate
+                         dc * c * f * (1 - f),          # forget gate: it multiplies the old cell state
+                         dc * i * (1 - g ** 2),         # candidate, through tanh
+                         dh_next * tanh_c * o * (1 - o)], axis=1)  # output gate
+    return dz @ W_ih, dz @ W_hh, dc * f, dz.T @ x, dz.T @ h, dz.sum(axis=0)
 
 
 def _jacobian_cases():
