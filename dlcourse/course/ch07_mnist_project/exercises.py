@@ -127,7 +127,13 @@ def _mistake_cases():
     probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     labels = rng.integers(0, 10, 30)
     small = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
-    return [(probs, labels, 5), (small, np.array([1, 1, 1, 0]), 2)]
+    # many ties in confidence among more than 16 mistakes: NumPy's default (unstable) sort reorders them
+    conf = rng.choice([0.4, 0.55, 0.7], 40)
+    pred = rng.integers(0, 4, 40)
+    tied = np.repeat(((1 - conf) / 3)[:, None], 4, axis=1)
+    tied[np.arange(40), pred] = conf
+    tie_labels = np.where(rng.random(40) < 0.15, pred, (pred + rng.integers(1, 4, 40)) % 4)
+    return [(probs, labels, 5), (small, np.array([1, 1, 1, 0]), 2), (tied, tie_labels, 25)]
 
 
 def _confident_any(probs, labels, k):
