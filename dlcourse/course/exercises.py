@@ -13,24 +13,55 @@ answer that the tests prove fails). In the notebook, right after the derivation:
     linear_backward = use("ch2.linear_backward", linear_backward)   # yours if it passes, else the reference
     solution("ch2.linear_backward")                      # prints the reference's source; only when asked
 
-All chapters' exercises are loaded automatically. ``check`` accepts NumPy arrays, Python numbers and torch
-tensors (``requires_grad`` included) as return values.
+All chapters' exercises are loaded automatically.
+
+What ``check`` accepts and how it compares (each case gets fresh copies of its arguments):
+
+- NumPy arrays, Python numbers and torch tensors (``requires_grad`` or not, any device); a list wherever a tuple
+  of several return values is expected;
+- numbers are compared element by element with ``|yours - reference| <= atol + rtol * |reference|``: by default
+  ``rtol = 1e-6``, ``atol = 1e-9`` (:data:`RTOL`, :data:`ATOL`) for float64 answers, and for float32 answers
+  ``rtol = 1e-4`` plus ``atol = 1e-5`` times the reference's largest magnitude (:data:`RTOL32`, :data:`ATOL32`);
+  a chapter may set its own per exercise; every failure message states the tolerance it used;
+- float16 / bfloat16, complex numbers, strings (``"0.69"``), objects, dicts, generators and ragged lists are
+  refused with a message that says so (``check`` itself never crashes on what a function returns);
+- a function that changes one of its array arguments in place fails ("your function changed its input `x` in
+  place"), unless the reference does the same;
+- each case has a time limit (at least :data:`TIME_LIMIT` seconds, or :data:`TIME_LIMIT_FACTOR` times the
+  reference's own time on it): a function that does not return in time fails with the case and the limit named.
+  ``exit()``/``sys.exit()`` (``SystemExit``) and other escapes from the function are reported as a failure of the
+  case; ``KeyboardInterrupt`` (the notebook's stop button) still stops the check.
+
+A failure names the case, the output (``dW``: from ``exercise(..., outputs=("dx", "dW", "db"))``, else from the
+names in the reference's ``return dx, dW, db``) and how far off it is relative to the reference's largest
+magnitude (two significant digits), never the expected values.
 """
 
 from __future__ import annotations
 
 import ast
 import copy
+import ctypes
 import importlib
 import inspect
 import pkgutil
+import signal
 import textwrap
+import threading
+import time
+import types
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 
 REGISTRY: dict[str, "Exercise"] = {}
+
+RTOL, ATOL = 1e-6, 1e-9          # float64 answers (and Python numbers)
+RTOL32, ATOL32 = 1e-4, 1e-5      # float32 answers; ATOL32 is relative to the reference's largest magnitude
+TIME_LIMIT = 10.0                # seconds per case, at least ...
+TIME_LIMIT_FACTOR = 50.0         # ... or this many times the reference's own time on the case
 
 
 @dataclass
@@ -40,30 +71,37 @@ class Exercise:
     cases: Callable[[], list]  # returns a list of argument tuples
     hints: list[str]
     wrong: Callable | None = None  # a typical wrong answer, which the tests prove fails
-    rtol: float = 1e-6
-    atol: float = 1e-9
+    rtol: float = RTOL
+    atol: float = ATOL
     description: str = ""
+    outputs: tuple | None = None   # names of the return values, for messages ("dW")
+    rtol32: float = RTOL32         # tolerances for float32 answers (atol32 relative to the largest magnitude)
+    atol32: float = ATOL32
+    time_limit: float | None = None  # seconds per case; None: TIME_LIMIT or TIME_LIMIT_FACTOR x the reference's
     hints_shown: int = field(default=0, repr=False)
 
-    @property
-    def hint(self) -> str:  # the first hint (kept for old callers)
-        return self.hints[0]
 
-
-def exercise(name: str, cases, hint=None, wrong=None, rtol: float = 1e-6, atol: float = 1e-9, hints=None):
+def exercise(name: str, cases, hint=None, wrong=None, rtol: float = RTOL, atol: float = ATOL, hints=None, *,
+             outputs=None, rtol32: float = RTOL32, atol32: float = ATOL32, time_limit: float | None = None):
     """Decorator for a reference solution: registers it under ``name``.
 
     ``hints`` (or ``hint``): one string or a list of strings, from a gentle nudge to the last step before the
-    answer; :func:`hint` reveals them one at a time.
+    answer; :func:`hint` reveals them one at a time. ``rtol``/``atol``: the tolerance for float64 answers;
+    ``rtol32``/``atol32``: for float32 answers (``atol32`` times the reference's largest magnitude).
+    ``outputs``: the names of the return values for the messages, e.g. ``("dx", "dW", "db")`` (default: the
+    names in the reference's ``return`` statement, when it returns plain names). ``time_limit``: seconds per case
+    (default: :data:`TIME_LIMIT`, or :data:`TIME_LIMIT_FACTOR` times the reference's time when that is longer).
     """
     given = hints if hints is not None else hint
     if given is None:
         raise ValueError(f"exercise {name!r}: expected at least one hint, got none")
     levels = [given] if isinstance(given, str) else list(given)
+    if outputs is not None:
+        outputs = (outputs,) if isinstance(outputs, str) else tuple(outputs)
 
     def register(reference):
         REGISTRY[name] = Exercise(name, reference, cases, levels, wrong, rtol, atol,
-                                  (reference.__doc__ or "").strip())
+                                  (reference.__doc__ or "").strip(), outputs, rtol32, atol32, time_limit)
         return reference
     return register
 
@@ -78,70 +116,191 @@ def _as_tuple(value):
     return value if isinstance(value, tuple) else (value,)
 
 
+_LOW_PRECISION = ("bfloat16", "float16", "half")
+
+
 def _to_plain(value):
-    """torch tensors (even with requires_grad, even on a GPU) become NumPy arrays; lists/tuples recursively."""
+    """torch tensors (even with requires_grad, even on a GPU, any dtype) become NumPy arrays (bfloat16 and float16
+    as float32, marked low precision by :func:`_precision`); lists/tuples recursively."""
     if type(value).__module__.startswith("torch") and hasattr(value, "detach"):
-        return value.detach().cpu().numpy()
+        t = value.detach().cpu()
+        if str(t.dtype).split(".")[-1] in _LOW_PRECISION:
+            return _LowPrecision(t.float().numpy(), str(t.dtype).split(".")[-1])
+        return t.resolve_conj().numpy() if t.is_complex() else t.numpy()
     if isinstance(value, list):
         return [_to_plain(v) for v in value]
+    if isinstance(value, tuple) and not hasattr(value, "_fields"):
+        return tuple(_to_plain(v) for v in value)
     return value
 
 
+class _LowPrecision:
+    """A bfloat16/float16 torch result, converted to float32 only so that it can be described."""
+
+    def __init__(self, array, dtype):
+        self.array, self.dtype_name = array, dtype
+
+
 def _describe(value) -> str:
-    arr = np.asarray(value) if not isinstance(value, (str, bytes)) else None
+    try:
+        arr = np.asarray(value) if not isinstance(value, (str, bytes)) else None
+    except Exception:  # noqa: BLE001  (a ragged list or an object NumPy refuses)
+        return type(value).__name__
     if arr is None or arr.dtype == object:
         return type(value).__name__
     return f"shape {arr.shape}, dtype {arr.dtype}" if arr.ndim else f"{type(value).__name__} {arr.item()!r}"
+
+
+def _output_names(ex: Exercise, count: int) -> tuple | None:
+    """The names of the ``count`` return values: ``outputs=`` if given, else the plain names of the reference's
+    last ``return a, b, c``; None when neither gives ``count`` names."""
+    if ex.outputs is not None:
+        return ex.outputs if len(ex.outputs) == count else None
+    if count < 2:
+        return None
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(ex.reference)))
+    except (OSError, TypeError, SyntaxError):
+        return None
+    returns = [n for n in ast.walk(tree.body[0]) if isinstance(n, ast.Return) and isinstance(n.value, ast.Tuple)]
+    for ret in reversed(returns):
+        if len(ret.value.elts) == count and all(isinstance(e, (ast.Name, ast.Attribute)) for e in ret.value.elts):
+            return tuple(ast.unparse(e) for e in ret.value.elts)
+    return None
+
+
+def _numbers(g, label: str):
+    """(float64 array, None) for a numeric answer ``g``, else (None, why it is not one)."""
+    kind = type(g).__name__
+    if isinstance(g, (str, bytes)):
+        return None, f"{label}expected a number or an array of numbers, got a string ({kind}): return the number"
+    if isinstance(g, (types.GeneratorType, map, filter, zip, range, dict, set, frozenset)) or (
+            hasattr(g, "__next__") and not isinstance(g, np.ndarray)):
+        return None, f"{label}expected a number or an array of numbers, got a {kind}"
+    if isinstance(g, _LowPrecision):
+        return None, (f"{label}is {g.dtype_name}, which keeps only about 3 significant digits: compute in float32 "
+                      f"or float64 (e.g. .float() or .double())")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", np.exceptions.ComplexWarning if hasattr(np, "exceptions")
+                                  else np.ComplexWarning)
+            raw = np.asarray(g)
+            if raw.dtype.kind == "O":  # a list of objects: numbers of mixed types, or something else
+                if any(isinstance(x, complex) for x in raw.ravel()):
+                    raw = raw.astype(complex)
+                else:
+                    raw = raw.astype(np.float64)
+    except Exception:  # noqa: BLE001  (ragged lists, lists of objects, anything NumPy refuses)
+        return None, (f"{label}expected a number or an array of numbers, got a {kind} that NumPy cannot turn into "
+                      f"one (a ragged list, or objects that are not numbers?)")
+    if raw.dtype.kind == "c":
+        return None, f"{label}expected real numbers, got complex ones ({raw.dtype})"
+    if raw.dtype.kind in "USa":
+        return None, f"{label}expected a number or an array of numbers, got strings ({kind} of {raw.dtype})"
+    if raw.dtype.kind == "f" and raw.dtype.itemsize < 4:
+        return None, (f"{label}is {raw.dtype}, which keeps only about 3 significant digits: compute in float32 or "
+                      f"float64")
+    if raw.dtype.kind not in "fiub":
+        return None, f"{label}expected a number or an array of numbers, got {kind} of {raw.dtype}"
+    return raw, None
+
+
+def _fmt(x: float) -> str:
+    """A relative difference or tolerance with two significant digits (never "0%")."""
+    return f"{x:.2g}"
 
 
 def _compare(expected, got, ex: Exercise) -> str | None:
     """None when they agree, else a message saying how they differ (never the expected values)."""
     if got is None:
         return "your function returned None: is a `return` missing?"
-    if got is Ellipsis or (isinstance(got, tuple) and any(g is Ellipsis for g in got)):
+    if got is Ellipsis or (isinstance(got, (tuple, list)) and any(g is Ellipsis for g in got)):
         return "your function still returns `...`: replace each `...  # your code` with your code"
     exp_t = _as_tuple(expected)
+    if len(exp_t) > 1 and isinstance(got, list) and not isinstance(expected, list):
+        got = tuple(got)  # a list where a tuple of return values is expected: fine
     got_t = _as_tuple(got) if isinstance(got, tuple) or len(exp_t) > 1 else (got,)
     if len(exp_t) > 1 and not isinstance(got, tuple):
         return f"expected a tuple of {len(exp_t)} return values, got one {type(got).__name__}"
     if len(exp_t) != len(got_t):
         return f"expected {len(exp_t)} return value(s), got {len(got_t)}"
+    names = _output_names(ex, len(exp_t))
     for i, (e, g) in enumerate(zip(exp_t, got_t)):
-        label = f"return value {i + 1} of {len(exp_t)}: " if len(exp_t) > 1 else ""
-        if g is None:
-            return f"{label}is None: is something not computed or not returned?"
-        g = _to_plain(g)
-        e_arr = np.asarray(_to_plain(e))
-        numeric = np.issubdtype(e_arr.dtype, np.number) or e_arr.dtype == bool
-        try:
-            g_arr = np.asarray(g, dtype=np.float64 if numeric and e_arr.dtype != bool else None)
-        except (TypeError, ValueError):
-            return f"{label}expected a number or an array, got {type(g).__name__}"
-        if np.iscomplexobj(g_arr):
-            return f"{label}expected real numbers, got complex ones"
-        if e_arr.shape != g_arr.shape:
-            return f"{label}expected shape {e_arr.shape}, got shape {g_arr.shape}"
-        if numeric and e_arr.dtype != bool:
-            if not np.all(np.isfinite(g_arr)) and np.all(np.isfinite(e_arr)):
-                return f"{label}contains NaN or inf (an overflow, a log of 0 or a division by 0?)"
-            bad = ~np.isclose(g_arr, e_arr, rtol=ex.rtol, atol=ex.atol)
-            if bad.any():
-                idx = np.unravel_index(np.argmax(np.abs(g_arr - e_arr) * bad), e_arr.shape) if e_arr.ndim else ()
-                where = f" (largest at index {tuple(int(i) for i in idx)})" if e_arr.ndim else ""
-                n_bad = int(bad.sum())
-                # How far off, relative to the reference's size: an absolute difference would print the answer
-                # itself whenever the learner's value is 0.
-                scale = float(np.max(np.abs(e_arr)))
-                size = (f"by up to {float(np.max(np.abs(g_arr - e_arr))) / scale:.0%} of the reference's largest "
-                        f"magnitude" if scale > 0 else "where the reference is all zeros")
-                return f"{label}{n_bad} of {bad.size} value(s) differ from the reference {size}{where}"
-        elif not np.array_equal(e_arr, g_arr):
-            return f"{label}{int(np.sum(e_arr != g_arr))} of {e_arr.size} value(s) differ from the reference"
+        if len(exp_t) > 1:
+            label = (f"`{names[i]}` (return value {i + 1} of {len(exp_t)}): " if names else
+                     f"return value {i + 1} of {len(exp_t)}: ")
+        else:
+            label = f"`{names[0]}`: " if names else ""
+        problem = _compare_one(e, g, ex, label)
+        if problem:
+            return problem
     return None
 
 
+def _compare_one(e, g, ex: Exercise, label: str) -> str | None:
+    if g is None:
+        return f"{label}is None: is something not computed or not returned?"
+    if isinstance(e, str):
+        return None if g == e else f"{label}expected a string, got {type(g).__name__}" if not isinstance(
+            g, str) else f"{label}differs from the reference"
+    g = _to_plain(g)
+    e_arr = np.asarray(_to_plain(e))
+    if e_arr.dtype == bool:
+        g_arr, problem = _numbers(g, label)
+        if problem:
+            return problem
+        if g_arr.dtype != bool:
+            return f"{label}expected booleans (True/False, dtype bool), got dtype {g_arr.dtype}"
+        if e_arr.shape != g_arr.shape:
+            return f"{label}expected shape {e_arr.shape}, got shape {g_arr.shape}"
+        if not np.array_equal(e_arr, g_arr):
+            return f"{label}{int(np.sum(e_arr != g_arr))} of {e_arr.size} value(s) differ from the reference"
+        return None
+    if not (np.issubdtype(e_arr.dtype, np.number)):  # the reference returns something else: compare as objects
+        try:
+            same = bool(np.all(e_arr == np.asarray(g, dtype=e_arr.dtype)))
+        except Exception:  # noqa: BLE001
+            same = False
+        return None if same else f"{label}differs from the reference"
+    g_arr, problem = _numbers(g, label)
+    if problem:
+        return problem
+    single = g_arr.dtype == np.float32
+    g_arr = g_arr.astype(np.float64)
+    e_arr = e_arr.astype(np.float64)
+    if e_arr.shape != g_arr.shape:
+        return f"{label}expected shape {e_arr.shape}, got shape {g_arr.shape}"
+    if not np.all(np.isfinite(g_arr) | ~np.isfinite(e_arr)):
+        return f"{label}contains NaN or inf (an overflow, a log of 0 or a division by 0?)"
+    finite = np.isfinite(e_arr)
+    scale = float(np.max(np.abs(e_arr[finite]))) if finite.any() else 0.0
+    if single:
+        rtol, atol = max(ex.rtol, ex.rtol32), max(ex.atol, ex.atol32 * scale)
+        allowed = (f"float32 answers may differ by {_fmt(rtol)} x |reference| + {_fmt(atol)} (float64 keeps "
+                   f"every digit)")
+    else:
+        rtol, atol = ex.rtol, ex.atol
+        allowed = f"allowed: {_fmt(rtol)} x |reference| + {_fmt(atol)}"
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isclose(g_arr, e_arr, rtol=rtol, atol=atol, equal_nan=True)
+    if not bad.any():
+        return None
+    with np.errstate(invalid="ignore"):
+        diff = np.where(bad, np.abs(g_arr - e_arr), 0.0)
+    diff = np.where(np.isnan(diff), np.inf, diff)
+    idx = np.unravel_index(np.argmax(diff), e_arr.shape) if e_arr.ndim else ()
+    where = f" (largest at index {tuple(int(i) for i in idx)})" if e_arr.ndim else ""
+    n_bad = int(bad.sum())
+    # How far off, relative to the reference's size: an absolute difference would print the answer itself
+    # whenever the learner's value is 0.
+    size = (f"by up to {_fmt(float(np.max(diff)) / scale)} of the reference's largest magnitude" if scale > 0
+            else "where the reference is all zeros")
+    return f"{label}{n_bad} of {bad.size} value(s) differ from the reference {size}{where}; {allowed}"
+
+
 def _still_has_placeholder(fn: Callable) -> bool:
-    """True when ``fn``'s source still has a bare ``...`` statement (a ``...  # your code`` line left in).
+    """True when ``fn``'s source still has a bare ``...`` statement or a ``name = ...`` (a ``...  # your code`` line
+    left in).
 
     Works for functions defined in a notebook cell too (IPython keeps cell sources for ``inspect``); False when the
     source cannot be read.
@@ -150,7 +309,8 @@ def _still_has_placeholder(fn: Callable) -> bool:
         tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
     except (OSError, TypeError, SyntaxError):
         return False
-    return any(isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and node.value.value is Ellipsis
+    return any(isinstance(node, (ast.Expr, ast.Assign, ast.AnnAssign, ast.AugAssign))
+               and isinstance(node.value, ast.Constant) and node.value.value is Ellipsis
                for node in ast.walk(tree))
 
 
@@ -163,27 +323,166 @@ def _copy_args(args):
     return copy.deepcopy(list(_as_tuple(args)))
 
 
-def _run(name: str, fn: Callable) -> str | None:
-    """None when ``fn`` passes every hidden case, else what went wrong (for the learner)."""
+def _same(before, after) -> bool:
+    """True when ``after`` still holds what ``before`` holds: arrays and tensors (also inside lists, tuples and
+    dicts) compared exactly; other objects (models, optimizers, generators) are not inspected."""
+    try:
+        if isinstance(before, np.ndarray):
+            return (isinstance(after, np.ndarray) and before.shape == after.shape
+                    and np.array_equal(before, after, equal_nan=before.dtype.kind in "fc"))
+        if type(before).__module__.startswith("torch") and hasattr(before, "detach"):
+            import torch
+            return bool(torch.equal(before.detach().cpu(), after.detach().cpu()))
+        if isinstance(before, (list, tuple)):
+            return len(before) == len(after) and all(_same(b, a) for b, a in zip(before, after))
+        if isinstance(before, dict):
+            return before.keys() == after.keys() and all(_same(before[k], after[k]) for k in before)
+    except Exception:  # noqa: BLE001  (something replaced by an incomparable object: changed)
+        return False
+    return True
+
+
+@dataclass
+class _Case:
+    args: tuple             # pristine arguments (each call gets a deep copy)
+    expected: object        # the reference's result
+    seconds: float          # the reference's time on it
+    writes: tuple           # indices of the arguments the reference itself changes in place (allowed)
+
+
+def _prepare(name: str) -> list[_Case]:
+    """Run the reference on every case of ``name`` (its results, times, and which arguments it changes)."""
+    ex = _get(name)
+    prepared = []
+    for args in ex.cases():
+        call = _copy_args(args)
+        start = time.perf_counter()
+        expected = ex.reference(*call)
+        seconds = time.perf_counter() - start
+        writes = tuple(i for i, (b, a) in enumerate(zip(_as_tuple(args), call)) if not _same(b, a))
+        prepared.append(_Case(args, expected, seconds, writes))
+    return prepared
+
+
+class _CaseTimeout(BaseException):
+    """Raised inside the learner's function when its case runs past the time limit (a BaseException, so that an
+    ``except Exception`` in the learner's code does not swallow it)."""
+
+
+def _call_with_time_limit(fn: Callable, args: list, seconds: float | None):
+    """``fn(*args)``, stopped with :class:`_CaseTimeout` after ``seconds``.
+
+    In the main thread (a notebook, pytest) a SIGALRM timer interrupts it; elsewhere (or without SIGALRM) it runs
+    in a helper thread that gets the exception injected when time is up (pure-Python loops stop at once, a long
+    NumPy call when it returns).
+    """
+    if not seconds or seconds <= 0:
+        return fn(*args)
+    if hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread():
+        outer_delay, outer_interval = signal.getitimer(signal.ITIMER_REAL)
+        if outer_delay and outer_delay <= seconds:  # someone else's timer fires first: leave it alone
+            return fn(*args)
+
+        def on_alarm(signum, frame):
+            raise _CaseTimeout
+
+        try:
+            previous = signal.signal(signal.SIGALRM, on_alarm)
+        except ValueError:  # not allowed here after all: use the thread
+            pass
+        else:
+            start = time.monotonic()
+            signal.setitimer(signal.ITIMER_REAL, seconds)
+            try:
+                return fn(*args)
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, previous)
+                if outer_delay:  # give the outer timer what is left of its time
+                    left = max(outer_delay - (time.monotonic() - start), 1e-3)
+                    signal.setitimer(signal.ITIMER_REAL, left, outer_interval)
+    result = {}
+
+    def target():
+        try:
+            result["value"] = fn(*args)
+        except BaseException as err:  # noqa: BLE001  (handed to the caller below)
+            result["error"] = err
+
+    worker = threading.Thread(target=target, daemon=True, name="check-case")
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(worker.ident), ctypes.py_object(_CaseTimeout))
+        worker.join(1.0)
+        raise _CaseTimeout
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
+
+
+def _argument_name(fn: Callable, index: int, count: int) -> str:
+    """The name of ``fn``'s positional parameter ``index`` (of ``count`` passed), or "argument k"."""
+    try:
+        bound = inspect.signature(fn).bind(*range(count))
+        for pname, value in bound.arguments.items():
+            if value == index:
+                return f"`{pname}`"
+    except (TypeError, ValueError):
+        pass
+    return f"argument {index + 1}"
+
+
+def _run(name: str, fn: Callable, *, prepared: list | None = None, time_limit: float | None = None) -> str | None:
+    """None when ``fn`` passes every hidden case, else what went wrong (for the learner).
+
+    ``prepared``: the reference's results from :func:`_prepare` (the mutation test computes them once);
+    ``time_limit``: seconds per case instead of the exercise's own.
+    """
     ex = _get(name)
     if not callable(fn):
         raise TypeError(f"check: expected a function for {name!r}, got {type(fn).__name__}")
-    cases = ex.cases()
-    for k, args in enumerate(cases, 1):
-        expected = ex.reference(*_copy_args(args))
+    cases = _prepare(name) if prepared is None else prepared
+    for k, c in enumerate(cases, 1):
+        args = c.args
         shapes = ", ".join(_describe(a) for a in _as_tuple(args) if isinstance(a, np.ndarray))
         label = args[0] if isinstance(args, tuple) and args and isinstance(args[0], str) else None
         details = ", ".join(([repr(label)] if label else []) + ([f"inputs: {shapes}"] if shapes else []))
         case = f"case {k} of {len(cases)}" + (f" ({details})" if details else "")
+        limit = (time_limit if time_limit is not None else ex.time_limit if ex.time_limit is not None
+                 else max(TIME_LIMIT, TIME_LIMIT_FACTOR * c.seconds))
+        call = _copy_args(args)
         try:
-            got = fn(*_copy_args(args))
+            got = _call_with_time_limit(fn, call, limit)
         except NotImplementedError:
             return "not implemented yet"
+        except _CaseTimeout:
+            return (f"{case} did not finish within the time limit of {_fmt(limit)} s per case (an endless loop, or "
+                    f"a loop that never reaches its end?)")
+        except KeyboardInterrupt:  # the notebook's stop button: stop the check too
+            raise
+        except SystemExit as err:
+            return (f"{case} called exit() or sys.exit() (SystemExit: {err.code!r}): return the result instead of "
+                    f"exiting")
         except Exception as err:  # the learner's code raised: say which case and why
             unfinished = (PLACEHOLDER_NOTE if _still_has_placeholder(fn) else
                           " (is a `...` still in your code?)" if "ellipsis" in str(err) else "")
             return f"{case} raised {type(err).__name__}: {err}{unfinished}"
-        problem = _compare(expected, got, ex)
+        except BaseException as err:  # noqa: BLE001  (GeneratorExit and other escapes: a failure, not a crash)
+            return f"{case} raised {type(err).__name__}: {err}"
+        try:
+            problem = _compare(c.expected, got, ex)
+        except Exception as err:  # noqa: BLE001  (check never crashes on what a function returns)
+            problem = (f"check could not compare what your function returned ({type(got).__name__}: "
+                       f"{type(err).__name__}); return numbers or arrays")
+        if problem is None:
+            changed = [i for i, (b, a) in enumerate(zip(_as_tuple(args), call))
+                       if i not in c.writes and not _same(b, a)]
+            if changed:
+                which = ", ".join(_argument_name(fn, i, len(call)) for i in changed)
+                problem = (f"your function changed its input {which} in place; the results are right, but the "
+                           f"caller's array{'s' if len(changed) > 1 else ''} must stay as they were: work on a copy "
+                           f"(x = x.copy()) or build new arrays (x = x - m instead of x -= m)")
         if problem:
             unfinished = PLACEHOLDER_NOTE if "`...`" not in problem and _still_has_placeholder(fn) else ""
             return f"{case}: {problem}{unfinished}"
