@@ -372,8 +372,9 @@ def _fit_keeps_last(model, optimizer, x, y, x_val, y_val, max_epochs, patience, 
 exercise("ch7.fit_early_stopping", _fit_cases,
          hints=["Three things to track across epochs: the lowest validation loss so far, the epoch it came from (with "
                 "a copy of its weights), and how many epochs in a row have not beaten it.",
-                "A new best resets the count to 0 and stores copy.deepcopy(model.state_dict()); otherwise the count "
-                "grows, and training stops once it reaches `patience`.",
+                "A new best (strictly lower: an exact tie is no improvement) resets the count to 0 and stores "
+                "copy.deepcopy(model.state_dict()); otherwise the count grows, and training stops once it reaches "
+                "`patience`.",
                 "After the loop, model.load_state_dict(...) with the stored copy: the model must end with the best "
                 "epoch's weights, not the last epoch's."],
          wrong=_fit_keeps_last)(fit_early_stopping)
