@@ -123,7 +123,7 @@ def _naive_backward_overwriting(x, w, grad_out, stride=1, pad=0):
                  "dx_pad[n, :, rows, cols] += g * w[f]; dw[f] += g * x_pad[n, :, rows, cols]; db[f] += g, with "
                  "rows = slice(i*stride, i*stride + kh); at the end cut the padding off: "
                  "dx = dx_pad[:, :, pad:pad + H, pad:pad + W]."],
-          wrong=_naive_backward_overwriting)
+          wrong=_naive_backward_overwriting, outputs=("dx", "dw", "db"))
 def conv_backward_naive(x, w, grad_out, stride=1, pad=0):
     """Gradients of out = conv_forward_naive(x, w, b, stride, pad), with the forward pass's loops.
 
