@@ -132,9 +132,12 @@ def compare(ours, theirs, x, *extra, grad_out=None, dtype=np.float64, seed: int 
     xt = torch.tensor(x, requires_grad=True)
     extra_t = [torch.as_tensor(np.asarray(e, dtype=dtype)) if not isinstance(e, tuple)
                else tuple(torch.as_tensor(np.asarray(a, dtype=dtype)) for a in e) for e in extra]
-    out_t = theirs(xt, *extra_t)
     ours.zero_grad()
-    out_o = ours.forward(x, *extra)
+    try:  # ours first: a wrong input gets dlcourse's message, not torch's "mat1 and mat2 shapes cannot be multiplied"
+        out_o = ours.forward(x, *extra)
+    except ValueError as err:
+        raise ValueError(f"compare: the input x of shape {x.shape} does not fit {type(ours).__name__}: {err}") from err
+    out_t = theirs(xt, *extra_t)
     flat_t, flat_o = _flatten(out_t), _flatten(out_o)
     if len(flat_t) != len(flat_o):
         raise ValueError(f"compare: torch returned {len(flat_t)} output arrays, ours {len(flat_o)}")

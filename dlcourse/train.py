@@ -148,18 +148,47 @@ class EarlyStopping:
 
 
 def accuracy(pred, y) -> float:
-    """Fraction of correct predictions; ``pred`` is labels (N,) or scores (N, C)."""
+    """Fraction of correct predictions; ``pred`` is labels (N,) or class scores (N, C) with C >= 2.
+
+    Scores of one column (N, 1) are refused: the argmax of one column is always class 0. A binary
+    classifier's single output is thresholded by the caller, who knows whether it is a probability
+    (``p[:, 0] > 0.5``) or a logit (``z[:, 0] > 0``). (PyTorch itself has no accuracy function.)
+    """
     pred, y = np.asarray(pred), np.asarray(y)
     if pred.ndim == 2:
+        if pred.shape[1] == 1:
+            raise ValueError(f"accuracy: expected labels (N,) or class scores (N, C) with C >= 2, got scores of shape "
+                             f"{pred.shape}: the argmax of one column is always 0. Threshold a binary output "
+                             "first: (p[:, 0] > 0.5) for probabilities, (z[:, 0] > 0) for logits")
         pred = pred.argmax(axis=1)
     if pred.shape != y.shape:
         raise ValueError(f"accuracy: expected predictions of shape {y.shape} (the labels'), got {pred.shape}")
     return float(np.mean(pred == y)) if y.size else math.nan
 
 
+def _labels(arr, name: str) -> np.ndarray:
+    """Integer labels: integer arrays as they are, floats only when whole numbers (1.0 -> 1), else ValueError."""
+    arr = np.asarray(arr)
+    if arr.dtype.kind in "iu":
+        return arr.astype(np.int64, copy=False)
+    if arr.dtype.kind == "b":
+        return arr.astype(np.int64)
+    if arr.dtype.kind == "f":
+        whole = np.isfinite(arr) & (arr == np.round(arr))
+        if not whole.all():
+            i = int(np.argmin(whole))
+            raise ValueError(f"confusion_matrix: expected integer class labels in {name}, got {arr.flat[i]} at index "
+                             f"{i} (dtype {arr.dtype}); pass labels, e.g. scores.argmax(axis=1)")
+        return arr.astype(np.int64)
+    raise ValueError(f"confusion_matrix: expected integer class labels in {name}, got dtype {arr.dtype}")
+
+
 def confusion_matrix(y_true, y_pred, num_classes: int | None = None) -> np.ndarray:
-    """``cm[i, j]`` = number of samples of true class i predicted as class j (rows: truth)."""
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    """``cm[i, j]`` = number of samples of true class i predicted as class j (rows: truth).
+
+    Labels are integers; floats are accepted when they are whole numbers (``1.0``), anything else is refused.
+    """
+    y_true, y_pred = _labels(y_true, "y_true"), _labels(y_pred, "y_pred")
     if y_true.shape != y_pred.shape or y_true.ndim != 1:
         raise ValueError(f"confusion_matrix: expected two label arrays of the same shape (N,), "
                          f"got {y_true.shape} and {y_pred.shape}")

@@ -8,8 +8,9 @@ its dlcourse twin); torch's state is copied into ours; the forward outputs, the 
 gradient and every parameter gradient are compared in float64.
 
 A sample is *supported* when dlcourse accepts it (constructor, forward and backward run) and
-*mismatched* when it runs but gives different numbers. The test prints the figures, records them
-for the run's summary, and requires at least 90% supported and no mismatch at all.
+*mismatched* when it runs but gives different numbers (outputs, gradients, or the buffers after the
+training-mode forward: BatchNorm's running statistics and ``num_batches_tracked``). The test prints the
+figures, records them for the run's summary, and requires at least 90% supported and no mismatch at all.
 """
 
 from __future__ import annotations
@@ -122,6 +123,7 @@ def run_sample(our_cls, info, sample):
     try:
         theirs = info.module_cls(*c_args, **c_kwargs).to(torch.float64)
         theirs.train()
+        initial = {k: v.detach().numpy().copy() for k, v in theirs.state_dict().items()}  # before forward's updates
         t_args, t_kwargs = _fresh(f_args), _fresh(f_kwargs)
         t_out = theirs(*t_args, **t_kwargs)
         t_flat = [o for o in _flat(t_out) if isinstance(o, torch.Tensor)]
@@ -137,7 +139,7 @@ def run_sample(our_cls, info, sample):
         ours = our_cls(*_twins(c_args), **_twins(c_kwargs))
         ours.train()
         stage = "load_state_dict"
-        ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
+        ours.load_state_dict(initial)
         stage = "forward"
         o_out = ours.forward(*_np(f_args), **_np(f_kwargs))
         stage = "backward"
@@ -164,6 +166,11 @@ def run_sample(our_cls, info, sample):
         g = np.zeros(mine.shape) if mine.grad is None else mine.grad
         if not _close(g, p.grad if p.grad is not None else torch.zeros_like(p)):
             return f"mismatched: gradient of {name}"
+    our_buffers = dict(ours.named_buffers())
+    for name, b in theirs.named_buffers():  # after one training-mode forward: running statistics, batch counts
+        mine = our_buffers.get(name)
+        if mine is None or not _close(mine, b):
+            return f"mismatched: buffer {name}"
     return "supported"
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from dlcourse import compare, gradcheck, nn
+from dlcourse import compare, gradcheck, manual_seed, nn
 
 
 def _layers():
@@ -105,6 +105,9 @@ def test_gradcheck_restores_the_model():
 
 
 def test_gradcheck_refuses_dropout_in_train_mode_and_passes_in_eval():
+    # Seeded: gradcheck finds the randomness by two forwards that differ, and with 8 dropout units two masks agree
+    # 1 time in 256; with whatever state earlier tests left the generator in, this test failed now and then.
+    manual_seed(0)
     model = nn.Sequential(nn.Linear(3, 4), nn.Dropout(0.5), nn.Linear(4, 1)).double()
     with pytest.raises(ValueError, match=r"Dropout in training mode.*model\.eval\(\)"):
         gradcheck(model, np.ones((2, 3)))

@@ -35,6 +35,16 @@ def preprocess(images, flatten: bool = False, mean: float = MNIST_MEAN, std: flo
     return x.reshape(len(x), -1) if flatten else x[:, None]
 
 
+def _generator(rng) -> np.random.Generator:
+    """A Generator as it is; an int seed (or a SeedSequence) through ``np.random.default_rng``, as NumPy takes them."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if isinstance(rng, (bool, np.bool_)) or not isinstance(rng, (int, np.integer, np.random.SeedSequence)):
+        raise TypeError(f"random_shift: expected rng as a np.random.Generator or an integer seed, got "
+                        f"{type(rng).__name__} {rng!r}")
+    return np.random.default_rng(rng)
+
+
 def random_shift(x, rng, max_shift: int = 2, fill=None) -> np.ndarray:
     """Move each image by a random whole number of pixels in [-max_shift, max_shift] in x and y.
 
@@ -42,7 +52,9 @@ def random_shift(x, rng, max_shift: int = 2, fill=None) -> np.ndarray:
     the same shape. Pixels that come in from the border take ``fill`` (default: the smallest
     value in the batch, the background of MNIST, also after standardisation). Vectorised:
     one padded copy, one strided view of every possible shift, one fancy-indexed gather.
+    ``rng``: a ``np.random.Generator`` (as ``fit`` passes it) or a seed for ``np.random.default_rng``.
     """
+    rng = _generator(rng)
     x = np.asarray(x)
     shape = x.shape
     if x.ndim == 2:

@@ -85,7 +85,9 @@ class _BatchNorm(Module):
         axes = (0,) + tuple(range(2, x.ndim))
         bshape = (1, -1) + (1,) * (x.ndim - 2)
         m = x.size // self.num_features
-        if x.shape[0] == 0:  # an empty batch, as torch: an empty output, statistics untouched
+        if x.shape[0] == 0:  # an empty batch, as torch: an empty output, statistics untouched, but it is counted
+            if self.training and self.track_running_stats:
+                self.num_batches_tracked += 1
             self._cache = None
             return x.copy()
         use_batch_stats = self.training or not self.track_running_stats

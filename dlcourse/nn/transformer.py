@@ -125,9 +125,15 @@ class TransformerEncoder(Module):
     def __init__(self, encoder_layer: TransformerEncoderLayer, num_layers: int, norm: LayerNorm | None = None,
                  enable_nested_tensor: bool = True, mask_check: bool = True):
         super().__init__()
-        if not isinstance(encoder_layer, Module):
-            raise ValueError(f"TransformerEncoder: expected a TransformerEncoderLayer, got "
-                             f"{type(encoder_layer).__name__}")
+        for what, value in (("encoder_layer", encoder_layer), ("norm", norm)):
+            if not isinstance(value, Module) and not (what == "norm" and value is None):
+                kind = type(value)
+                expected = "dlcourse.nn.TransformerEncoderLayer" if what == "encoder_layer" else \
+                    "dlcourse.nn.LayerNorm (or None)"
+                raise TypeError(f"TransformerEncoder: expected {what} to be a {expected}, got "
+                                f"{kind.__module__}.{kind.__qualname__}"
+                                + (" (a PyTorch module: build the layer from dlcourse.nn, or use torch.nn's "
+                                   "TransformerEncoder)" if kind.__module__.split(".")[0] == "torch" else ""))
         if num_layers < 1:
             raise ValueError(f"TransformerEncoder: expected num_layers >= 1, got {num_layers}")
         self.layers = Sequential(*(copy.deepcopy(encoder_layer) for _ in range(num_layers)))

@@ -41,13 +41,35 @@ def attend(q, k, v, causal: bool = False, scaled: bool = True):
     return weights @ v, weights
 
 
+def check_tokens(state: dict, x, where: str = "recall_forward") -> np.ndarray:
+    """``x`` as an int64 array (..., L, 2) of (key, value) token ids the state's tables hold, or a ValueError
+    naming the first id out of range (a negative id would silently index from the end) or a sequence longer than
+    the positional table."""
+    x = np.asarray(x)
+    if x.ndim < 2 or x.shape[-1] != 2 or x.shape[-2] < 1:
+        raise ValueError(f"{where}: expected (key, value) token pairs of shape (..., L, 2), got shape {x.shape}")
+    if x.dtype.kind not in "iu":
+        raise ValueError(f"{where}: expected integer token ids, got dtype {x.dtype}")
+    for column, table in ((0, "key_embedding.weight"), (1, "value_embedding.weight")):
+        ids, size = x[..., column], state[table].shape[0]
+        bad = (ids < 0) | (ids >= size)
+        if bad.any():
+            where_bad = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(f"{where}: unknown {table.split('_')[0]} token id {int(ids[where_bad])} at "
+                             f"{where_bad}: the model knows ids 0..{size - 1}")
+    if state.get("positional", True) and "pe" in state and x.shape[-2] > len(state["pe"]):
+        raise ValueError(f"{where}: a sequence of {x.shape[-2]} pairs is longer than the model's positional table "
+                         f"({len(state['pe'])} positions)")
+    return x.astype(np.int64, copy=False)
+
+
 def recall_forward(state: dict, x, nhead: int, causal: bool = False, scaled: bool = True):
     """The recall transformer on one or more sequences x (N, L, 2) from its state dict (NumPy arrays).
 
     Returns (probabilities over the values at the query position (N, num_values), attention weights per layer
     [(N, nhead, L, L)]). Positions are added when the state has a 'pe' table and ``state['positional']`` is not
-    False."""
-    x = np.asarray(x)
+    False. Token ids out of range or a sequence longer than the positional table: ValueError (:func:`check_tokens`)."""
+    x = check_tokens(state, x)
     h = state["key_embedding.weight"][x[..., 0]] + state["value_embedding.weight"][x[..., 1]]
     if state.get("positional", True) and "pe" in state:
         h = h + state["pe"][: x.shape[1]]
@@ -78,7 +100,14 @@ class AttentionExplorer(InteractiveFigure):
 
     def __init__(self, state: dict, sequences: dict, nhead: int, num_values: int = 10, answers: dict | None = None):
         self.state = {k: np.asarray(v, dtype=np.float64) for k, v in state.items()}
-        self.sequences = {name: np.array(s, dtype=np.int64) for name, s in sequences.items()}
+        if not sequences:
+            raise ValueError("AttentionExplorer: expected at least one sequence, got none")
+        self.sequences = {name: check_tokens(self.state, np.array(s), f"AttentionExplorer: sequence {name!r}").copy()
+                          for name, s in sequences.items()}
+        for name, s in self.sequences.items():
+            if s.ndim != 2 or len(s) < 2:
+                raise ValueError(f"AttentionExplorer: sequence {name!r}: expected (L, 2) pairs with L >= 2 (pairs, "
+                                 f"then the query), got shape {s.shape}")
         self.nhead, self.num_values = nhead, num_values
         self.num_layers = len({k.split(".")[1] for k in state if k.startswith("layers.")})
         self.num_keys = self.state["key_embedding.weight"].shape[0]
