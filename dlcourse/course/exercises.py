@@ -158,8 +158,18 @@ def _output_names(ex: Exercise, count: int) -> tuple | None:
         return ex.outputs if len(ex.outputs) == count else None
     if count < 2:
         return None
+    key = (ex.name, id(ex.reference), count)
+    if key not in _NAMES_CACHE:
+        _NAMES_CACHE[key] = _names_from_return(ex.reference, count)
+    return _NAMES_CACHE[key]
+
+
+_NAMES_CACHE: dict = {}
+
+
+def _names_from_return(reference: Callable, count: int) -> tuple | None:
     try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(ex.reference)))
+        tree = ast.parse(textwrap.dedent(inspect.getsource(reference)))
     except (OSError, TypeError, SyntaxError):
         return None
     returns = [n for n in ast.walk(tree.body[0]) if isinstance(n, ast.Return) and isinstance(n.value, ast.Tuple)]
@@ -224,16 +234,16 @@ def _compare(expected, got, ex: Exercise) -> str | None:
         return f"expected a tuple of {len(exp_t)} return values, got one {type(got).__name__}"
     if len(exp_t) != len(got_t):
         return f"expected {len(exp_t)} return value(s), got {len(got_t)}"
-    names = _output_names(ex, len(exp_t))
     for i, (e, g) in enumerate(zip(exp_t, got_t)):
-        if len(exp_t) > 1:
-            label = (f"`{names[i]}` (return value {i + 1} of {len(exp_t)}): " if names else
-                     f"return value {i + 1} of {len(exp_t)}: ")
-        else:
-            label = f"`{names[0]}`: " if names else ""
-        problem = _compare_one(e, g, ex, label)
-        if problem:
-            return problem
+        problem = _compare_one(e, g, ex, "")
+        if problem:  # name the output only now: reading the reference's source takes time
+            names = _output_names(ex, len(exp_t))
+            if len(exp_t) > 1:
+                label = (f"`{names[i]}` (return value {i + 1} of {len(exp_t)}): " if names else
+                         f"return value {i + 1} of {len(exp_t)}: ")
+            else:
+                label = f"`{names[0]}`: " if names else ""
+            return label + problem
     return None
 
 
