@@ -140,12 +140,21 @@ class Result:
 
 
 def _defined_names(tree) -> dict[str, str]:
-    """Top-level ``def``/``class`` name -> its source, of one cell."""
-    out = {}
+    """Top-level name -> the source of every statement of one cell that binds it (``def``, ``class``, ``=``)."""
+    out: dict[str, list[str]] = {}
     for node in tree.body if tree else ():
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            out[node.name] = ast.unparse(node)
-    return out
+            names = [node.name]
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names = [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names = [(a.asname or a.name).split(".")[0] for a in node.names]
+        else:
+            continue
+        for name in names:
+            out.setdefault(name, []).append(ast.unparse(node))
+    return {name: "\n".join(sources) for name, sources in out.items()}
 
 
 def _identify(sub_nb, chapters: dict[str, Chapter], wanted: str | None, filename: str) -> tuple[str | None, str]:
