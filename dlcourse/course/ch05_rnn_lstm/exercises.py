@@ -69,7 +69,7 @@ def _backward_one_step_only(x, h0, hs, W_ih, W_hh, grad_hs):
                  "(dW_ih += da_t.T @ x_t, dW_hh += da_t.T @ h_{t-1}, db += da_t summed over the batch).",
                  "h_{t-1} is h0 at the first step and hs[t - 1] after it; dh0 is what is carried back after the loop "
                  "ends. Return (dx, dh0, dW_ih, dW_hh, db)."],
-          wrong=_backward_one_step_only)
+          wrong=_backward_one_step_only, outputs=("dx", "dh0", "dW_ih", "dW_hh", "db"))
 def rnn_backward(x, h0, hs, W_ih, W_hh, grad_hs):
     """Backpropagation through time for a tanh RNN (the states hs come from rnn_step, run forward).
 
@@ -120,7 +120,7 @@ def _lstm_wrong_order(x, h, c, W_ih, W_hh, b_ih, b_hh):
                  "PyTorch's order of the blocks is i, f, g, o (np.split(z, 4, axis=1)); i, f, o go through the "
                  "sigmoid, g through tanh.",
                  "c' = f * c + i * g, then h' = o * tanh(c'); return the pair (h', c')."],
-          wrong=_lstm_wrong_order)
+          wrong=_lstm_wrong_order, outputs=("h_new", "c_new"))
 def lstm_step(x, h, c, W_ih, W_hh, b_ih, b_hh):
     """One LSTM step, PyTorch's layout and gate order (i, f, g, o): returns (h', c')."""
     z = x @ W_ih.T + b_ih + h @ W_hh.T + b_hh
@@ -160,7 +160,8 @@ def _lstm_backward_without_the_cell_path(x, h, c, W_ih, W_hh, b_ih, b_hh, dh_nex
                  "From dz as for a Linear layer: dx = dz @ W_ih, dh_prev = dz @ W_hh, dW_ih = dz.T @ x, "
                  "dW_hh = dz.T @ h, db = dz.sum(axis=0); along the cell path dc_prev = dc * f. Return "
                  "(dx, dh_prev, dc_prev, dW_ih, dW_hh, db)."],
-          wrong=_lstm_backward_without_the_cell_path)
+          wrong=_lstm_backward_without_the_cell_path,
+          outputs=("dx", "dh_prev", "dc_prev", "dW_ih", "dW_hh", "db"))
 def lstm_step_backward(x, h, c, W_ih, W_hh, b_ih, b_hh, dh_next, dc_next):
     """Backward of :func:`lstm_step`, PyTorch's gate order (i, f, g, o).
 
