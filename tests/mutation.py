@@ -9,10 +9,13 @@ A mutant that passes every hidden case is a *survivor*: a wrong answer that woul
 *equivalent* (it computes the same thing, e.g. ``x * 2`` vs ``x + x``); those are listed, one by one with the
 reason, in ``tests/mutation_equivalents/chNN.txt`` and set aside.
 
-What gets mutated: the reference function; the module-level functions of the same module that it calls (its
-helpers); for a probe that wraps a class (chapter 2's ``Value``, whose probes carry it as ``.Value``), the methods
-that the exercise is about. A mutant that raises or runs past the time limit counts as killed (the checker says so
-to a learner too); a mutant whose source does not compile, or that is the same source as another, is dropped.
+What gets mutated: the reference function; the module-level functions and classes of the same module that it uses
+(its helpers, not other exercises' references); for a probe (a closure that turns the learner's class or function
+into a function of numbers, e.g. chapter 2's ``op_probe(Value)``), what it was built around, rebuilt around each
+mutant by the same factory: a function, or a class (only the methods the exercise is about when ``CLASS_METHODS``
+or the probe's ``__wrapped__`` method says so), with the classes and functions of its module that it uses.
+A mutant that raises or runs past the time limit counts as killed (the checker says so to a learner too); a mutant
+whose source does not compile, or that is the same source as another, is dropped.
 
 Mutant ids do not depend on line numbers: ``exercise|function|kind|original -> replacement|k``, with ``k`` counting
 the earlier sites of the same function with the same kind and the same text, so that an unrelated edit elsewhere
@@ -272,19 +275,24 @@ def _definition(obj) -> ast.stmt | None:
     return tree
 
 
-def _called_helpers(fn_tree, module, exclude) -> list:
-    """Module-level functions of ``module`` that ``fn_tree`` calls by name (its helpers), recursively; not the
-    references of other exercises (the learner's own earlier step plays that part, checked on its own)."""
+def _called_helpers(tree, module, exclude, classes=False) -> list:
+    """Module-level functions (and, with ``classes``, classes) of ``module`` that ``tree`` uses by name (its
+    helpers), recursively; not the references of other exercises (the learner's own earlier step plays that part,
+    checked on its own). A function's classes (e.g. a NamedTuple it returns) are the chapter's, not the learner's."""
     references = {id(e.reference) for e in ex_mod.REGISTRY.values()}
-    found, todo = [], [fn_tree]
+    found, todo = [], [tree]
     while todo:
-        tree = todo.pop()
-        for node in ast.walk(tree):
+        t = todo.pop()
+        for node in ast.walk(t):
             if isinstance(node, ast.Name) and node.id not in exclude:
                 obj = getattr(module, node.id, None)
-                if (isinstance(obj, types.FunctionType) and obj.__module__ == module.__name__
-                        and id(obj) not in references
-                        and obj.__code__.co_freevars == () and obj.__name__ == node.id):
+                if isinstance(obj, types.FunctionType):
+                    ok = obj.__code__.co_freevars == () and obj.__name__ == node.id
+                elif isinstance(obj, type) and classes:
+                    ok = obj.__name__ == node.id
+                else:
+                    ok = False
+                if ok and obj.__module__ == module.__name__ and id(obj) not in references:
                     d = _definition(obj)
                     if d is not None:
                         exclude.add(node.id)
@@ -293,35 +301,66 @@ def _called_helpers(fn_tree, module, exclude) -> list:
     return found
 
 
+def _targets(tree, methods=None) -> list:
+    """What to mutate in one definition: a function whole; a class method by method (only ``methods`` if given)."""
+    if isinstance(tree, ast.ClassDef):
+        return [Target(f"{tree.name}.{item.name}", tree, (("body", i),)) for i, item in enumerate(tree.body)
+                if isinstance(item, ast.FunctionDef) and (methods is None or item.name in methods)]
+    return [Target(tree.name, tree)]
+
+
+def _probe(ref):
+    """For a probe (a closure that turns the learner's class or function into a function of numbers, e.g.
+    ``engine.op_probe(Value)``): (the factory that built it, what it was built around); else None."""
+    if not ref.__closure__:
+        return None
+    subjects = []
+    for cell in ref.__closure__:
+        try:
+            content = cell.cell_contents
+        except ValueError:  # an empty cell
+            continue
+        if isinstance(content, type) or inspect.isfunction(content):
+            subjects.append(content)
+    factory = getattr(inspect.getmodule(ref), ref.__qualname__.split(".")[0], None)
+    if factory is None or not callable(factory) or len(subjects) != 1:
+        return None
+    return factory, subjects[0]
+
+
 def plan(name: str) -> Plan:
     ex = ex_mod.REGISTRY[name]
     ref = ex.reference
-    cls = getattr(ref, "Value", None)
-    if isinstance(cls, type):  # a probe around a class: mutate the class, rebuild the probe around each mutant
-        module = inspect.getmodule(cls)
-        factory = getattr(module, ref.__qualname__.split(".")[0], None)
-        tree = _definition(cls)
-        if factory is None or tree is None:
-            return Plan(name, module, [], [], None, skipped="cannot read the probe's class or factory")
-        wrapped = getattr(ref, "__wrapped__", cls)
-        methods = CLASS_METHODS.get(name) or ((wrapped.__name__,) if inspect.isfunction(wrapped) else None)
-        targets = []
-        for i, item in enumerate(tree.body):
-            if isinstance(item, ast.FunctionDef) and (methods is None or item.name in methods):
-                targets.append(Target(f"{cls.__name__}.{item.name}", tree, (("body", i),)))
-        return Plan(name, module, [tree], targets, lambda g: factory(g[cls.__name__]))
     if not inspect.isfunction(ref):
         return Plan(name, None, [], [], None, skipped=f"reference is a {type(ref).__name__}")
+    build_around = None
     if ref.__code__.co_freevars:
-        return Plan(name, None, [], [], None, skipped="reference is a closure")
-    module = inspect.getmodule(ref)
-    tree = _definition(ref)
+        probe = _probe(ref)
+        if probe is None:
+            return Plan(name, None, [], [], None, skipped="reference is a closure that is not a probe")
+        build_around, subject = probe
+    else:
+        subject = ref
+    module = inspect.getmodule(subject)
+    tree = _definition(subject)
     if tree is None:
         return Plan(name, module, [], [], None, skipped="cannot read the reference's source")
-    helpers = _called_helpers(tree, module, {tree.name})
+    methods = None
+    if isinstance(subject, type):
+        # a probe around a class: the methods the exercise is about (ch2.value_backward: __wrapped__ is
+        # Value.backward), else all of them and the classes and functions of the module they use
+        wrapped = getattr(ref, "__wrapped__", subject)
+        if name in CLASS_METHODS:
+            methods = CLASS_METHODS[name]
+        elif inspect.isfunction(wrapped) and wrapped.__qualname__.startswith(subject.__name__ + "."):
+            methods = (wrapped.__name__,)
+    helpers = ([] if methods is not None else
+               _called_helpers(tree, module, {tree.name}, classes=isinstance(subject, type)))
     defs = helpers + [tree]
-    targets = [Target(d.name, d) for d in defs]
-    return Plan(name, module, defs, targets, lambda g: g[tree.name])
+    targets = [t for d in helpers for t in _targets(d)] + _targets(tree, methods)
+    if build_around is None:
+        return Plan(name, module, defs, targets, lambda g: g[tree.name])
+    return Plan(name, module, defs, targets, lambda g: build_around(g[tree.name]))
 
 
 def mutants(p: Plan) -> list[Mutant]:
