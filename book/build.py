@@ -87,18 +87,25 @@ def execute(notebook: str, out: str, setting: str, timeout_s: int) -> tuple[floa
     import nbformat
     from nbclient import NotebookClient
 
+    env = kernel_env(setting)  # computed before the clear: it starts from this process's environment
     os.environ.clear()
-    os.environ.update(kernel_env(setting))
+    os.environ.update(env)
+    from jupyter_client.manager import KernelManager
+
     nb = nbformat.read(notebook, as_version=4)
     t0 = time.perf_counter()
-    client = NotebookClient(nb, timeout=timeout_s, kernel_name="python3", allow_errors=False,
-                            resources={"metadata": {"path": str(Path(notebook).parent)}})
     stop = threading.Event()
-    threading.Thread(target=_kill_a_stalled_kernel, args=(stop,), daemon=True).start()
-    try:
-        client.execute()
-    finally:
-        stop.set()
+    with tempfile.TemporaryDirectory(prefix="dlcourse-kernel-") as sockets:
+        # Unix sockets instead of TCP ports: two kernels started at once can no longer pick the same free port
+        # ("Kernel died before replying to kernel_info", seen once in CI; "Address already in use" in a test here)
+        km = KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(sockets, "kernel"))
+        client = NotebookClient(nb, km=km, timeout=timeout_s, allow_errors=False,
+                                resources={"metadata": {"path": str(Path(notebook).parent)}})
+        threading.Thread(target=_kill_a_stalled_kernel, args=(stop,), daemon=True).start()
+        try:
+            client.execute()
+        finally:
+            stop.set()
     seconds = time.perf_counter() - t0
     peak_gib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2  # Linux reports KiB
     nb.metadata["dlcourse_book"] = {"setting": setting, "seconds": round(seconds, 1), "peak_gib": round(peak_gib, 2)}
