@@ -160,10 +160,10 @@ class YourMultiheadAttention(nn.Module):
         grads = self.pieces.attention_backward(grad_heads, Qh, Kh, Vh, weights)
         grad_qkv = [_like(self.pieces.merge_heads(g), x) for g, x in zip(grads, inputs)]  # dL/dq, dL/dk, dL/dv
         W = self.in_proj_weight.data
+        rows = [g.reshape(-1, E) for g in grad_qkv]  # one row per token: dW = sum over tokens of g^T x
         self.in_proj_weight.accumulate(np.concatenate(
-            [np.einsum("nle,nlf->ef", g, x) for g, x in zip(grad_qkv, inputs)]).astype(W.dtype, copy=False))
-        self.in_proj_bias.accumulate(np.concatenate([g.sum(axis=(0, 1)) for g in grad_qkv]).astype(W.dtype,
-                                                                                                     copy=False))
+            [g.T @ x.reshape(-1, E) for g, x in zip(rows, inputs)]).astype(W.dtype, copy=False))
+        self.in_proj_bias.accumulate(np.concatenate([g.sum(axis=0) for g in rows]).astype(W.dtype, copy=False))
         return tuple(g @ W[i * E:(i + 1) * E] for i, g in enumerate(grad_qkv))
 
     def extra_repr(self) -> str:
