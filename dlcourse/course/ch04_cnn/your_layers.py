@@ -4,7 +4,8 @@ Each subclasses the ``dlcourse.nn`` layer it replaces, so parameters, initialisa
 optimizers work unchanged; only ``forward``/``backward`` call the functions handed in:
 
 - :class:`YourConv2d`: ``conv_forward(x, weight, bias, stride, padding)`` and
-  ``conv_backward(x, weight, grad_out, stride, padding) -> (dx, dW, db)``; caches the input x.
+  ``conv_backward(x, weight, grad_out, stride, padding) -> (dx, dW, db)`` (the learner's im2col versions, or their
+  loops: both have these signatures); caches the input x.
 - :class:`YourMaxPool2d`: 2x2, stride 2; the forward pass is the library's, the backward pass is
   ``pool_backward(x, grad_out)``; caches x.
 - :class:`YourBatchNorm2d`: the forward pass (and running statistics) is the library's; in training mode the
