@@ -60,7 +60,7 @@ def _attention_unscaled(Q, K, V, mask=None):
                  "-inf before the softmax.",
                  "softmax over the LAST axis (the keys), after subtracting each row's maximum; return "
                  "(weights @ V, weights)."],
-          wrong=_attention_unscaled)
+          wrong=_attention_unscaled, outputs=("output", "weights"))
 def attention_forward(Q, K, V, mask=None):
     """softmax(Q K^T / sqrt(d) [masked]) V. Q (..., Lq, d), K (..., Lk, d), V (..., Lk, dv); mask bool,
     broadcastable to (..., Lq, Lk) (True: may attend), or None.
@@ -102,7 +102,7 @@ def _attention_backward_no_softmax_jacobian(grad_out, Q, K, V, weights):
                  "dS = A * (dA - sum(dA * A, over the keys, keepdims)).",
                  "S = Q K^T / sqrt(d) gives dQ = dS K / sqrt(d) and dK = dS^T Q / sqrt(d); transpose only the last "
                  "two axes (np.swapaxes(x, -1, -2)). Return (dQ, dK, dV)."],
-          wrong=_attention_backward_no_softmax_jacobian)
+          wrong=_attention_backward_no_softmax_jacobian, outputs=("grad_Q", "grad_K", "grad_V"))
 def attention_backward(grad_out, Q, K, V, weights):
     """Gradients of scaled dot-product attention. grad_out (..., Lq, dv) = dL/dO, weights (..., Lq, Lk) the
     forward's softmax output (masked entries are 0, so no mask is needed here). Returns (dQ, dK, dV)."""
@@ -212,7 +212,7 @@ def _layer_norm_backward_no_mean_terms(grad_out, x, weight, eps):
                  "weight: dx = (g_hat - mean(g_hat) - x_hat * mean(g_hat * x_hat)) / sigma, means over the last axis.",
                  "dweight = sum of grad_out * x_hat and dbias = sum of grad_out, summed over every axis except the "
                  "last. Return (dx, dweight, dbias)."],
-          wrong=_layer_norm_backward_no_mean_terms)
+          wrong=_layer_norm_backward_no_mean_terms, outputs=("grad_x", "grad_weight", "grad_bias"))
 def layer_norm_backward(grad_out, x, weight, eps):
     """Backward of y = (x - mean) / sqrt(var + eps) * weight + bias over the last axis (biased variance).
     grad_out and x (..., E), weight (E,). Returns (dx, dweight, dbias)."""
