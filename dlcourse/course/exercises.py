@@ -116,12 +116,12 @@ def _as_tuple(value):
     return value if isinstance(value, tuple) else (value,)
 
 
-_LOW_PRECISION = ("bfloat16", "float16", "half")
+_LOW_PRECISION = ("bfloat16", "float16")
 
 
 def _to_plain(value):
     """torch tensors (even with requires_grad, even on a GPU, any dtype) become NumPy arrays (bfloat16 and float16
-    as float32, marked low precision by :func:`_precision`); lists/tuples recursively."""
+    ones a :class:`_LowPrecision`, which the comparison refuses with a message); lists/tuples recursively."""
     if type(value).__module__.startswith("torch") and hasattr(value, "detach"):
         t = value.detach().cpu()
         if str(t.dtype).split(".")[-1] in _LOW_PRECISION:
@@ -180,11 +180,11 @@ def _names_from_return(reference: Callable, count: int) -> tuple | None:
 
 
 def _numbers(g, label: str):
-    """(float64 array, None) for a numeric answer ``g``, else (None, why it is not one)."""
+    """(NumPy array of real numbers or booleans, None) for a numeric answer ``g``, else (None, why it is not one)."""
     kind = type(g).__name__
     if isinstance(g, (str, bytes)):
         return None, f"{label}expected a number or an array of numbers, got a string ({kind}): return the number"
-    if isinstance(g, (types.GeneratorType, map, filter, zip, range, dict, set, frozenset)) or (
+    if isinstance(g, (types.GeneratorType, map, filter, zip, dict, set, frozenset)) or (
             hasattr(g, "__next__") and not isinstance(g, np.ndarray)):
         return None, f"{label}expected a number or an array of numbers, got a {kind}"
     if isinstance(g, _LowPrecision):
