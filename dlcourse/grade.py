@@ -1,6 +1,7 @@
 """Grade a class's chapter notebooks with the course's own checks.
 
     python -m dlcourse.grade SUBMISSIONS... --out grades.csv [--chapter 04_cnn] [--jobs 2]
+    python -m dlcourse.grade --nbgrader-setup COURSE_DIR [--chapter 04_cnn]   # an nbgrader course folder
 
 SUBMISSIONS are notebooks or folders (searched recursively for ``*.ipynb``). The learner is named by the
 submission's folder (``alice/04_cnn.ipynb`` is alice's), or by the file's name when it lies directly in a folder
@@ -47,6 +48,7 @@ import json
 import multiprocessing
 import os
 import secrets
+import shutil
 import sys
 import tempfile
 import threading
@@ -560,9 +562,50 @@ def summary_markdown(results: list[Result]) -> str:
     return "\n".join(lines) + "\n"
 
 
+NBGRADER_CONFIG = """\
+# nbgrader's configuration for the dlcourse chapters (written by `python -m dlcourse.grade --nbgrader-setup`).
+import os
+
+c = get_config()  # noqa: F821 (nbgrader provides it)
+c.CourseDirectory.course_id = "dlcourse"
+c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
+
+# The course's build-it cells are stubs already (`...  # your code`): the student version keeps them as they are,
+# so nbgrader's ClearSolutions, which would replace each answer cell by `raise NotImplementedError()`, is left out.
+from nbgrader.preprocessors import (CheckCellMetadata, ClearHiddenTests, ClearMarkScheme, ClearOutput,  # noqa: E402
+                                    ComputeChecksums, IncludeHeaderFooter, LockCells, SaveCells)
+
+c.GenerateAssignment.preprocessors = [IncludeHeaderFooter, LockCells, ClearOutput, CheckCellMetadata,
+                                      ComputeChecksums, SaveCells, ClearHiddenTests, ClearMarkScheme,
+                                      ComputeChecksums, CheckCellMetadata]
+# The check cells are the autograder tests: under nbgrader (NBGRADER_EXECUTION is set) a failing check raises.
+# Quick mode, as `python -m dlcourse.grade` grades; delete this line to autograde in the full setting.
+os.environ.setdefault("DLCOURSE_QUICK", "1")
+c.ExecutePreprocessor.timeout = 600
+"""
+
+
+def setup_nbgrader(root: Path, chapters: list[str] | None = None, course_dir: Path = DEFAULT_COURSE) -> list[Path]:
+    """Make ``root`` an nbgrader course folder: ``nbgrader_config.py`` and ``source/<chapter>/<chapter>.ipynb``."""
+    available = load_course(Path(course_dir))
+    wanted = chapters or sorted(available)
+    unknown = [c for c in wanted if c not in available]
+    if unknown:
+        raise ValueError(f"grade: expected chapters among {sorted(available)}, got {unknown}")
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "nbgrader_config.py").write_text(NBGRADER_CONFIG, encoding="utf-8")
+    written = []
+    for stem in wanted:
+        folder = root / "source" / stem
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(available[stem].path, folder / f"{stem}.ipynb")
+        written.append(folder / f"{stem}.ipynb")
+    return written
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dlcourse.grade", description=__doc__.split("\n\n")[0])
-    parser.add_argument("submissions", nargs="+", help="notebooks or folders of notebooks")
+    parser.add_argument("submissions", nargs="*", help="notebooks or folders of notebooks")
     parser.add_argument("--out", default="grades.csv", help="the CSV to write; the markdown summary goes beside it")
     parser.add_argument("--course", default=str(DEFAULT_COURSE), help="the course's notebooks folder")
     parser.add_argument("--chapter", help="the chapter every submission should be, e.g. 04_cnn")
@@ -571,7 +614,20 @@ def main(argv=None) -> int:
     parser.add_argument("--cell-timeout", type=float, default=300, help="seconds per cell (default 300)")
     parser.add_argument("--memory-gib", type=float, default=2.0, help="kernel memory limit (default 2 GiB)")
     parser.add_argument("--full", action="store_true", help="run the full setting instead of quick mode")
+    parser.add_argument("--nbgrader-setup", metavar="DIR",
+                        help="instead of grading: make DIR an nbgrader course folder for the chapters (--chapter: one)")
     args = parser.parse_args(argv)
+    if args.nbgrader_setup:
+        try:
+            written = setup_nbgrader(Path(args.nbgrader_setup), [args.chapter] if args.chapter else None,
+                                     Path(args.course))
+        except ValueError as err:
+            print(err, file=sys.stderr)
+            return 2
+        print(f"nbgrader course folder {args.nbgrader_setup}: nbgrader_config.py and {len(written)} assignment(s)")
+        return 0
+    if not args.submissions:
+        parser.error("expected notebooks or folders to grade (or --nbgrader-setup DIR)")
     t0 = time.perf_counter()
 
     def say(r: Result) -> None:
