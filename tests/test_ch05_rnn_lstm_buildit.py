@@ -132,3 +132,31 @@ def test_the_variant_without_mistakes_passes():
 @pytest.mark.parametrize("mistake", ["no tanh'", "new cell in df", "mean over the batch", "no forget factor"])
 def test_typical_lstm_backward_mistakes_are_rejected(mistake):
     assert _run("ch5.lstm_step_backward", _lstm_backward_variant(mistake)) is not None
+
+
+def test_clip_reference_matches_torch_on_every_case():
+    for grads, max_norm in REGISTRY["ch5.clip_grad_norm"].cases():
+        params = [torch.zeros(g.shape, dtype=torch.float64, requires_grad=True) for g in grads]
+        for p, g in zip(params, grads):
+            p.grad = torch.tensor(g)
+        torch.nn.utils.clip_grad_norm_(params, max_norm)
+        for ours, p in zip(reference("ch5.clip_grad_norm")(grads, max_norm), params):
+            assert np.allclose(ours, p.grad.numpy(), rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("eps", [0.0, 5e-7, 2e-6, -1e-6])
+def test_clip_with_a_shifted_norm_is_rejected(eps):
+    def shifted(grads, max_norm):
+        total = np.sqrt(sum(float(np.sum(g * g)) for g in grads))
+        return tuple(g * min(1.0, max_norm / (total + eps)) for g in grads)
+
+    assert _run("ch5.clip_grad_norm", shifted) is not None
+
+
+def test_clip_only_above_the_threshold_is_rejected():
+    """Clipping only when the norm exceeds max_norm misses PyTorch's 1e-6 just below it (the last case)."""
+    def only_above(grads, max_norm):
+        total = np.sqrt(sum(float(np.sum(g * g)) for g in grads))
+        return tuple(g * (max_norm / (total + 1e-6)) if total > max_norm else g for g in grads)
+
+    assert _run("ch5.clip_grad_norm", only_above) is not None
