@@ -103,7 +103,7 @@ def execute(notebook: str, out: str, setting: str, timeout_s: int) -> tuple[floa
                                 resources={"metadata": {"path": str(Path(notebook).parent)}})
         threading.Thread(target=_kill_a_stalled_kernel, args=(stop,), daemon=True).start()
         try:
-            client.execute()
+            client.execute(cleanup_kc=True)  # we made the kernel manager: shut its kernel down here
         finally:
             stop.set()
     seconds = time.perf_counter() - t0

@@ -420,7 +420,7 @@ def _run_kernel(result, chapter, course_nb, sub_nb, attempted, course_dir: Path,
                                                         int(options["memory_gib"] * 2**30), killed), daemon=True)
         watcher.start()
         try:
-            client.execute()
+            client.execute(cleanup_kc=True)  # we made the kernel manager: shut its kernel down here
         except CellTimeoutError:
             result.problem = f"a cell ran past the per-cell time limit ({options['cell_timeout']} s)"
         except DeadKernelError:
