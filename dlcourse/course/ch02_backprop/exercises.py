@@ -89,7 +89,8 @@ def _op_cases():
     "double" use a leaf twice in one node, and the ``number`` operations put plain numbers on either side of a Value
     (a missing number -> Value conversion shows)."""
     return [("add", 2.0, -3.0), ("mul", 2.0, -3.0), ("mul", -1.5, 0.25), ("tanh", 0.5, 0.0), ("tanh", -2.0, 0.0),
-            ("relu", 1.5, 0.0), ("relu", -0.5, 0.0), ("relu", 0.0, 0.0), ("exp", 0.3, 0.0), ("exp", -1.2, 0.0),
+            ("relu", 1.5, 0.0), ("relu", 0.7, 0.0), ("relu", -0.5, 0.0),
+            ("relu", 0.0, 0.0), ("exp", 0.3, 0.0), ("exp", -1.2, 0.0),
             ("log", 1.7, 0.0), ("square", -1.3, 0.0), ("double", 0.9, 0.0), ("sub", 1.2, 3.5), ("neg", 0.8, 0.0),
             ("add_number", 1.2, 2.5), ("number_add", 1.2, 2.5), ("mul_number", 1.2, -4.0),
             ("number_mul", 1.2, -4.0), ("sub_number", 1.2, 2.5), ("number_sub", 1.2, 2.5),
@@ -196,6 +197,10 @@ def _train_step_cases():
         weights = rng.standard_normal(micro_mlp.n_parameters(n_in, n_outs)) * 0.8
         cases.append((n_in, n_outs, weights, rng.standard_normal((n, n_in)), rng.integers(0, n_outs[-1], n), lr,
                       num_steps))
+    # logits about 1000 apart: only a loss shifted by the largest logit stays finite (exp(710) overflows)
+    weights = rng.standard_normal(micro_mlp.n_parameters(2, (3, 3)))
+    weights[-12:] *= 400.0
+    cases.append((2, (3, 3), weights, rng.standard_normal((4, 2)), np.array([0, 1, 2, 0]), 0.001, 2))
     return cases
 
 

@@ -110,6 +110,29 @@ def n_parameters(n_in, n_outs) -> int:
     return sum((sizes[i] + 1) * sizes[i + 1] for i in range(len(n_outs)))
 
 
+def check_initialisation(mlp_cls, n_in=8, n_outs=(8, 8), seed=2) -> None:
+    """Raise ValueError unless ``mlp_cls`` starts as the given constructors do: every bias 0, the weights of a
+    neuron with n inputs uniform in [-1/sqrt(n), 1/sqrt(n)] (both signs, and filling that range: the largest
+    |w| sqrt(n) of the 128 weights of an 8-8-8 network is near 1). Python's random state is put back afterwards."""
+    state = random.getstate()
+    random.seed(seed)
+    try:
+        params = [p.data for p in mlp_cls(n_in, list(n_outs)).parameters()]
+    finally:
+        random.setstate(state)
+    if len(params) != n_parameters(n_in, n_outs):
+        return                                   # load_weights names this problem
+    sizes, k, scaled, biases = [n_in] + list(n_outs), 0, [], []
+    for i in range(len(n_outs)):
+        for _ in range(sizes[i + 1]):
+            scaled += [w * math.sqrt(sizes[i]) for w in params[k:k + sizes[i]]]
+            biases.append(params[k + sizes[i]])
+            k += sizes[i] + 1
+    if any(b != 0 for b in biases) or max(abs(w) for w in scaled) > 1 or max(scaled) < 0.9 or min(scaled) > -0.9:
+        raise ValueError("the starting weights should be uniform in [-1/sqrt(n_in), 1/sqrt(n_in)] and every bias 0: "
+                         "keep the given constructors (Neuron.__init__)")
+
+
 def mlp_probe(mlp_cls):
     """``f(n_in, n_outs, weights, x, upstream) -> (outputs, parameter gradients, input gradients)``.
 
@@ -119,6 +142,7 @@ def mlp_probe(mlp_cls):
     """
     def mlp_forward_backward(n_in, n_outs, weights, x, upstream):
         try:
+            check_initialisation(mlp_cls)
             model = mlp_cls(int(n_in), list(n_outs))
             load_weights(model, weights)
             value_cls = type(model.parameters()[0])
