@@ -464,6 +464,44 @@ def _read_outputs(result: Result, chapter: Chapter, nb, nonce: str, attempted: d
         result.notes.append("refused: " + "; ".join(dict.fromkeys(refused)))
 
 
+def sample_submission(chapter_path: Path, answers: dict[str, str], extra: dict[str, str] | None = None):
+    """A chapter notebook as a learner might hand it in, to try a grading setup (the tests and benchmark use it).
+
+    ``answers`` maps a step to ``"reference"`` (the course's own answer), ``"wrong"`` (the step's registered typical
+    mistake) or ``"untouched"`` (the default); ``extra`` maps a function the chapter's build-it cells define to code
+    appended to its cell (a hang, a crash, ...).
+    """
+    import copy
+
+    import nbformat
+
+    chapter = load_chapter(Path(chapter_path))
+    nb = copy.deepcopy(nbformat.read(str(chapter_path), as_version=4))
+
+    def cell_defining(target):
+        for i in chapter.exercise_cells:
+            if target in _defined_names(_parse(nb.cells[i].source)):
+                return nb.cells[i]
+        raise ValueError(f"sample_submission: no build-it cell of {chapter.stem} defines {target!r}")
+
+    for step in chapter.steps:
+        how = answers.get(step.name, "untouched")
+        if how not in ("reference", "wrong", "untouched"):
+            raise ValueError(f"sample_submission: expected 'reference', 'wrong' or 'untouched' for {step.name}, "
+                             f"got {how!r}")
+        if how == "reference":
+            cell_defining(step.target).source += (
+                f"\n\nfrom dlcourse.course.exercises import reference as _reference\n"
+                f"{step.target} = _reference({step.name!r})\n")
+        elif how == "wrong":
+            cell_defining(step.target).source += (
+                f"\n\nfrom dlcourse.course.exercises import REGISTRY as _REGISTRY\n"
+                f"{step.target} = _REGISTRY[{step.name!r}].wrong\n")
+    for target, code in (extra or {}).items():
+        cell_defining(target).source += "\n\n" + code + "\n"
+    return nb
+
+
 # -- a class ------------------------------------------------------------------------------------------------------
 
 def find_submissions(paths: list[str]) -> list[tuple[str, str]]:

@@ -9,7 +9,6 @@ and the batch goes on; grading the same submission twice gives the same verdicts
 
 from __future__ import annotations
 
-import copy
 import csv
 import subprocess
 import sys
@@ -29,29 +28,8 @@ def _course():
     return G.load_chapter(CHAPTER), nbformat.read(str(CHAPTER), as_version=4)
 
 
-def _cell_defining(nb, chapter, target):
-    for i in chapter.exercise_cells:
-        if target in G._defined_names(G._parse(nb.cells[i].source)):
-            return nb.cells[i]
-    raise AssertionError(f"no build-it cell defines {target}")
-
-
 def _submission(answers: dict[str, str], extra: dict[str, str] | None = None):
-    """The chapter with step -> 'reference' / 'wrong' / 'untouched'; extra: target -> code added to its cell."""
-    chapter, nb = _course()
-    nb = copy.deepcopy(nb)
-    for step in chapter.steps:
-        how = answers.get(step.name, "untouched")
-        cell = _cell_defining(nb, chapter, step.target)
-        if how == "reference":
-            cell.source += (f"\n\nfrom dlcourse.course.exercises import reference as _ref\n"
-                            f"{step.target} = _ref({step.name!r})\n")
-        elif how == "wrong":
-            cell.source += (f"\n\nfrom dlcourse.course.exercises import REGISTRY as _R\n"
-                            f"{step.target} = _R[{step.name!r}].wrong\n")
-    for target, code in (extra or {}).items():
-        _cell_defining(nb, chapter, target).source += "\n\n" + code + "\n"
-    return nb
+    return G.sample_submission(CHAPTER, answers, extra)
 
 
 STEPS = [s.name for s in G.load_chapter(CHAPTER).steps]
