@@ -59,7 +59,7 @@ def _perceptron_always(w, b, x, y, lr):
                  "A sample is misclassified when y (w . x + b) <= 0 (a score of exactly 0 counts as a mistake, or "
                  "a perceptron started at zero would never move). Otherwise return w and b unchanged.",
                  "On a mistake the boundary moves towards the sample: add lr * y * x to w and lr * y to b."],
-          wrong=_perceptron_always)
+          wrong=_perceptron_always, outputs=("w", "b"))
 def perceptron_update(w, b, x, y, lr):
     """One step of the perceptron rule for a sample x (d,) with label y in {-1, +1}: returns (w, b)."""
     if y * (x @ w + b) <= 0:

@@ -58,7 +58,8 @@ def _momentum_cases():
                  "PyTorch's form has no (1 - momentum) factor: the buffer is a plain decaying sum of the gradients, "
                  "b_t = momentum b_{t-1} + g_t. Return both the new w and the new buffer.",
                  "buf = momentum * buf + g; return w - lr * buf, buf."],
-          wrong=lambda w, buf, g, lr, mom: (w - lr * (mom * buf + (1 - mom) * g), mom * buf + (1 - mom) * g))
+          wrong=lambda w, buf, g, lr, mom: (w - lr * (mom * buf + (1 - mom) * g), mom * buf + (1 - mom) * g),
+          outputs=("w", "buf"))
 def sgd_momentum_step(w, buf, g, lr, momentum):
     """One SGD step with momentum (PyTorch's form, a momentum buffer that already exists): returns (w, buf)."""
     buf = momentum * buf + g
@@ -91,7 +92,7 @@ def _adam_no_bias_correction(w, m, v, g, t, lr, beta1, beta2, eps):
                  "uncorrected ones.",
                  "m_hat = m / (1 - beta1**t), v_hat = v / (1 - beta2**t); w - lr * m_hat / (np.sqrt(v_hat) + eps); "
                  "eps goes outside the square root."],
-          wrong=_adam_no_bias_correction)
+          wrong=_adam_no_bias_correction, outputs=("w", "m", "v"))
 def adam_step(w, m, v, g, t, lr, beta1, beta2, eps):
     """Adam's step number t (t = 1 for the first step): returns (w, m, v)."""
     m = beta1 * m + (1 - beta1) * g
@@ -121,7 +122,7 @@ def _adam_with_l2(w, m, v, g, t, lr, weight_decay):
                  "Shrink the weights by the factor (1 - lr * weight_decay) first, then take an ordinary Adam step "
                  "(betas 0.9, 0.999, eps 1e-8) with the unchanged gradient.",
                  "Reuse your Adam step: adam_step(w * (1 - lr * weight_decay), m, v, g, t, lr, 0.9, 0.999, 1e-8)."],
-          wrong=_adam_with_l2)
+          wrong=_adam_with_l2, outputs=("w", "m", "v"))
 def adamw_step(w, m, v, g, t, lr, weight_decay):
     """AdamW's step t with betas (0.9, 0.999), eps 1e-8: returns (w, m, v)."""
     return adam_step(w * (1 - lr * weight_decay), m, v, g, t, lr, 0.9, 0.999, 1e-8)
