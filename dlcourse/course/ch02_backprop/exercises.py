@@ -44,6 +44,7 @@ def _linear_cases():
 
 
 @exercise("ch2.linear_backward", _linear_cases,
+          outputs=("dx", "dW", "db"),
           hints=["Each gradient has the shape of what it differentiates: dx like x (N, in), dW like W (out, in), "
                  "db like b (out,). Which products of grad_out (N, out), W and x have those shapes?",
                  "Differentiate Y_nk = sum_i x_ni W_ki + b_k entry by entry: dL/dx_ni sums over k, dL/dW_ki sums over "
@@ -106,6 +107,7 @@ def _value_ops_no_local_derivative(op, a, b):
 _value_ops = engine.op_probe(engine.Value)
 _value_ops.__wrapped__ = engine.Value  # solution() shows the reference class, not this probe
 exercise("ch2.value_ops", _op_cases,
+         outputs=("out.data", "x.grad", "y.grad"),
          hints=["Each _backward adds to its inputs' .grad: out.grad (the gradient arriving from above) times the "
                 "local derivative of this one operation.",
                 "The local derivatives: d(a b)/da = b; tanh'(x) = 1 - tanh(x)^2 (t is already computed); ReLU'(x) is 1 "
@@ -147,6 +149,7 @@ def _value_graph_unsorted(kind, inputs):
 _value_graph = engine.graph_probe(engine.Value)
 _value_graph.__wrapped__ = engine.Value.backward
 exercise("ch2.value_backward", _graph_cases,
+         outputs=("output", "gradients"),
          hints=["backward() must call every node's _backward exactly once, and a node only after every node that "
                 "uses it has added its share to that node's .grad.",
                 "Order the nodes topologically: a depth-first search that appends a node after all of its _prev. Then "
@@ -179,6 +182,7 @@ class _MLPTanhEverywhere(micro_mlp.MLP):
 _mlp = micro_mlp.mlp_probe(micro_mlp.MLP)
 _mlp.__wrapped__ = micro_mlp.MLP  # solution() shows the reference MLP (Neuron and Layer: micro_mlp.py)
 exercise("ch2.mlp", _mlp_cases,
+         outputs=("outputs", "parameter gradients", "input gradients"),
          hints=["A neuron's pre-activation is a weighted sum of its inputs plus its bias; a layer applies each of its "
                 "neurons to the same inputs; the network feeds each layer's outputs to the next layer.",
                 "Neuron: start the sum at the bias, sum(w_i * x_i for w_i, x_i in zip(self.w, x)) with start value "
@@ -216,6 +220,7 @@ def _train_step_no_zero_grad(model, X, y, lr):
 _train_step = micro_mlp.train_step_probe(micro_mlp.train_step)
 _train_step.__wrapped__ = micro_mlp.train_step
 exercise("ch2.train_step", _train_step_cases,
+         outputs=("losses", "parameters after the steps"),
          hints=["Four parts, in this order: reset the gradients, forward pass and loss, backward pass, update. The "
                 "probe runs several steps, so what the previous step left in .grad matters.",
                 "backward() adds to .grad, so set every parameter's .grad to 0 first. The loss is the mean: the sum "

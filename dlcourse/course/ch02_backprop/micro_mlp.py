@@ -141,6 +141,7 @@ def mlp_probe(mlp_cls):
     ``backward()``.
     """
     def mlp_forward_backward(n_in, n_outs, weights, x, upstream):
+        state = random.getstate()                # the constructors draw numbers: leave the learner's seed alone
         try:
             check_initialisation(mlp_cls)
             model = mlp_cls(int(n_in), list(n_outs))
@@ -162,6 +163,8 @@ def mlp_probe(mlp_cls):
             if _unfinished(err):
                 raise NotImplementedError from err
             raise
+        finally:
+            random.setstate(state)
     mlp_forward_backward.MLP = mlp_cls
     return mlp_forward_backward
 
@@ -170,7 +173,9 @@ def train_step_probe(step):
     """``f(n_in, n_outs, weights, X, y, lr, num_steps) -> (losses, weights after)``: ``num_steps`` calls of ``step`` on
     the course's :class:`MLP` with those weights (a second step shows a gradient that was not zeroed)."""
     def train_steps(n_in, n_outs, weights, X, y, lr, num_steps):
+        state = random.getstate()
         model = MLP(int(n_in), list(n_outs))
+        random.setstate(state)
         load_weights(model, weights)
         X, y = [[float(v) for v in x] for x in X], [int(label) for label in y]
         try:
