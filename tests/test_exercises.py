@@ -558,3 +558,14 @@ def test_a_float_mask_is_not_a_boolean_mask(capsys):
 def test_the_old_hint_property_is_gone():
     """Exercise.hint ("kept for old callers") had no callers; hints live in Exercise.hints."""
     assert not hasattr(ex_mod.Exercise, "hint")
+
+
+def test_an_exception_that_cannot_be_printed_is_still_reported(capsys):
+    class Unprintable(Exception):
+        def __str__(self):
+            raise RuntimeError("no")
+
+    def raises(z):
+        raise Unprintable
+
+    _fails_with("ch1.sigmoid_grad", raises, capsys, "raised Unprintable")

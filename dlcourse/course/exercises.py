@@ -431,6 +431,14 @@ def _call_with_time_limit(fn: Callable, args: list, seconds: float | None):
     return result["value"]
 
 
+def _safe_str(err: BaseException) -> str:
+    """``str(err)``, even for an exception whose ``__str__`` itself fails."""
+    try:
+        return str(err)
+    except Exception:  # noqa: BLE001
+        return f"<{type(err).__name__} that cannot be printed>"
+
+
 def _argument_name(fn: Callable, index: int, count: int) -> str:
     """The name of ``fn``'s positional parameter ``index`` (of ``count`` passed), or "argument k"."""
     try:
@@ -476,10 +484,10 @@ def _run(name: str, fn: Callable, *, prepared: list | None = None, time_limit: f
                     f"exiting")
         except Exception as err:  # the learner's code raised: say which case and why
             unfinished = (PLACEHOLDER_NOTE if _still_has_placeholder(fn) else
-                          " (is a `...` still in your code?)" if "ellipsis" in str(err) else "")
-            return f"{case} raised {type(err).__name__}: {err}{unfinished}"
+                          " (is a `...` still in your code?)" if "ellipsis" in _safe_str(err) else "")
+            return f"{case} raised {type(err).__name__}: {_safe_str(err)}{unfinished}"
         except BaseException as err:  # noqa: BLE001  (GeneratorExit and other escapes: a failure, not a crash)
-            return f"{case} raised {type(err).__name__}: {err}"
+            return f"{case} raised {type(err).__name__}: {_safe_str(err)}"
         try:
             problem = _compare(c.expected, got, ex)
         except Exception as err:  # noqa: BLE001  (check never crashes on what a function returns)
