@@ -89,7 +89,8 @@ _NAME_SWAPS = {"max": ["min"], "min": ["max"], "amax": ["amin"], "amin": ["amax"
                "cumsum": ["cumprod"], "tril": ["triu"], "triu": ["tril"], "floor": ["ceil"], "ceil": ["floor"]}
 # calls dropped, keeping their (first) argument or the object they are called on
 _DROPPABLE_CALLS = {"abs", "sqrt", "copy", "transpose", "squeeze", "ravel", "flatten", "reshape", "astype",
-                    "clip", "exp", "log", "tanh", "float", "detach", "zero_grad", "deepcopy", "flip", "round"}
+                    "clip", "exp", "log", "tanh", "float", "detach", "zero_grad", "deepcopy", "flip", "round",
+                    "reversed"}
 
 
 def _text(node, limit=60) -> str:
