@@ -560,3 +560,29 @@ def test_mha_fully_masked_query_matches_torch_without_weights():
     assert np.isfinite(out).all() and not w[0].any()
     assert max_rel_diff(out, expected) < 1e-12
     np.testing.assert_allclose(out[:, 0], np.broadcast_to(ours.out_proj.bias.data, (3, 4)), rtol=0, atol=1e-15)
+
+
+# -- issue 20 ------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_multihead_attention_with_zero_keys_matches_torch(batch_first):
+    """Before: NumPy's "zero-size array to reduction operation maximum". PyTorch returns the output of no keys
+    (attention over nothing is 0, so the output is out_proj's bias) and empty weights (N, L, 0)."""
+    torch.manual_seed(0)
+    theirs = randomize(torch.nn.MultiheadAttention(4, 2, batch_first=batch_first).double(), seed=0)
+    ours = load_from(nn.MultiheadAttention(4, 2, batch_first=batch_first, dtype=np.float64), theirs)
+    shape_q, shape_k = ((1, 3, 4), (1, 0, 4)) if batch_first else ((3, 1, 4), (0, 1, 4))
+    q = torch.randn(shape_q, dtype=torch.float64, requires_grad=True)
+    k = torch.zeros(shape_k, dtype=torch.float64, requires_grad=True)
+    out_t, w_t = theirs(q, k, k)
+    out, w = ours(q.detach().numpy(), k.detach().numpy(), k.detach().numpy())
+    assert w.shape == tuple(w_t.shape) == (1, 3, 0)
+    np.testing.assert_allclose(out, out_t.detach().numpy(), rtol=1e-12, atol=1e-15)
+    assert np.abs(out).max() > 0  # the bias, so a zero output from a missing projection would fail
+    g = np.random.default_rng(0).standard_normal(out.shape)
+    out_t.backward(torch.from_numpy(g))
+    dq, dk, dv = ours.backward(g)
+    np.testing.assert_allclose(dq, q.grad.numpy(), atol=1e-15)
+    assert dk.shape == dv.shape == shape_k
+    compare_param_grads("zero keys", ours, theirs, np.float64)

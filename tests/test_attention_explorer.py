@@ -114,3 +114,26 @@ def test_recall_data_is_seeded_and_answers_are_the_stored_values():
     assert np.array_equal(x, x2) and np.array_equal(y, y2)
     with pytest.raises(ValueError, match="num_pairs <= num_keys=20"):
         make_associative_recall(5, 21, num_keys=20)
+
+
+def test_unknown_token_ids_and_too_long_sequences_are_refused_by_name(torch_model):
+    """Issue 20. Before: an unknown id was an IndexError (or, negative, silently the table's last row) and a sequence
+    longer than the positional table a raw broadcast error."""
+    state = _state(torch_model)
+    x, _ = make_associative_recall(2, 6, num_keys=16, num_values=5, seed=1)
+    bad_key = x.copy()
+    bad_key[1, 2, 0] = 16
+    with pytest.raises(ValueError, match=r"unknown key token id 16 at \(1, 2\): the model knows ids 0..15"):
+        recall_forward(state, bad_key, NHEAD)
+    negative = x.copy()
+    negative[0, 0, 1] = -1
+    with pytest.raises(ValueError, match=r"unknown value token id -1 at \(0, 0\)"):
+        recall_forward(state, negative, NHEAD)
+    too_long = np.concatenate([x[:1]] * 3, axis=1)  # 3 x 7 = 21 pairs, the table has 16 positions
+    with pytest.raises(ValueError, match="a sequence of 21 pairs is longer than the model's positional table "
+                                         r"\(16 positions\)"):
+        recall_forward(state, too_long, NHEAD)
+    with pytest.raises(ValueError, match="AttentionExplorer: sequence 'long': a sequence of 21 pairs is longer"):
+        AttentionExplorer(state, {"long": too_long[0]}, nhead=NHEAD, num_values=5)
+    with pytest.raises(ValueError, match="AttentionExplorer: sequence 'odd': unknown key token id 16"):
+        AttentionExplorer(state, {"odd": bad_key[1]}, nhead=NHEAD, num_values=5)

@@ -187,3 +187,25 @@ def test_cnn_with_batchnorm_and_dropout_in_eval_mode_matches_torch():
     ours = build(nn).eval()
     report = compare(ours, theirs, np.random.default_rng(0).standard_normal((5, 2, 6, 6)))
     assert report.ok(), str(report)
+
+
+# -- issue 20 (left from round one) ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind, shape", [("1d", (0, 3)), ("1d", (0, 3, 5)), ("2d", (0, 3, 4, 4))])
+@pytest.mark.parametrize("momentum", [0.1, None])
+def test_an_empty_training_batch_counts_in_num_batches_tracked_as_in_torch(kind, shape, momentum):
+    """Before: an empty batch in training mode was not counted; PyTorch counts it and leaves the statistics."""
+    ours_cls, theirs_cls = BN[kind]
+    ours, theirs = ours_cls(3, momentum=momentum), theirs_cls(3, momentum=momentum)
+    x = np.random.default_rng(0).standard_normal((4,) + shape[1:]).astype(np.float32)
+    for batch in (x, x[:0], x):  # the empty batch in the middle: with momentum=None it changes the next average
+        out = ours(batch)
+        out_t = theirs(torch.from_numpy(batch))
+        assert out.shape == tuple(out_t.shape)
+    assert int(ours.num_batches_tracked) == int(theirs.num_batches_tracked) == 3
+    np.testing.assert_allclose(ours.running_mean, theirs.running_mean.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(ours.running_var, theirs.running_var.numpy(), rtol=1e-6)
+    ours.eval()
+    ours(x[:0])
+    assert int(ours.num_batches_tracked) == 3  # eval mode counts nothing

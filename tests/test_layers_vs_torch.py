@@ -163,3 +163,57 @@ def test_bce_with_logits_stable_for_huge_logits():
     tl.backward()
     np.testing.assert_allclose(loss, tl.item(), rtol=1e-12)
     np.testing.assert_allclose(crit.backward(), pt.grad.numpy(), atol=1e-12)
+
+
+# -- issue 20: -inf logits mask a class ---------------------------------------------------------------------------
+
+MASKED = np.array([[0.0, -np.inf, 1.0], [2.0, 0.0, -np.inf]])
+
+
+@pytest.mark.parametrize("options", [dict(), dict(reduction="sum"), dict(reduction="none"),
+                                     dict(weight=np.array([1.0, 2.0, 3.0])), dict(ignore_index=1)])
+def test_cross_entropy_with_masked_logits_matches_torch(options):
+    """Before: nn.functional.cross_entropy gave NaN (0 x -inf) and CrossEntropyLoss called the mask divergence;
+    PyTorch gives 1.7201 on these logits and labels [0, 1]."""
+    target = np.array([0, 1])
+    torch_options = {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in options.items()}
+    pt = torch.tensor(MASKED, requires_grad=True)
+    expected = TF.cross_entropy(pt, torch.from_numpy(target), **torch_options)
+    expected.sum().backward()
+    functional = nn.functional.cross_entropy(MASKED, target, **options)
+    crit = nn.CrossEntropyLoss(**options)
+    loss = crit(MASKED, target)
+    grad = crit.backward(None if options.get("reduction") != "none" else np.ones(2))
+    np.testing.assert_allclose(functional, expected.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(loss, expected.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(grad, pt.grad.numpy(), rtol=1e-12, atol=1e-15)
+    if not options:
+        assert round(loss, 4) == 1.7201
+
+
+def test_cross_entropy_with_masked_logits_and_probability_targets_is_finite():
+    """PyTorch gives nan here (0 x -inf); the loss is finite, and PyTorch's own gradient agrees with it."""
+    probs = np.array([[0.5, 0.0, 0.5], [0.5, 0.5, 0.0]])
+    crit = nn.CrossEntropyLoss()
+    loss, grad = crit(MASKED, probs), crit.backward()
+    pt = torch.tensor(MASKED, requires_grad=True)
+    TF.cross_entropy(pt, torch.from_numpy(probs)).backward()
+    log_p = MASKED - np.log(np.exp(MASKED).sum(axis=1, keepdims=True))  # log softmax, -inf where masked
+    expected = -np.where(probs > 0, probs * np.where(probs > 0, log_p, 0.0), 0.0).sum(axis=1).mean()  # 0 log 0 = 0
+    np.testing.assert_allclose(loss, expected, rtol=1e-12)
+    np.testing.assert_allclose(grad, pt.grad.numpy(), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("logits, target, message", [
+    ([[0.0, np.nan, 1.0]], [0], "NaN/\\+inf value\\(s\\) - the model has diverged"),
+    ([[0.0, np.inf, 1.0]], [0], "NaN/\\+inf value\\(s\\) - the model has diverged"),
+    ([[0.0, -np.inf, 1.0]], [1], "the loss is inf because a class the target weighs has logit -inf"),
+    ([[-np.inf, -np.inf, -np.inf]], [0], "the loss is inf because"),
+])
+def test_cross_entropy_loss_still_refuses_divergence_and_a_masked_target(logits, target, message):
+    """torch: nan for NaN/+inf logits, inf for a -inf logit at the label: not finite, so NonFiniteLossError."""
+    assert not np.isfinite(TF.cross_entropy(torch.tensor(logits), torch.tensor(target)).item())
+    with pytest.raises(nn.NonFiniteLossError, match=message):
+        nn.CrossEntropyLoss()(np.array(logits), np.array(target))
+    with pytest.raises(nn.NonFiniteLossError, match="label smoothing"):
+        nn.CrossEntropyLoss(label_smoothing=0.1)(MASKED, np.array([0, 1]))

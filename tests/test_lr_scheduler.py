@@ -234,3 +234,22 @@ def test_onecycle_stepping_past_total_steps_says_so():
     with pytest.raises(ValueError, match="total_steps is 5"):
         sched.step()
         sched.step()
+
+
+@pytest.mark.parametrize("three_phase", [False, True])
+def test_onecycle_past_total_steps_raises_where_torch_raises(three_phase):
+    """Issue 20 (left from round one; already so when checked): both libraries give the same rate through step
+    ``total_steps`` and raise on the step after it, never a silent rate of 0."""
+    ours_opt, theirs_opt = pair()
+    ours = S.OneCycleLR(ours_opt, max_lr=1.0, total_steps=6, three_phase=three_phase)
+    theirs = torch.optim.lr_scheduler.OneCycleLR(theirs_opt, max_lr=1.0, total_steps=6, three_phase=three_phase)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch: "optimizer.step() before lr_scheduler.step()"
+        for _ in range(6):
+            ours.step()
+            theirs.step()
+            assert ours.get_last_lr() == pytest.approx(theirs.get_last_lr(), rel=1e-12)
+        with pytest.raises(ValueError, match="Tried to step 7 times. The specified number of total steps is 6"):
+            theirs.step()
+        with pytest.raises(ValueError, match="OneCycleLR: tried to step 7 times, but total_steps is 6"):
+            ours.step()

@@ -58,3 +58,35 @@ def test_bad_arguments_say_what_was_expected(kwargs, message):
     args = dict(in_features=3, hidden_sizes=(4,), out_features=2) | kwargs
     with pytest.raises(ValueError, match=message):
         mlp(**args)
+
+
+# -- issue 20 ------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("library", ["numpy", "torch"])
+@pytest.mark.parametrize("sizes", [(2, (12.5,), 3), (2.0, (12,), 3), (2, (12,), 3.0), (2, 12.0, 3), (2, (True,), 3)])
+def test_mlp_refuses_non_integer_sizes_as_torch_linear_does(library, sizes):
+    """Before: mlp(2, (12.5,), 3) built width 12 in both libraries; torch.nn.Linear(2, 12.5) is a TypeError."""
+    import torch
+
+    with pytest.raises(TypeError):
+        torch.nn.Linear(2, 12.5)
+    with pytest.raises(TypeError, match="mlp: expected (in_features|out_features|hidden size 0) to be an integer"):
+        mlp(*sizes, library=library)
+
+
+@pytest.mark.parametrize("library", ["numpy", "torch"])
+def test_mlp_takes_an_activation_module_and_copies_it_per_layer(library):
+    """Before: activation=nn.Tanh() (an instance) failed with "forward() missing 1 required positional argument"."""
+    import torch
+
+    lib = nn if library == "numpy" else torch.nn
+    act = lib.LeakyReLU(0.2)
+    model = mlp(2, (4, 4), 3, activation=act, library=library)
+    layers = [m for m in model if isinstance(m, lib.LeakyReLU)]
+    assert len(layers) == 2 and layers[0] is not layers[1] and act not in layers
+    assert all(m.negative_slope == 0.2 for m in layers)
+    other = torch.nn.Tanh() if library == "numpy" else nn.Tanh()
+    with pytest.raises(TypeError, match=f"mlp\\(library='{library}'\\): expected an activation module of that "
+                                        "library, got"):
+        mlp(2, (4,), 3, activation=other, library=library)

@@ -108,3 +108,112 @@ def test_quick_mode_switch(monkeypatch):
     assert dlcourse.quick_mode() and dlcourse.pick(100, 3) == 3
     monkeypatch.setenv("DLCOURSE_QUICK", "0")
     assert not dlcourse.quick_mode() and dlcourse.pick(100, 3) == 100
+
+
+# -- issue 20: Module.to and load_state_dict as torch.nn.Module has them ------------------------------------------
+
+
+@pytest.mark.parametrize("args, kwargs, dtype", [
+    (("cpu",), {}, np.float32), (("cpu:0",), {}, np.float32), ((torch.device("cpu"),), {}, np.float32),
+    ((torch.float64,), {}, np.float64), (("cpu", torch.float64), {}, np.float64),
+    ((), {"dtype": torch.float64}, np.float64),
+    ((), {"device": "cpu", "dtype": torch.float64, "non_blocking": True}, np.float64),
+    ((torch.zeros(1, dtype=torch.float64),), {}, np.float64), ((torch.float16,), {}, np.float16),
+    ((np.float64,), {}, np.float64), (("float64",), {}, np.float64),  # NumPy's spellings: dlcourse only
+])
+def test_module_to_takes_what_torch_takes(args, kwargs, dtype):
+    """Before: .to("cpu") said "data type 'cpu' not understood", .to(torch.float64) "Cannot interpret"."""
+    ours, theirs = make_pair()
+    assert ours.to(*args, **kwargs) is ours
+    assert {p.dtype for p in ours.parameters()} == {np.dtype(dtype)}
+    if not any(isinstance(a, (type, str)) and not str(a).startswith("cpu") for a in args):
+        assert theirs.to(*args, **kwargs) is theirs
+        assert {str(p.dtype) for p in theirs.parameters()} == {f"torch.{np.dtype(dtype).name}"}
+
+
+@pytest.mark.parametrize("dtype", [np.int64, torch.int64, torch.bool, "int32"])
+def test_module_to_refuses_integer_dtypes_as_torch_does(dtype):
+    """Before: nn.Linear(2, 3).to(np.int64) turned every weight into 0."""
+    ours, theirs = make_pair()
+    before = [p.data.copy() for p in ours.parameters()]
+    with pytest.raises(TypeError, match="Module.to only accepts floating point or complex dtypes, but got desired "
+                                        "dtype="):
+        ours.to(dtype)
+    if isinstance(dtype, torch.dtype):
+        with pytest.raises(TypeError, match="Module.to only accepts floating point or complex dtypes"):
+            theirs.to(dtype)
+    for a, p in zip(before, ours.parameters()):
+        np.testing.assert_array_equal(a, p.data)
+
+
+@pytest.mark.parametrize("device", ["cuda", "cuda:1", "mps", torch.device("meta"), 0])
+def test_module_to_an_accelerator_says_dlcourse_runs_on_the_cpu(device):
+    ours, _ = make_pair()
+    with pytest.raises(ValueError, match="dlcourse.nn runs on the CPU .* got device '(cuda|mps|meta)"):
+        ours.to(device)
+    assert ours.cpu() is ours
+
+
+def test_load_state_dict_strict_false_returns_the_keys_as_torch_does():
+    """Before: load_state_dict({"module." + k: v}, strict=False) loaded nothing and returned the model."""
+    ours, theirs = make_pair()
+    renamed = {"module." + k: v for k, v in theirs.state_dict().items()}
+    renamed["0.bias"] = theirs.state_dict()["0.bias"]
+    before = ours.state_dict()
+    got = ours.load_state_dict(renamed, strict=False)
+    expected = theirs.load_state_dict(renamed, strict=False)
+    assert got == (expected.missing_keys, expected.unexpected_keys)
+    assert got.missing_keys == ["0.weight", "2.weight", "2.bias"] and got.unexpected_keys[0] == "module.0.weight"
+    np.testing.assert_array_equal(ours[0].bias.data, theirs[0].bias.detach().numpy())  # the one key both have
+    np.testing.assert_array_equal(ours[0].weight.data, before["0.weight"])
+    assert repr(ours.load_state_dict(theirs.state_dict(), strict=False)) == "<All keys matched successfully>"
+
+
+def test_load_state_dict_strict_names_the_missing_and_unexpected_keys():
+    ours, theirs = make_pair()
+    sd = theirs.state_dict()
+    sd["extra"] = sd.pop("2.bias")
+    with pytest.raises(ValueError, match=r"missing \['2.bias'\], unexpected \['extra'\]"):
+        ours.load_state_dict(sd)
+
+
+def test_load_state_dict_casts_into_the_buffers_dtype_as_torch_does():
+    """Before: BatchNorm running statistics loaded from int lists were int64, and the next forward raised
+    UFuncTypeError."""
+    ours, theirs = nn.BatchNorm1d(3), torch.nn.BatchNorm1d(3)
+    state = {"weight": [1, 2, 3], "bias": [0, 0, 1], "running_mean": [0, 1, 2], "running_var": [1, 2, 3],
+             "num_batches_tracked": 4.0}
+    ours.load_state_dict(state)
+    theirs.load_state_dict({k: torch.tensor(v) for k, v in state.items()})
+    assert ours.running_mean.dtype == ours.running_var.dtype == np.float32
+    assert ours.num_batches_tracked.dtype == np.int64 and int(ours.num_batches_tracked) == 4
+    x = np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32)
+    np.testing.assert_allclose(ours(x), theirs(torch.from_numpy(x)).detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ours.running_var, theirs.running_var.numpy(), rtol=1e-6)
+    with pytest.raises(ValueError, match=r"buffer 'num_batches_tracked' holds integers .* got values that are not "
+                                         "whole numbers"):
+        ours.load_state_dict(state | {"num_batches_tracked": 2.5})
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_bfloat16_state_dict_loads_into_the_parameters_dtype(dtype):
+    """Before: "Got unsupported ScalarType BFloat16", naming no key."""
+    ours, theirs = make_pair()
+    ours.to(dtype)
+    theirs = theirs.to(torch.bfloat16)
+    ours.load_state_dict(theirs.state_dict())
+    for name, p in ours.named_parameters():
+        assert p.dtype == dtype
+        np.testing.assert_array_equal(p.data, theirs.state_dict()[name].float().numpy())  # bfloat16 is exact in both
+
+
+def test_parameter_data_takes_a_torch_tensor_as_a_numpy_copy():
+    """Before: p.data = tensor stored the tensor, and the next forward failed inside NumPy."""
+    ours, _ = make_pair()
+    t = torch.ones(6, 4)
+    ours[0].weight.data = t
+    assert type(ours[0].weight.data) is np.ndarray and ours[0].weight.dtype == np.float32
+    ours[0].weight.data *= 2
+    assert float(t[0, 0]) == 1.0  # the tensor is not changed through the parameter
+    with pytest.raises(TypeError, match="Parameter.data: expected an array of real numbers, got str"):
+        ours[0].weight.data = "weights"

@@ -542,3 +542,49 @@ def test_train_classifier_reports_divergence_and_runs_schedules():
     assert run.epoch_losses[-1] < run.epoch_losses[0] and len(run.epoch_times) == 6
     with pytest.raises(ValueError, match="batch_size"):
         train_classifier(model, X, y, opt, batch_size=0)
+
+
+# -- issue 20: torch tensors as gradients; a state dict handed straight to torch.optim ------------------------------
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam"])
+def test_a_torch_tensor_gradient_steps_like_the_numpy_one(name):
+    """Before: p.grad = tensor; opt.step() failed with "'Tensor' object has no attribute 'astype'"."""
+    import torch
+
+    runs = []
+    for as_tensor in (False, True):
+        p = Parameter(np.arange(6, dtype=np.float32).reshape(2, 3))
+        opt = getattr(optim, name)([p], lr=0.1)
+        for k in range(3):
+            g = np.full((2, 3), k + 1.0, dtype=np.float32)
+            p.grad = torch.from_numpy(g) if as_tensor else g
+            assert type(p.grad) is np.ndarray
+            opt.step()
+        runs.append(p.data.copy())
+    np.testing.assert_array_equal(runs[0], runs[1])
+
+
+def test_a_state_dict_handed_straight_to_torch_optim_names_as_torch_state_dict():
+    """Before: torch.optim's load_state_dict failed inside PyTorch ("expected a sequence of integers ... got
+    '<generator object ...>'")."""
+    import torch
+
+    ours = nn.Linear(2, 3)
+    opt = optim.Adam(ours.parameters(), lr=0.1)
+    for p in ours.parameters():
+        p.grad = np.ones(p.shape, np.float32)
+    opt.step()
+    theirs = torch.nn.Linear(2, 3)
+    torch_opt = torch.optim.Adam(theirs.parameters(), lr=0.1)
+    with pytest.raises(TypeError, match=r"torch.optim needs tensors: torch_opt.load_state_dict\(dlcourse.optim."
+                                        r"as_torch_state_dict\(opt.state_dict\(\)\)\)"):
+        torch_opt.load_state_dict(opt.state_dict())
+    assert not torch_opt.state  # left as it was
+    torch_opt.load_state_dict(optim.as_torch_state_dict(opt.state_dict()))
+    np.testing.assert_array_equal(torch_opt.state[theirs.weight]["exp_avg"].numpy(), opt.state[ours.weight]["exp_avg"])
+    state = opt.state_dict()["state"][0]["exp_avg"]  # otherwise an ordinary array, and pickled as one
+    assert isinstance(state, np.ndarray) and repr(state).startswith("array(")
+    assert type(copy.deepcopy(opt.state_dict())["state"][0]["exp_avg"] * 2).__name__ in ("StateArray", "ndarray")
+    import pickle
+    assert type(pickle.loads(pickle.dumps(state))) is np.ndarray

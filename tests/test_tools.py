@@ -2,6 +2,7 @@
 compare catches a wrong forward, cmp reports a difference."""
 
 import numpy as np
+import pytest
 import torch
 
 from dlcourse import cmp, compare, gradcheck, nn
@@ -47,3 +48,39 @@ def test_train_val_split_is_disjoint_and_stratified():
     X, y = np.arange(100)[:, None], np.repeat([0, 1], 50)
     Xtr, Xva, ytr, yva = train_val_split(X, y, val_fraction=0.2, stratify=y)
     assert len(Xva) == 20 and set(Xtr[:, 0]).isdisjoint(Xva[:, 0]) and (yva == 0).sum() == 10
+
+
+# -- issue 20 ------------------------------------------------------------------------------------------------------
+
+
+def test_train_val_split_refuses_an_empty_part_with_the_numbers():
+    """Before: val_fraction=0.05 of 5 samples returned an empty validation set without a word (torch's
+    random_split at least warns)."""
+    X, y = np.ones((5, 2)), np.arange(5)
+    with pytest.raises(ValueError, match="val_fraction=0.05 of 5 samples gives 0 validation and 5 training samples: "
+                                         "the validation set would be empty"):
+        train_val_split(X, y, val_fraction=0.05)
+    with pytest.raises(ValueError, match="gives 5 validation and 0 training samples: the training set would be empty"):
+        train_val_split(X, y, val_fraction=0.95)
+    with pytest.raises(ValueError, match="the validation set would be empty .*rounded per class"):
+        train_val_split(X, y, val_fraction=0.2, stratify=y)  # one sample per class: round(0.2) = 0 each
+    parts = train_val_split(X.tolist(), y, val_fraction=0.2)  # lists are split as arrays
+    assert [len(p) for p in parts] == [4, 1, 4, 1]
+
+
+def test_random_shift_takes_a_seed_as_default_rng_does():
+    """Before: random_shift(x, 0) failed with "'int' object has no attribute 'integers'"."""
+    from dlcourse.data.transforms import random_shift
+
+    x = np.random.default_rng(1).standard_normal((6, 1, 8, 8))
+    np.testing.assert_array_equal(random_shift(x, 7, 2), random_shift(x, np.random.default_rng(7), 2))
+    assert not np.array_equal(random_shift(x, 7, 2), random_shift(x, 8, 2))
+    with pytest.raises(TypeError, match="expected rng as a np.random.Generator or an integer seed, got float 0.5"):
+        random_shift(x, 0.5)
+
+
+def test_compare_names_a_wrong_input_width_in_dlcourse_terms():
+    """Before: PyTorch's "mat1 and mat2 shapes cannot be multiplied (2x4 and 3x2)"."""
+    with pytest.raises(ValueError, match=r"compare: the input x of shape \(2, 4\) does not fit Linear: Linear: "
+                                         r"expected input with last dimension in_features=3, got shape \(2, 4\)"):
+        compare(nn.Linear(3, 2), torch.nn.Linear(3, 2), np.ones((2, 4)))

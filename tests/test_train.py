@@ -251,3 +251,188 @@ def test_bad_arguments_say_what_was_expected(moons):
         fit(model, opt, x, y, num_epochs=0)
     with pytest.raises(ValueError, match="expected a non-empty training set, got 0 samples"):
         fit(model, opt, x[:0], y[:0], num_epochs=1)
+
+
+# ---------------------------------------------------------------------------------------
+# Issue 20: fit's inputs checked up front, validation with the run's criterion, a failed run keeps its History
+# ---------------------------------------------------------------------------------------
+
+
+def _weights(model):
+    return [(p.detach().numpy() if hasattr(p, "detach") else p.data).copy() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("device", ["cpu", "cpu:0", "torch.device"])
+def test_fit_torch_on_cpu0_checks_every_step_before_its_update(moons, device):
+    """Before: device="cpu:0" was taken for an accelerator, so the check ran per epoch: 6 updates, not 1."""
+    _, theirs = twins()
+    x, y = moons
+    hist = fit_torch(theirs, torch.optim.SGD(theirs.parameters(), lr=1e5), x, y, num_epochs=3, batch_size=32,
+                     device=torch.device("cpu") if device == "torch.device" else device, on_divergence="stop",
+                     progress=False)
+    assert (hist.steps, hist.diverged_at) == (1, 2)
+
+
+@pytest.mark.parametrize("library", [0, 1], ids=["fit", "fit_torch"])
+def test_a_float_batch_size_is_a_type_error_before_any_update(moons, library):
+    """Before: fit(batch_size=len(X) / 4) failed inside the batching with "'float' object cannot be interpreted"."""
+    x, y = moons
+    model = twins()[library]
+    before = _weights(model)
+    train = (lambda **kw: fit(model, optim.SGD(model.parameters(), lr=0.1), x, y, progress=False, **kw)) \
+        if library == 0 else \
+        (lambda **kw: fit_torch(model, torch.optim.SGD(model.parameters(), lr=0.1), x, y, progress=False, **kw))
+    with pytest.raises(TypeError, match=r"expected batch_size to be an integer, got float 64.0 \(e.g. batch_size=64"):
+        train(num_epochs=1, batch_size=len(x) / 4)
+    with pytest.raises(TypeError, match="expected num_epochs to be an integer, got float 2.0"):
+        train(num_epochs=2.0)
+    for a, b in zip(before, _weights(model)):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_fit_and_batch_iterator_take_python_lists(moons, shuffle):
+    """Before: lists worked with shuffle=False only ("only integer scalar arrays can be converted")."""
+    x, y = moons
+    runs = []
+    for data in ((x, y), (x.tolist(), y.tolist())):
+        model, _ = twins()
+        runs.append(fit(model, optim.SGD(model.parameters(), lr=0.1), *data, num_epochs=2, batch_size=32,
+                        shuffle=shuffle, progress=False).train_loss)
+        loader = BatchIterator(*data, batch_size=100, shuffle=shuffle, seed=3)
+        runs.append([xb.sum() for xb, _ in loader])
+    assert runs[0] == runs[2] and runs[1] == runs[3]
+
+
+@pytest.mark.parametrize("library", [0, 1], ids=["fit", "fit_torch"])
+@pytest.mark.parametrize("val, message", [
+    ("x only", r"expected val_data=\(x_val, y_val\), a pair of arrays, got a tuple of 1"),
+    ("empty tuple", r"expected val_data=\(x_val, y_val\), a pair of arrays, got a tuple of 0"),
+    ("no samples", "expected a non-empty val_data, got 0 samples"),
+    ("lengths", "expected as many labels as inputs in val_data, got 10 inputs and 9 labels"),
+    ("label 7", "val_data has label 7 at index 3, out of range for the model's 2 outputs"),
+    ("float labels", "val_data does not fit the model and the criterion .* expected integer class labels"),
+])
+def test_bad_val_data_fails_before_the_first_epoch(moons, library, val, message):
+    """Before: each of these failed only after a whole epoch of training (or, label 7, after it)."""
+    x, y = moons
+    val_data = {"x only": (x,), "empty tuple": (), "no samples": (x[:0], y[:0]), "lengths": (x[:10], y[:9]),
+                "label 7": (x[:10], np.where(np.arange(10) == 3, 7, y[:10])),
+                "float labels": (x[:10], y[:10].astype(float))}[val]
+    steps = []
+    model = twins()[library]
+    opt = optim.SGD(model.parameters(), lr=0.1) if library == 0 else torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match=message):
+        (fit if library == 0 else fit_torch)(model, opt, x, y, num_epochs=2, val_data=val_data,
+                                             on_step=lambda step, loss: steps.append(step), progress=False)
+    assert steps == []
+
+
+def test_an_out_of_range_training_label_fails_before_the_first_update(moons):
+    x, y = moons
+    model, _ = twins()
+    y_bad = y.copy()
+    y_bad[-1] = 2  # in the last batch: before, 7 updates ran first
+    steps = []
+    with pytest.raises(ValueError, match=r"the training data \(x, y\) has label 2 at index 255, out of range for "
+                                         r"the model's 2 outputs"):
+        fit(model, optim.SGD(model.parameters(), lr=0.1), x, y_bad, num_epochs=1, batch_size=32, progress=False,
+            on_step=lambda step, loss: steps.append(step))
+    assert steps == []
+
+
+@pytest.mark.parametrize("library", [0, 1], ids=["fit", "fit_torch"])
+def test_validation_uses_the_runs_criterion(moons, library):
+    """Before: validation always used cross-entropy, so MSELoss with val_data failed after the first epoch."""
+    x, _ = moons
+    target = (x[:, :1] ** 2).astype(np.float64)
+    dlcourse.manual_seed(0)
+    ours = mlp(2, (8,), 1, dtype=np.float64)
+    theirs = mlp(2, (8,), 1, dtype=np.float64, library="torch")
+    theirs.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in ours.state_dict().items()})
+    model = (ours, theirs)[library]
+    if library == 0:
+        hist = fit(ours, optim.SGD(ours.parameters(), lr=0.05), x, target, num_epochs=2, criterion=nn.MSELoss(),
+                   val_data=(x[:50], target[:50]), progress=False)
+        expected = nn.MSELoss()(dlcourse.train.predict_logits(ours, x[:50]), target[:50])
+    else:
+        hist = fit_torch(theirs, torch.optim.SGD(theirs.parameters(), lr=0.05), x, target, num_epochs=2,
+                         criterion=torch.nn.MSELoss(), val_data=(x[:50], target[:50]), progress=False)
+        expected = nn.MSELoss()(dlcourse.train.predict_logits_torch(theirs, x[:50]), target[:50])
+    assert model.training  # validation ran in eval mode and put the mode back
+    assert hist.val_loss[-1] == pytest.approx(expected, rel=1e-12)
+    assert math.isnan(hist.val_acc[-1])  # a regression has no accuracy
+
+
+class _FailsInEpoch2:
+    """A loader whose second epoch fails, as a file that vanished would."""
+
+    def __init__(self, x, y, error):
+        self.x, self.y, self.error, self.epoch = x, y, error, 0
+
+    def __len__(self):
+        return 4
+
+    def __iter__(self):
+        self.epoch += 1
+        for k in range(4):
+            if self.epoch == 2 and k == 2:
+                raise self.error
+            yield self.x[64 * k:64 * (k + 1)], self.y[64 * k:64 * (k + 1)]
+
+
+@pytest.mark.parametrize("error", [OSError("disk gone"), KeyboardInterrupt()], ids=["OSError", "Ctrl-C"])
+def test_a_run_that_fails_in_epoch_2_keeps_its_history(moons, error):
+    """Before: the exception carried nothing; the epoch-1 History was lost."""
+    x, y = moons
+    model, _ = twins()
+    with pytest.raises(type(error)) as info:
+        fit(model, optim.SGD(model.parameters(), lr=0.1), _FailsInEpoch2(x, y, error), num_epochs=3, progress=False)
+    history = info.value.history
+    assert history.epochs == 1 and history.steps == 6 and len(history.train_loss) == 1
+
+
+@pytest.mark.parametrize("library", [0, 1], ids=["fit", "fit_torch"])
+def test_an_interrupted_run_with_early_stopping_holds_the_best_weights(moons, library):
+    """Before: Ctrl-C left the weights of the last update, not those early stopping had kept."""
+    x, y = moons
+    model = twins()[library]
+    early = dlcourse.train.EarlyStopping(patience=10)
+    at_interrupt = []
+
+    def interrupt(epoch, history):
+        if epoch == 4:
+            at_interrupt.extend(_weights(model))
+            raise KeyboardInterrupt
+
+    opt = optim.SGD(model.parameters(), lr=0.5) if library == 0 else torch.optim.SGD(model.parameters(), lr=0.5)
+    with pytest.raises(KeyboardInterrupt) as info:
+        (fit if library == 0 else fit_torch)(model, opt, x, y, num_epochs=8, batch_size=32, val_data=(x, y),
+                                             early_stopping=early, on_epoch=interrupt, progress=False)
+    history = info.value.history
+    assert history.epochs == 4 and history.best_epoch == early.best_epoch is not None
+    best = [np.asarray(v) for k, v in early.best_state.items() if "running" not in k]
+    assert any(not np.array_equal(a, b) for a, b in zip(best, at_interrupt))  # else the test proves nothing
+    for a, b in zip(best, _weights(model)):
+        np.testing.assert_array_equal(a, b)
+
+
+# ---------------------------------------------------------------------------------------
+# Metrics
+# ---------------------------------------------------------------------------------------
+
+
+def test_accuracy_refuses_one_column_scores():
+    """Before: accuracy([[.9], [.8], [.1], [.7]], [1, 1, 0, 1]) returned 0.25 (argmax of one column is 0)."""
+    with pytest.raises(ValueError, match=r"got scores of shape \(4, 1\): the argmax of one column is always 0.*"
+                                         r"\(p\[:, 0\] > 0.5\) for probabilities"):
+        dlcourse.train.accuracy([[.9], [.8], [.1], [.7]], [1, 1, 0, 1])
+    assert dlcourse.train.accuracy([[.1, .9], [.8, .2]], [1, 0]) == 1.0
+
+
+def test_confusion_matrix_takes_whole_float_labels_and_refuses_others():
+    """Before: float labels failed in bincount ("Cannot cast array data from dtype('float64')")."""
+    cm = dlcourse.train.confusion_matrix(np.array([0.0, 1, 2, 2]), np.array([0.0, 2, 2, 1]))
+    np.testing.assert_array_equal(cm, dlcourse.train.confusion_matrix([0, 1, 2, 2], [0, 2, 2, 1]))
+    with pytest.raises(ValueError, match=r"expected integer class labels in y_pred, got 1.5 at index 1"):
+        dlcourse.train.confusion_matrix([0, 1], [0.0, 1.5])

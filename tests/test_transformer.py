@@ -220,3 +220,13 @@ def test_positional_encoding_properties_and_errors():
         pe.forward(np.zeros((11, 2, 4)))
     with pytest.raises(ValueError, match=r"expected input of shape \(L, N, d_model=4\) .* got \(6, 2, 3\)"):
         pe.forward(np.zeros((6, 2, 3)))
+
+
+def test_transformer_encoder_names_the_library_of_a_wrong_layer():
+    """Issue 20 (left from round one). Before: "expected a TransformerEncoderLayer, got TransformerEncoderLayer"."""
+    with pytest.raises(TypeError, match=r"expected encoder_layer to be a dlcourse.nn.TransformerEncoderLayer, got "
+                                        r"torch.nn.modules.transformer.TransformerEncoderLayer \(a PyTorch module"):
+        nn.TransformerEncoder(torch.nn.TransformerEncoderLayer(8, 2), 2)
+    with pytest.raises(TypeError, match=r"expected norm to be a dlcourse.nn.LayerNorm \(or None\), got "
+                                        r"torch.nn.modules.normalization.LayerNorm"):
+        nn.TransformerEncoder(nn.TransformerEncoderLayer(8, 2), 2, norm=torch.nn.LayerNorm(8))

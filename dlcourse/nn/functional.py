@@ -194,12 +194,11 @@ def cross_entropy(logits, target, reduction="mean", weight=None, ignore_index=-1
     """
     logits, target, unbatched = _batched(logits, target)
     q, divisor = _class_targets(logits, target, weight, ignore_index, label_smoothing)
-    log_p = log_softmax(logits, dim=1)
     if np.isneginf(logits).any():  # masked classes: 0 x -inf is 0 here (the loss only reads the weighed ones)
-        with np.errstate(invalid="ignore"):
-            terms = np.where(q == 0, 0.0, q * log_p)
+        with np.errstate(invalid="ignore"):  # (a row masked entirely is nan, as in PyTorch)
+            terms = np.where(q == 0, 0.0, q * log_softmax(logits, dim=1))
     else:
-        terms = q * log_p
+        terms = q * log_softmax(logits, dim=1)
     losses = -terms.sum(axis=1)
     if reduction == "mean":
         return losses.sum() / divisor

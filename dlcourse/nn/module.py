@@ -294,8 +294,8 @@ def _into_buffer(key: str, old, value: np.ndarray, exotic: bool) -> np.ndarray:
 def _to_arguments(args, kwargs):
     """(device, dtype) from ``Module.to``'s arguments, as torch reads them; dtype as a NumPy dtype or None."""
     device, dtype = kwargs.pop("device", None), kwargs.pop("dtype", None)
-    kwargs.pop("non_blocking", None)
-    kwargs.pop("memory_format", None)  # a layout hint: NumPy arrays keep their own
+    for ignored in ("non_blocking", "memory_format"):  # transfer and layout hints: nothing to do in NumPy
+        kwargs.pop(ignored, None)
     if kwargs:
         raise TypeError(f"Module.to: unexpected keyword argument(s) {sorted(kwargs)} (expected device, dtype, "
                         "non_blocking, memory_format)")
