@@ -569,3 +569,17 @@ def test_an_exception_that_cannot_be_printed_is_still_reported(capsys):
         raise Unprintable
 
     _fails_with("ch1.sigmoid_grad", raises, capsys, "raised Unprintable")
+
+
+@pytest.mark.parametrize("mode", ["autograde", "validate"])
+def test_under_nbgrader_a_failing_check_raises_and_a_passing_one_does_not(mode, monkeypatch, capsys):
+    monkeypatch.setenv("NBGRADER_EXECUTION", mode)
+    assert check("ch1.relu_grad", reference("ch1.relu_grad"))
+    with pytest.raises(AssertionError, match="ch1.relu_grad"):
+        check("ch1.relu_grad", REGISTRY["ch1.relu_grad"].wrong)
+    assert "✗ ch1.relu_grad" in capsys.readouterr().out  # the verdict is printed before it raises
+
+
+def test_outside_nbgrader_a_failing_check_only_prints(monkeypatch, capsys):
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    assert check("ch1.relu_grad", REGISTRY["ch1.relu_grad"].wrong) is False

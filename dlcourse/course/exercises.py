@@ -35,6 +35,10 @@ What ``check`` accepts and how it compares (each case gets fresh copies of its a
 A failure names the case, the output (``dW``: from ``exercise(..., outputs=("dx", "dW", "db"))``, else from the
 names in the reference's ``return dx, dW, db``) and how far off it is relative to the reference's largest
 magnitude (two significant digits), never the expected values.
+
+A passing ``check`` (and ``use`` when it takes the learner's function) records the step in the learner's progress
+(:mod:`dlcourse.course.progress`). Under nbgrader (``NBGRADER_EXECUTION`` is ``autograde`` or ``validate``) a
+failing ``check`` raises ``AssertionError`` after printing its verdict, so that each check cell is an autograder test.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ import copy
 import ctypes
 import importlib
 import inspect
+import os
 import pkgutil
 import signal
 import textwrap
@@ -55,6 +60,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
+
+from . import progress
 
 REGISTRY: dict[str, "Exercise"] = {}
 
@@ -519,6 +526,11 @@ def check(name: str, fn: Callable, verbose: bool = True) -> bool:
             print(f"✓ {name}: all {len(ex.cases())} hidden cases pass")
         else:
             print(f"✗ {name}: {problem}.  Stuck? hint({name!r}) gives a hint.")
+    if problem is None:
+        progress.record(name)
+    elif os.environ.get("NBGRADER_EXECUTION") in ("autograde", "validate"):
+        # under nbgrader a check cell is an autograder test: it scores only when the cell raises on a failure
+        raise AssertionError(f"{name}: {problem}")
     return problem is None
 
 
@@ -552,6 +564,7 @@ def use(name: str, fn: Callable) -> Callable:
     """
     problem = _run(name, fn)
     if problem is None:
+        progress.record(name)
         print(f"→ using your {name} from here on")
         return fn
     print(f"→ using the course's reference {name} from here on (yours: {problem})")
