@@ -172,3 +172,18 @@ def test_steps_match_the_registry():
     for chapter in G.load_course(ROOT / "notebooks").values():
         for step in chapter.steps:
             assert step.name in REGISTRY, f"{chapter.stem} checks {step.name}, which no chapter registers"
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")), ids=lambda p: p.stem)
+def test_notebooks_are_ready_for_teachers(path):
+    """nbgrader metadata on every build-it and check cell, checks in cells of their own, progress() at the end:
+    exactly what tools/teacher_cells.py writes (run it after changing a notebook)."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    from teacher_cells import prepare
+
+    nb = nbformat.read(str(path), as_version=4)
+    assert prepare(nb) == nb, f"{path.name}: run python tools/teacher_cells.py"
+    steps = {s.name for s in G.load_chapter(path).steps}
+    graded = {name for c in nb.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade")
+              for name, _ in G._check_calls(c.source)}
+    assert graded == steps
