@@ -261,3 +261,8 @@ def test_the_probes_leave_pythons_random_state_alone():
     random.seed(5)
     check("ch2.mlp", reference("ch2.mlp"), verbose=False)
     assert random.random() == expected
+
+
+def test_bce_refuses_a_string_that_reads_as_the_right_number(capsys):
+    assert not check("ch2.bce", lambda p, y: str(reference("ch2.bce")(p, y)))
+    assert "string" in capsys.readouterr().out
