@@ -23,6 +23,9 @@ Divergence has one rule, :class:`Divergence`, and one policy switch, ``on_diverg
 NaN or inf in the *data* is not divergence: ``fit`` checks the arrays once, up front, and raises a
 ``ValueError`` naming the array and the first bad index.
 
+A run that ends in an exception keeps what it learned: the exception carries the History as
+``err.history``, and with early stopping the best epoch's weights are restored before it propagates.
+
 Evaluation is done right: :func:`evaluate` / :func:`evaluate_torch` switch the model to eval
 mode (dropout off, batch-norm running statistics), compute no gradient and update nothing,
 and restore the previous mode. The test set is only ever passed to these.
@@ -556,14 +559,27 @@ def fit(model: Module, optimizer, x, y=None, *, num_epochs: int, batch_size: int
         desc: str = "") -> History:
     """Train a dlcourse ``model`` on (x, y); return a :class:`History`.
 
-    x: (N, ...) float inputs; y: (N,) int64 labels; or ``x`` a loader of ``(xb, yb)`` batches and
-    ``y=None``. ``criterion`` (default ``CrossEntropyLoss()``) is a dlcourse loss. ``optimizer`` is any
-    object with ``zero_grad()``, ``step()`` and ``param_groups`` (a ``dlcourse.optim`` optimizer).
+    x: (N, ...) float inputs; y: (N,) int64 labels (arrays; lists are converted once); or ``x`` a loader
+    of ``(xb, yb)`` batches and ``y=None``. ``criterion`` (default ``CrossEntropyLoss()``) is a dlcourse
+    loss. ``optimizer`` is any object with ``zero_grad()``, ``step()`` and ``param_groups`` (a
+    ``dlcourse.optim`` optimizer). ``num_epochs``, ``batch_size`` and ``max_steps`` are integers.
     Each epoch visits the samples in a fresh order drawn from ``seed`` (``shuffle=False``: in order).
     ``scheduler.step()`` is called after every batch (``scheduler_step='batch'``) or every epoch
     (``'epoch'``). ``augment(xb, rng)`` returns an augmented copy of a training batch.
-    ``val_data=(x_val, y_val)`` is evaluated (eval mode, cross-entropy) after each epoch; with
-    ``early_stopping`` the best validation weights are restored at the end.
+    ``val_data=(x_val, y_val)`` is evaluated after each epoch in eval mode with the run's ``criterion``
+    (``val_acc`` is NaN unless the outputs are class scores and y integer labels).
+
+    Checked before the first update, so that a mistake costs no epoch: the arguments' types and ranges,
+    NaN/inf in the data, ``val_data``'s form, and (on the first 2 samples of the training data and of
+    ``val_data``, in eval mode, changing nothing) that model, criterion and labels fit together; with
+    cross-entropy every integer label is checked against the model's number of outputs.
+
+    Which weights the model holds afterwards: with ``early_stopping`` (``restore_best=True``) those of
+    the best validation epoch, however training ended (all epochs, early stopping, a hook or
+    ``max_steps``, divergence, an exception or Ctrl-C); without it those after the last update (a
+    diverged step makes none). An exception (a loader's ``OSError``, ``KeyboardInterrupt``,
+    :class:`TrainingDivergedError`, a hook's error) propagates with the run's :class:`History` of the
+    epochs completed attached as ``err.history``.
 
     Hooks: ``on_step(step, loss)`` after every update (step counts from 1, ``loss`` is the batch's
     loss before the update) and ``on_epoch(epoch, history)`` after every epoch; either stops
@@ -754,6 +770,8 @@ def fit_torch(model, optimizer, x, y=None, *, num_epochs: int, batch_size: int =
     to the device once. The divergence rule is the same; on the CPU (or with ``on_step``) each
     step's loss is checked before its update, on an accelerator the epoch's losses are checked at
     the end of the epoch (one sync per epoch), so training stops there, naming the first bad step.
+    ``device`` is a torch device or its name ("cpu", "cpu:0", "cuda:1"); every CPU device checks each step.
+    The up-front checks, the weights a stopped run holds and ``err.history`` are as in :func:`fit`.
     """
     import torch
 
