@@ -8,7 +8,7 @@ import json
 import pytest
 
 from dlcourse.course import progress as P
-from dlcourse.course.exercises import REGISTRY, check, reference, use
+from dlcourse.course.exercises import REGISTRY, check, progress, reference, use
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ def test_use_records_the_learners_function_when_it_passes(progress_file, capsys)
 
 def test_progress_shows_every_chapter_and_clears(progress_file, capsys):
     check("ch2.linear_backward", reference("ch2.linear_backward"))
-    shown = P.progress()
+    shown = progress()
     chapters = {ch for ch, _, _ in shown.summary()}
     assert set(range(1, 9)) <= chapters
     ch2 = dict((ch, (done, total)) for ch, done, total in shown.summary())[2]
@@ -48,7 +48,7 @@ def test_off_records_nothing(monkeypatch, tmp_path, capsys):
     assert P.progress_file() is None
     check("ch1.sigmoid_grad", reference("ch1.sigmoid_grad"))
     assert P.passed_steps() == {}
-    assert "off" in str(P.progress())
+    assert "off" in str(progress())
 
 
 def test_a_damaged_file_is_started_again_not_an_error(progress_file):

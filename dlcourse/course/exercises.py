@@ -61,7 +61,8 @@ from typing import Callable
 
 import numpy as np
 
-from . import progress
+from . import progress as _progress
+from .progress import clear_progress  # noqa: F401 (for learners: beside progress())
 
 REGISTRY: dict[str, "Exercise"] = {}
 
@@ -527,7 +528,7 @@ def check(name: str, fn: Callable, verbose: bool = True) -> bool:
         else:
             print(f"✗ {name}: {problem}.  Stuck? hint({name!r}) gives a hint.")
     if problem is None:
-        progress.record(name)
+        _progress.record(name)
     elif os.environ.get("NBGRADER_EXECUTION") in ("autograde", "validate"):
         # under nbgrader a check cell is an autograder test: it scores only when the cell raises on a failure
         raise AssertionError(f"{name}: {problem}")
@@ -564,11 +565,19 @@ def use(name: str, fn: Callable) -> Callable:
     """
     problem = _run(name, fn)
     if problem is None:
-        progress.record(name)
+        _progress.record(name)
         print(f"→ using your {name} from here on")
         return fn
     print(f"→ using the course's reference {name} from here on (yours: {problem})")
     return reference(name)
+
+
+def progress() -> "_progress.Progress":
+    """The learner's progress over every chapter's build-it steps (display it, or print it)."""
+    steps: dict[int, list[str]] = {}
+    for name in list_exercises():
+        steps.setdefault(_progress.chapter_of(name), []).append(name)
+    return _progress.Progress(steps, _progress.passed_steps())
 
 
 def list_exercises(prefix: str = "") -> list[str]:

@@ -4,9 +4,12 @@
 small JSON file in the user's data folder (``platformdirs.user_data_dir("dlcourse")``), never in the repository;
 ``$DLCOURSE_PROGRESS`` names another file, or ``off`` to record nothing (the tests and the grader set it).
 
-    from dlcourse.course.progress import progress, clear_progress
-    progress()          # a table: each chapter's steps, passed or not yet, and when
+    from dlcourse.course.exercises import clear_progress, progress
+    progress()          # a table: each chapter's steps, passed or not yet
     clear_progress()    # start again
+
+(``progress()`` lives beside the registry of steps, in :mod:`dlcourse.course.exercises`; this module only keeps the
+record and draws it, so it imports nothing of the course.)
 """
 
 from __future__ import annotations
@@ -71,7 +74,7 @@ def clear_progress() -> None:
         path.unlink(missing_ok=True)
 
 
-def _chapter_of(name: str) -> int:
+def chapter_of(name: str) -> int:
     head = name.split(".", 1)[0]
     return int(head[2:]) if head.startswith("ch") and head[2:].isdigit() else 0
 
@@ -107,13 +110,3 @@ class Progress:
                         f"<td style='text-align:left'>{cells}</td></tr>")
         return ("<table><tr><th>chapter</th><th>passed</th><th style='text-align:left'>build-it steps</th></tr>"
                 + "".join(rows) + "</table>")
-
-
-def progress() -> Progress:
-    """The learner's progress over every chapter's build-it steps (display it, or print it)."""
-    from .exercises import list_exercises
-
-    steps: dict[int, list[str]] = {}
-    for name in list_exercises():
-        steps.setdefault(_chapter_of(name), []).append(name)
-    return Progress(steps, passed_steps())
