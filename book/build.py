@@ -90,7 +90,7 @@ def execute(notebook: str, out: str, setting: str, timeout_s: int) -> tuple[floa
     env = kernel_env(setting)  # computed before the clear: it starts from this process's environment
     os.environ.clear()
     os.environ.update(env)
-    from jupyter_client.manager import KernelManager
+    from jupyter_client.manager import AsyncKernelManager
 
     nb = nbformat.read(notebook, as_version=4)
     t0 = time.perf_counter()
@@ -98,7 +98,7 @@ def execute(notebook: str, out: str, setting: str, timeout_s: int) -> tuple[floa
     with tempfile.TemporaryDirectory(prefix="dlcourse-kernel-") as sockets:
         # Unix sockets instead of TCP ports: two kernels started at once can no longer pick the same free port
         # ("Kernel died before replying to kernel_info", seen once in CI; "Address already in use" in a test here)
-        km = KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(sockets, "kernel"))
+        km = AsyncKernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(sockets, "kernel"))
         client = NotebookClient(nb, km=km, timeout=timeout_s, allow_errors=False,
                                 resources={"metadata": {"path": str(Path(notebook).parent)}})
         threading.Thread(target=_kill_a_stalled_kernel, args=(stop,), daemon=True).start()

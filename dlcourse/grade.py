@@ -409,10 +409,10 @@ def _run_kernel(result, chapter, course_nb, sub_nb, attempted, course_dir: Path,
         nb = build_grading_notebook(course_nb, chapter, sub_nb, nonce, str(workdir), allowed)
         os.environ.clear()
         os.environ.update(_kernel_env(workdir, options.get("full", False), cache))
-        from jupyter_client.manager import KernelManager
+        from jupyter_client.manager import AsyncKernelManager
 
         # Unix sockets in the submission's folder, not TCP ports: kernels started side by side cannot collide
-        km = KernelManager(kernel_name="python3", transport="ipc", ip=str(workdir / "kernel"))
+        km = AsyncKernelManager(kernel_name="python3", transport="ipc", ip=str(workdir / "kernel"))
         client = NotebookClient(nb, km=km, timeout=options["cell_timeout"], allow_errors=True,
                                 resources={"metadata": {"path": str(workdir)}})
         stop, killed = threading.Event(), []
