@@ -65,7 +65,8 @@ TIME_LIMIT_MIN = 1.0     # ... but at least this many seconds
 
 # For a probe that wraps a class: the methods each exercise is about (the rest are given to the learner).
 CLASS_METHODS = {
-    "ch2.value_ops": ("__init__", "__add__", "__mul__", "tanh", "relu", "exp"),
+    "ch2.value_ops": ("__init__", "__add__", "__mul__", "tanh", "relu", "exp", "log", "__neg__", "__sub__", "__radd__",
+                      "__rmul__", "__rsub__", "__truediv__"),
 }
 
 # ---------------------------------------------------------------------------------------------------------------
