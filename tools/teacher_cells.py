@@ -30,7 +30,8 @@ from dlcourse.grade import _check_calls, _is_exercise  # noqa: E402
 
 PROGRESS_MD = ("## Your progress\n\nThe build-it steps you have passed so far, in every chapter (kept on this "
                "computer only; `clear_progress()` starts again).")
-PROGRESS_CODE = "from dlcourse.course.exercises import clear_progress, progress\n\nprogress()"
+PROGRESS_CODE = ("from dlcourse.course.exercises import progress\n\n"
+                 "progress()  # clear_progress(), from the same module, starts again")
 PROGRESS_ID = "dlcourse-progress"
 
 
@@ -61,7 +62,10 @@ def prepare(nb):
         cells.append(cell)
         if _is_exercise(cell):
             split = _split_checks(cell)
-            if split:
+            if split and not split[0].strip():  # a build-it cell that only checks: it is the test cell itself
+                cell.metadata["tags"] = [t for t in cell.metadata["tags"] if t != "exercise"]
+                cell.source = split[1]
+            elif split:
                 cell.source, checks = split
                 new = nbformat.v4.new_code_cell(checks)
                 new.id = (cell.id + "-check")[:64]
@@ -86,6 +90,11 @@ def prepare(nb):
             cell.metadata["nbgrader"] = {"grade": True, "grade_id": grade_id,
                                          "locked": True, "points": len(names), "schema_version": 3,
                                          "solution": False, "task": False}
+    for cell in nb.cells:  # keep the progress cells' text as this tool writes it
+        if cell.get("id") == PROGRESS_ID:
+            cell.source = PROGRESS_CODE
+        elif cell.get("id") == PROGRESS_ID + "-md":
+            cell.source = PROGRESS_MD
     if not any(c.get("id") == PROGRESS_ID for c in nb.cells):
         md = nbformat.v4.new_markdown_cell(PROGRESS_MD)
         md.id = PROGRESS_ID + "-md"
