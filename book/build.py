@@ -120,11 +120,15 @@ def _kill_a_stalled_kernel(stop: threading.Event, poll_s: float = 10.0, stall_s:
                            min_cpu_s: float = 1.0) -> None:
     """In the worker: kill its kernel (its only child) when the kernel idles while the client waits for a reply.
 
-    Now and then a cell's reply never arrives: the kernel has run the cell and sits idle, and nbclient waits until
-    the cell timeout (seen three times on this 2-core machine, chapters 2, 3 and 8; the same symptom is reported
-    upstream as ipython/ipykernel#1554 and jupyter/nbclient#312; the cause is not established here). No cell of the
-    course waits without computing, so a kernel that has used under ``min_cpu_s`` of CPU time in ``stall_s``
-    seconds is stalled: killing it makes nbclient raise DeadKernelError, and the chapter is run once more.
+    With ipykernel 7 a cell's request now and then never reached the kernel: it had run the cell before and sat
+    idle while nbclient waited for the next reply (seen four times on this 2-core machine, chapters 2, 3 and 8 twice;
+    a second client showed the kernel had never received the pending request). ipykernel 7 moved the shell channel
+    to a thread of its own, and a reply sent on the shell socket while a request arrives can leave that request
+    unread (ipython/ipykernel#1554; #1529 fixed one path in 7.4). The course pins ipykernel 6.31, whose shell
+    channel has no such thread, and runs kernels over Unix sockets (no TCP port race); this watchdog stays as a last
+    resort. No cell of the course waits without computing, so a kernel that has used under ``min_cpu_s`` of CPU time
+    in ``stall_s`` seconds is stalled: killing it makes nbclient raise DeadKernelError, and the chapter is run once
+    more.
     """
     import psutil
 
