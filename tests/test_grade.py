@@ -53,7 +53,9 @@ def graded(tmp_path_factory):
         "hangs": _submission(ALL_RIGHT, {TARGET[SECOND]: "while True:\n    pass"}),
         "crashes": _submission(ALL_RIGHT, {TARGET[SECOND]: "import os\nos._exit(3)"}),
         "hog": _submission(ALL_RIGHT, {TARGET[SECOND]: "import numpy as _np\n_big = _np.ones(int(4e8))"}),
-        "writes_outside": _submission(ALL_RIGHT, {TARGET[FIRST]: f"open({str(outside)!r}, 'w').write('x')"}),
+        "writes_outside": _submission(ALL_RIGHT, {TARGET[FIRST]: f"open({str(outside)!r}, 'w').write('x')",
+                                                  TARGET[SECOND]: "import socket\n"
+                                                                  "socket.create_connection(('192.0.2.1', 80), 1)"}),
         "tampers": _submission({**ALL_RIGHT, LAST: "wrong"}, {TARGET[LAST]: (
             "from dlcourse.course import exercises as _E\n"
             f"_E.REGISTRY[{LAST!r}].reference = {TARGET[LAST]}")}),
@@ -125,10 +127,12 @@ def test_a_memory_hog_is_killed(graded):
     assert "memory limit" in r.problem, r.problem
 
 
-def test_a_write_outside_the_folder_is_refused_and_named(graded):
+def test_a_write_outside_the_folder_and_the_network_are_refused_and_named(graded):
     r, outside = graded[0]["writes_outside"], graded[1]
     assert not outside.exists()
-    assert any("refused" in n and str(outside) in n for n in r.notes), r.notes
+    assert any("refused" in n and str(outside) in n and "network connection to 192.0.2.1" in n for n in r.notes), \
+        r.notes
+    assert r.steps[FIRST][0] == G.PASSED  # the refusal is the learner cell's error; the step is still graded
 
 
 def test_an_edited_check_cell_changes_nothing(graded):
