@@ -84,3 +84,12 @@ def test_compare_names_a_wrong_input_width_in_dlcourse_terms():
     with pytest.raises(ValueError, match=r"compare: the input x of shape \(2, 4\) does not fit Linear: Linear: "
                                          r"expected input with last dimension in_features=3, got shape \(2, 4\)"):
         compare(nn.Linear(3, 2), torch.nn.Linear(3, 2), np.ones((2, 4)))
+
+
+def test_gradcheck_refuses_dropout_in_training_mode_even_when_two_passes_agree():
+    """A dropout whose two masks happen to agree (p tiny here: they almost always do) is still a random forward."""
+    model = nn.Sequential(nn.Linear(3, 4), nn.Dropout(p=1e-12)).double()
+    with pytest.raises(ValueError, match="Dropout in training mode"):
+        gradcheck(model, np.random.default_rng(0).standard_normal((2, 3)))
+    model.eval()
+    assert gradcheck(model, np.random.default_rng(0).standard_normal((2, 3)))
