@@ -85,22 +85,17 @@ def execute(notebook: str, out: str, setting: str, timeout_s: int) -> tuple[floa
     import resource
 
     import nbformat
-    from nbclient import NotebookClient
-
     env = kernel_env(setting)  # computed before the clear: it starts from this process's environment
     os.environ.clear()
     os.environ.update(env)
-    from jupyter_client.manager import AsyncKernelManager
+    from dlcourse.nbexec import notebook_client
 
     nb = nbformat.read(notebook, as_version=4)
     t0 = time.perf_counter()
     stop = threading.Event()
     with tempfile.TemporaryDirectory(prefix="dlcourse-kernel-") as sockets:
-        # Unix sockets instead of TCP ports: two kernels started at once can no longer pick the same free port
-        # ("Kernel died before replying to kernel_info", seen once in CI; "Address already in use" in a test here)
-        km = AsyncKernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(sockets, "kernel"))
-        client = NotebookClient(nb, km=km, timeout=timeout_s, allow_errors=False,
-                                resources={"metadata": {"path": str(Path(notebook).parent)}})
+        client = notebook_client(nb, sockets, timeout=timeout_s, allow_errors=False,
+                                 resources={"metadata": {"path": str(Path(notebook).parent)}})
         threading.Thread(target=_kill_a_stalled_kernel, args=(stop,), daemon=True).start()
         try:
             client.execute(cleanup_kc=True)  # we made the kernel manager: shut its kernel down here
@@ -120,15 +115,10 @@ def _kill_a_stalled_kernel(stop: threading.Event, poll_s: float = 10.0, stall_s:
                            min_cpu_s: float = 1.0) -> None:
     """In the worker: kill its kernel (its only child) when the kernel idles while the client waits for a reply.
 
-    With ipykernel 7 a cell's request now and then never reached the kernel: it had run the cell before and sat
-    idle while nbclient waited for the next reply (seen four times on this 2-core machine, chapters 2, 3 and 8 twice;
-    a second client showed the kernel had never received the pending request). ipykernel 7 moved the shell channel
-    to a thread of its own, and a reply sent on the shell socket while a request arrives can leave that request
-    unread (ipython/ipykernel#1554; #1529 fixed one path in 7.4). The course pins ipykernel 6.31, whose shell
-    channel has no such thread, and runs kernels over Unix sockets (no TCP port race); this watchdog stays as a last
-    resort. No cell of the course waits without computing, so a kernel that has used under ``min_cpu_s`` of CPU time
-    in ``stall_s`` seconds is stalled: killing it makes nbclient raise DeadKernelError, and the chapter is run once
-    more.
+    A run used to stall now and then: the kernel sat idle while nbclient waited for a reply (see
+    :mod:`dlcourse.nbexec` for what was found and changed). The watchdog stays as a last resort: no cell of the
+    course waits without computing, so a kernel that has used under ``min_cpu_s`` of CPU time in ``stall_s`` seconds
+    is stalled; killing it makes nbclient raise DeadKernelError, and the chapter is run once more.
     """
     import psutil
 
