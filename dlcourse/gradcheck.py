@@ -169,8 +169,8 @@ def _output(y):
 def _check_module(fn: Module, x: np.ndarray, rng, eps: float) -> dict:
     # A layer known to draw random numbers in training mode (dropout p > 0) is refused outright: comparing two
     # forward passes alone misses it when both happen to draw the same mask (1 time in 256 for 8 units).
-    random_layers = [type(m).__name__ for m in fn.modules() if m.training and (
-        getattr(m, "p", 0) or getattr(m, "dropout", 0))]
+    random_layers = [type(m).__name__ for m in fn.modules() if m.training and any(
+        isinstance(v, (int, float)) and v > 0 for v in (getattr(m, "p", 0), getattr(m, "dropout", 0)))]
     out = np.asarray(_output(fn.forward(x))) if not random_layers else None
     again = np.asarray(_output(fn.forward(x))) if not random_layers else None
     if random_layers or out.shape != again.shape or not np.array_equal(out, again):
