@@ -20,7 +20,7 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_terminal_summary(terminalreporter):
-    """Print the figures tests record for the run's summary (tests/test_torch_specs.py: the supported share)."""
+    """Print the figures tests record for the run's summary (tests/library/nn/test_torch_specs.py: supported share)."""
     for report in terminalreporter.stats.get("passed", []) + terminalreporter.stats.get("failed", []):
         for name, value in getattr(report, "user_properties", []):
             if name == "torch_specs" and report.when == "call":

@@ -1,6 +1,6 @@
 """Drive the course's notebooks in a real browser: a private JupyterLab server and headless Chromium.
 
-Used by tests/test_browser.py. The server serves a temporary copy of the notebooks (JupyterLab
+Used by tests/repo/test_browser.py. The server serves a temporary copy of the notebooks (JupyterLab
 autosaves, and the committed notebooks must stay without outputs), with its own config, settings and
 workspace folders, no token, no news or update checks (the test machines have no internet), and
 ``DLCOURSE_QUICK=1`` in the kernels' environment. Chromium is Debian's (``/usr/bin/chromium``);

@@ -28,7 +28,7 @@ Usage (from the repository root)::
     .venv/bin/python tests/mutation.py ch2.bce -v # also list the killed mutants with the checker's message
 
 Prints each survivor (its id and the mutated line), then the score per exercise and overall.
-``tests/test_check_mutants.py`` runs the same in the test suite.
+``tests/course/test_check_mutants.py`` runs the same in the test suite.
 """
 
 from __future__ import annotations

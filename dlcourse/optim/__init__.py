@@ -1,7 +1,7 @@
 """``dlcourse.optim``: optimizers and learning-rate schedules in NumPy, as in ``torch.optim``.
 
 Same class names, argument names, defaults and update formulas as PyTorch, so the same
-hyperparameters give the same trajectory (checked step by step in tests/test_optim.py).
+hyperparameters give the same trajectory (checked step by step in tests/library/optim/test_optim.py).
 """
 
 from . import lr_scheduler

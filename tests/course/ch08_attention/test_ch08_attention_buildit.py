@@ -2,11 +2,11 @@
 (dlcourse/course/ch08_attention/your_transformer.py) against torch.nn, and the checks of its pieces against the
 mistakes they exist to catch."""
 
-from pathlib import Path
 
 import nbformat
 import numpy as np
 import pytest
+import repo_paths
 import torch
 
 import dlcourse
@@ -26,7 +26,7 @@ from dlcourse.course.ch08_attention.your_transformer import (
 )
 from dlcourse.course.exercises import REGISTRY, check
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "08_attention.ipynb"
+NOTEBOOK = repo_paths.ROOT / "notebooks" / "08_attention.ipynb"
 
 
 # -- a learner's own six functions (written from the chapter's formulas, not the references) ----------------------

@@ -23,9 +23,10 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+import repo_paths
 from browser_helpers import CHROMIUM, OUTPUT_DIR, launch_chromium
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = repo_paths.ROOT
 HTML = ROOT / "_build" / "html"
 CHAPTERS = sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 REQUIRED = os.environ.get("DLCOURSE_REQUIRE_BOOK") == "1"

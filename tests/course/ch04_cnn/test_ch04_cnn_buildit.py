@@ -4,12 +4,12 @@ that run the learner's loops equal the library's; typical mistakes (a size formu
 an overwriting col2im, a backward pass that forgets the mean) are rejected; the notebook gradient-checks the
 learner's own function and answers its 'by how much' with a computed number."""
 
-import pathlib
 import re
 
 import nbformat
 import numpy as np
 import pytest
+import repo_paths
 import torch
 
 from dlcourse import nn
@@ -18,7 +18,7 @@ from dlcourse.course.ch04_cnn.your_layers import YourConv2d
 from dlcourse.course.exercises import REGISTRY, _run, reference
 
 rng = np.random.default_rng(4)
-NOTEBOOK = pathlib.Path(__file__).resolve().parents[1] / "notebooks" / "04_cnn.ipynb"
+NOTEBOOK = repo_paths.ROOT / "notebooks" / "04_cnn.ipynb"
 NEW_STEPS = ("ch4.conv_forward_naive", "ch4.conv_backward_naive", "ch4.im2col", "ch4.col2im",
              "ch4.batchnorm_backward_graph")
 

@@ -6,10 +6,11 @@ import stat
 from pathlib import Path
 
 import pytest
+import repo_paths
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = repo_paths.ROOT
 BINDER = ROOT / "binder"
 
 # Maintainer tools that requirements.txt pins but Binder leaves out on purpose, with the reason.

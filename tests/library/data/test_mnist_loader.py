@@ -20,11 +20,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import repo_paths
 
 from dlcourse.data import load_mnist
 from dlcourse.data import mnist as M
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = repo_paths.ROOT
 
 
 def idx_bytes(arr: np.ndarray) -> bytes:

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import shutil
 import time
-from pathlib import Path
 
 import pytest
+import repo_paths
 from browser_helpers import (
     CHROMIUM,
     OUTPUT_DIR,
@@ -31,7 +31,7 @@ from browser_helpers import (
     wait_for_kernel_idle,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = repo_paths.ROOT
 NOTEBOOKS = ROOT / "notebooks"
 
 pytestmark = [

@@ -11,8 +11,9 @@ import ast
 from pathlib import Path
 
 import pytest
+import repo_paths
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = repo_paths.ROOT
 PACKAGE = ROOT / "dlcourse"
 
 

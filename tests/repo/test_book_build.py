@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+import repo_paths
+
+ROOT = repo_paths.ROOT
 
 SCRIPT = """
 import subprocess, sys, threading, time

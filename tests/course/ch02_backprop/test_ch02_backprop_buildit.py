@@ -11,11 +11,11 @@ import math
 import random
 import re
 import textwrap
-from pathlib import Path
 
 import nbformat
 import numpy as np
 import pytest
+import repo_paths
 import torch
 import torch.nn.functional as TF
 
@@ -23,7 +23,7 @@ from dlcourse.course.ch02_backprop import engine, micro_mlp
 from dlcourse.course.exercises import check, reference, use
 from dlcourse.data import make_spirals
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "02_backprop.ipynb"
+NOTEBOOK = repo_paths.ROOT / "notebooks" / "02_backprop.ipynb"
 PLACEHOLDER = re.compile(r"\.\.\.(:?)  # your code[^\n]*")  # "...:" in the header of a for loop
 
 

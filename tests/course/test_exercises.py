@@ -17,18 +17,18 @@ import re
 import sys
 import threading
 import time
-from pathlib import Path
 
 import nbformat
 import numpy as np
 import pytest
+import repo_paths
 import torch
 
 from dlcourse.course import exercises as ex_mod
 from dlcourse.course.ch02_backprop import engine
 from dlcourse.course.exercises import REGISTRY, check, hint, reference, solution, use
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOKS = repo_paths.ROOT / "notebooks"
 CHAPTERS = sorted(NOTEBOOKS.glob("0[1-7]_*.ipynb"))
 
 

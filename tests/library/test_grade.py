@@ -12,15 +12,15 @@ from __future__ import annotations
 import csv
 import subprocess
 import sys
-from pathlib import Path
 
 import nbformat
 import pytest
+import repo_paths
 
 from dlcourse import grade as G
 from dlcourse.course.exercises import REGISTRY
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = repo_paths.ROOT
 CHAPTER = ROOT / "notebooks" / "01_neurons.ipynb"
 
 

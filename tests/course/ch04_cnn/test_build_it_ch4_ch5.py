@@ -3,6 +3,7 @@ functions agree with the library's layers (forward, input gradient, every parame
 
 import numpy as np
 import pytest
+import repo_paths
 import torch
 
 from dlcourse import nn
@@ -131,12 +132,11 @@ def test_lstm_parameter_count_reference_matches_torch():
 
 @pytest.mark.parametrize("notebook,prefix", [("04_cnn", "ch4."), ("05_rnn_lstm", "ch5.")])
 def test_notebook_builds_uses_and_hides_the_solutions(notebook, prefix):
-    import pathlib
     import re
 
     import nbformat
 
-    nb = nbformat.read(pathlib.Path(__file__).parent.parent / "notebooks" / f"{notebook}.ipynb", 4)
+    nb = nbformat.read(repo_paths.ROOT / "notebooks" / f"{notebook}.ipynb", 4)
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
     stubs = [c for c in nb.cells if "exercise" in c.metadata.get("tags", []) and "...  # your code" in c.source]
     used = set(re.findall(r'= use\("([\w.]+)"', code))

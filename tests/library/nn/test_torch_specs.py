@@ -220,7 +220,7 @@ def test_torch_module_specs(record_property):
     assert s["share"] >= MIN_SUPPORTED, line
 
 
-if __name__ == "__main__":  # python tests/test_torch_specs.py: the figures and every unsupported sample
+if __name__ == "__main__":  # python tests/library/nn/test_torch_specs.py: the figures and every unsupported sample
     results = spec_results()
     for cls, desc, outcome in results:
         if outcome != "supported":

@@ -16,14 +16,14 @@ import importlib.util
 import sys
 import textwrap
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
+import repo_paths
 
 from dlcourse.course.exercises import REGISTRY, exercise
 
-_spec = importlib.util.spec_from_file_location("mutation", Path(__file__).with_name("mutation.py"))
+_spec = importlib.util.spec_from_file_location("mutation", repo_paths.ROOT / "tests" / "mutation.py")
 mutation = sys.modules.setdefault("mutation", importlib.util.module_from_spec(_spec))
 if not hasattr(mutation, "run_exercise"):
     _spec.loader.exec_module(mutation)
