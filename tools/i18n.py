@@ -1,0 +1,211 @@
+"""The Chinese edition from the English source: gettext catalogs in, Chinese notebooks out.
+
+The English notebooks are the source. Each markdown cell is one catalog entry (``msgctxt`` = the cell's id,
+``msgid`` = its English text, ``msgstr`` = the translation) in
+``locale/zh_CN/LC_MESSAGES/notebooks/NN_topic.po``. The strings the package prints (checks, hints, widgets,
+figures) live in ``locale/zh_CN/LC_MESSAGES/dlcourse.po``, extracted from ``_("...")`` calls in ``dlcourse/``.
+
+    python tools/i18n.py extract   # add new cells/messages to the catalogs; a changed English text marks its
+                                   # entry fuzzy (stale) and keeps the old translation as a starting point
+    python tools/i18n.py build     # write notebooks/zh/NN_topic.ipynb from the English notebooks + catalogs
+    python tools/i18n.py check     # exit 1 on a missing, empty or stale entry, or a notebooks/zh file that
+                                   # differs from what `build` writes (the tests run the same checks)
+
+The Chinese notebooks' code cells are the English ones, unchanged, after one first cell that sets
+``DLCOURSE_LANG=zh`` (so every message the package prints follows).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+from pathlib import Path
+
+from babel.messages.catalog import Catalog
+from babel.messages.pofile import read_po, write_po
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+ZH_NOTEBOOKS = NOTEBOOKS / "zh"
+LOCALE = ROOT / "locale"
+LANG = "zh_CN"
+CATALOGS = LOCALE / LANG / "LC_MESSAGES"
+NOTEBOOK_CATALOGS = CATALOGS / "notebooks"
+
+LANG_CELL_ID = "zh-lang"
+LANG_CELL = (
+    "# 中文版：本笔记本的说明文字为中文，代码与英文版完全相同。\n"
+    "# 下面这一行让 dlcourse 打印的检查结果、提示、控件和图表标题也使用中文。\n"
+    "import os\n"
+    "\n"
+    'os.environ["DLCOURSE_LANG"] = "zh"'
+)
+
+
+def english_notebooks() -> list[Path]:
+    return sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+
+
+def catalog_path(notebook: Path) -> Path:
+    return NOTEBOOK_CATALOGS / f"{notebook.stem}.po"
+
+
+def cell_text(cell: dict) -> str:
+    src = cell["source"]
+    return "".join(src) if isinstance(src, list) else src
+
+
+def markdown_cells(notebook: Path) -> list[tuple[str, str]]:
+    """(cell id, English text) of every non-empty markdown cell, in order."""
+    nb = json.loads(notebook.read_text(encoding="utf-8"))
+    out = []
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "markdown" and cell_text(cell).strip():
+            if not cell.get("id"):
+                raise ValueError(f"{notebook.name}: a markdown cell has no id (store notebooks with nbstripout --keep-id)")
+            out.append((cell["id"], cell_text(cell)))
+    return out
+
+
+def read_catalog(path: Path) -> Catalog:
+    if not path.exists():
+        return Catalog(locale=LANG)
+    with path.open("rb") as f:
+        return read_po(f, locale=LANG)
+
+
+def write_catalog(catalog: Catalog, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as f:
+        write_po(f, catalog, width=0, sort_output=False, include_previous=True, omit_header=False)
+
+
+def _entries_by_context(catalog: Catalog) -> dict[str, object]:
+    return {m.context: m for m in catalog if m.id and m.context}
+
+
+def extract_notebook(notebook: Path) -> tuple[int, int, int]:
+    """Bring one notebook's catalog up to date. Returns (new, stale, removed) entry counts."""
+    path = catalog_path(notebook)
+    old = read_catalog(path)
+    by_ctx = _entries_by_context(old)
+    new = Catalog(locale=LANG, project="dlcourse", version="1", fuzzy=False,
+                  header_comment=f"# {notebook.name}: one entry per markdown cell (msgctxt = the cell's id).")
+    added = stale = 0
+    for cell_id, text in markdown_cells(notebook):
+        prev = by_ctx.pop(cell_id, None)
+        if prev is None:
+            new.add(text, "", context=cell_id)
+            added += 1
+        elif prev.id == text:
+            new.add(text, prev.string, context=cell_id, flags=prev.flags, auto_comments=prev.auto_comments,
+                    user_comments=prev.user_comments, previous_id=prev.previous_id)
+        else:  # the English cell changed: keep the old translation, flagged fuzzy, with the old English beside it
+            new.add(text, prev.string, context=cell_id, flags={"fuzzy"}, previous_id=prev.id,
+                    user_comments=prev.user_comments)
+            stale += 1
+    write_catalog(new, path)
+    return added, stale, len(by_ctx)
+
+
+def problems(notebook: Path) -> list[str]:
+    """Every reason the notebook's translation is not ready: missing, empty, stale or orphaned entries."""
+    path = catalog_path(notebook)
+    if not path.exists():
+        return [f"{path.relative_to(ROOT)}: missing (run python tools/i18n.py extract)"]
+    by_ctx = _entries_by_context(read_catalog(path))
+    out = []
+    for cell_id, text in markdown_cells(notebook):
+        entry = by_ctx.pop(cell_id, None)
+        first = text.strip().splitlines()[0][:60]
+        if entry is None:
+            out.append(f"{notebook.name} cell {cell_id} ({first!r}): no catalog entry")
+        elif entry.id != text:
+            out.append(f"{notebook.name} cell {cell_id} ({first!r}): stale, the English cell changed")
+        elif entry.fuzzy:
+            out.append(f"{notebook.name} cell {cell_id} ({first!r}): marked fuzzy (stale)")
+        elif not entry.string.strip():
+            out.append(f"{notebook.name} cell {cell_id} ({first!r}): not translated")
+    for cell_id in by_ctx:
+        out.append(f"{path.name}: entry {cell_id} has no cell in {notebook.name} (run extract)")
+    return out
+
+
+def build_notebook(notebook: Path) -> dict:
+    """The Chinese notebook: the English one with translated markdown and the language cell first."""
+    nb = json.loads(notebook.read_text(encoding="utf-8"))
+    by_ctx = _entries_by_context(read_catalog(catalog_path(notebook)))
+    cells = []
+    for cell in nb["cells"]:
+        cell = copy.deepcopy(cell)
+        if cell["cell_type"] == "markdown" and cell_text(cell).strip():
+            entry = by_ctx.get(cell["id"])
+            if entry is not None and entry.string.strip() and not entry.fuzzy and entry.id == cell_text(cell):
+                cell["source"] = entry.string
+            # else: the English text stays (check() reports it); a half-translated chapter still runs
+        cells.append(cell)
+    lang_cell = {"cell_type": "code", "execution_count": None, "id": LANG_CELL_ID, "metadata": {},
+                 "outputs": [], "source": LANG_CELL}
+    # the language cell goes right after the title cell, before any import
+    nb["cells"] = cells[:1] + [lang_cell] + cells[1:]
+    nb.setdefault("metadata", {})["language"] = "zh-CN"
+    return nb
+
+
+def _dump(nb: dict) -> str:
+    for cell in nb["cells"]:  # store sources as line lists, as Jupyter does
+        src = cell_text(cell)
+        cell["source"] = src.splitlines(keepends=True)
+    return json.dumps(nb, ensure_ascii=False, indent=1, sort_keys=True) + "\n"
+
+
+def zh_path(notebook: Path) -> Path:
+    return ZH_NOTEBOOKS / notebook.name
+
+
+def build() -> None:
+    ZH_NOTEBOOKS.mkdir(exist_ok=True)
+    for nb in english_notebooks():
+        zh_path(nb).write_text(_dump(build_notebook(nb)), encoding="utf-8")
+        print(f"wrote {zh_path(nb).relative_to(ROOT)}")
+
+
+def check() -> list[str]:
+    out = []
+    for nb in english_notebooks():
+        out += problems(nb)
+        target = zh_path(nb)
+        if not target.exists():
+            out.append(f"{target.relative_to(ROOT)}: missing (run python tools/i18n.py build)")
+        elif target.read_text(encoding="utf-8") != _dump(build_notebook(nb)):
+            out.append(f"{target.relative_to(ROOT)}: differs from what the catalogs build (run build)")
+    return out
+
+
+def extract() -> None:
+    for nb in english_notebooks():
+        added, stale, removed = extract_notebook(nb)
+        print(f"{catalog_path(nb).relative_to(ROOT)}: {added} new, {stale} stale, {removed} removed")
+
+
+def main(argv: list[str]) -> int:
+    cmd = argv[1] if len(argv) > 1 else "check"
+    if cmd == "extract":
+        extract()
+    elif cmd == "build":
+        build()
+    elif cmd == "check":
+        found = check()
+        for line in found:
+            print(line)
+        print("translation ready" if not found else f"{len(found)} problems")
+        return 1 if found else 0
+    else:
+        print(__doc__)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
