@@ -63,7 +63,7 @@ def markdown_cells(notebook: Path) -> list[tuple[str, str]]:
     for cell in nb["cells"]:
         if cell["cell_type"] == "markdown" and cell_text(cell).strip():
             if not cell.get("id"):
-                raise ValueError(f"{notebook.name}: a markdown cell has no id (store notebooks with nbstripout --keep-id)")
+                raise ValueError(f"{notebook.name}: a markdown cell has no id (store with nbstripout --keep-id)")
             out.append((cell["id"], cell_text(cell)))
     return out
 
