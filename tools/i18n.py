@@ -8,6 +8,7 @@ figures) live in ``locale/zh_CN/LC_MESSAGES/dlcourse.po``, extracted from ``_(".
     python tools/i18n.py extract   # add new cells/messages to the catalogs; a changed English text marks its
                                    # entry fuzzy (stale) and keeps the old translation as a starting point
     python tools/i18n.py build     # write notebooks/zh/NN_topic.ipynb from the English notebooks + catalogs
+    python tools/i18n.py lint 01   # formulas, code, links, numbers and glossary terms of chapter 1's entries
     python tools/i18n.py check     # exit 1 on a missing, empty or stale entry, or a notebooks/zh file that
                                    # differs from what `build` writes (the tests run the same checks)
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -41,6 +43,76 @@ LANG_CELL = (
     "\n"
     'os.environ["DLCOURSE_LANG"] = "zh"'
 )
+
+
+GLOSSARY = ROOT / "docs" / "glossary.md"
+
+# What a translation must carry over unchanged (compared as multisets between msgid and msgstr)
+_MATH = re.compile(r"\$\$.+?\$\$|\$[^$\n]+?\$", re.S)
+_CODE = re.compile(r"```.*?```|`[^`\n]+`", re.S)
+_URL = re.compile(r"\]\(([^)\s]+)")
+_NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w])")
+_BINDER_PATH = re.compile(r"urlpath=lab/tree/notebooks/(?=\d\d_)")
+
+
+def _outside_math_and_code(text: str) -> str:
+    return _MATH.sub(" ", _CODE.sub(" ", text))
+
+
+def integrity(english: str, chinese: str) -> list[str]:
+    """What a translation lost or changed: formulas, code, link targets and numbers must be the English ones.
+
+    The one allowed change: the Binder link of a chapter opens the Chinese notebook (notebooks/zh/...).
+    """
+    out = []
+    english_links = [_BINDER_PATH.sub("urlpath=lab/tree/notebooks/zh/", u) for u in _URL.findall(english)]
+    pairs = [("formula", _MATH.findall(english), _MATH.findall(chinese)),
+             ("code", _CODE.findall(english), _CODE.findall(chinese)),
+             ("link", english_links, _URL.findall(chinese)),
+             ("number", _NUMBER.findall(_outside_math_and_code(english)),
+              _NUMBER.findall(_outside_math_and_code(chinese)))]
+    for kind, a, b in pairs:
+        missing = sorted(set(a) - set(b))
+        extra = sorted(set(b) - set(a))
+        if missing or extra:
+            out.append(f"{kind}: missing {missing[:4]} extra {extra[:4]}")
+        elif kind != "number" and sorted(a) != sorted(b):
+            out.append(f"{kind}: the same ones but not as often ({len(a)} in English, {len(b)} translated)")
+    return out
+
+
+def glossary() -> list[tuple[list[str], list[str]]]:
+    """(English alternatives, Chinese alternatives) of every row of docs/glossary.md."""
+    rows = []
+    for line in GLOSSARY.read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 2 or cells[0] in ("English", "") or set(cells[0]) <= set("-"):
+            continue
+        english = [e.strip() for e in re.split(r"\s/\s", re.sub(r"\(.*?\)", "", cells[0])) if e.strip()]
+        english += re.findall(r"\(([^)]+)\)", cells[0])  # "rectified linear unit (ReLU)": ReLU counts too
+        chinese = [c.strip() for c in re.split(r"\s/\s|[()（）]", cells[1]) if c.strip()]
+        rows.append((english, chinese))
+    return rows
+
+
+def glossary_problems(english: str, chinese: str, exempt: set[str] = frozenset()) -> list[str]:
+    """Glossary terms that the English uses (as words, outside formulas and code) and the translation lacks."""
+    prose_en = _outside_math_and_code(english)
+    out = []
+    for english_terms, chinese_terms in glossary():
+        used = [t for t in english_terms if re.search(rf"(?<![\w-]){re.escape(t)}(?:s|es)?(?![\w-])", prose_en, re.I)]
+        if used and not any(t in exempt for t in used) and not any(c in chinese for c in chinese_terms):
+            out.append(f"glossary: {used[0]!r} should read {' / '.join(chinese_terms)}")
+    return out
+
+
+def exemptions(entry) -> set[str]:
+    """Terms a translator exempted for one entry, by a comment ``glossary-exempt: term, term``."""
+    out = set()
+    for comment in entry.user_comments:
+        if comment.strip().startswith("glossary-exempt:"):
+            out |= {t.strip() for t in comment.split(":", 1)[1].split(",") if t.strip()}
+    return out
 
 
 def english_notebooks() -> list[Path]:
@@ -171,10 +243,21 @@ def build() -> None:
         print(f"wrote {zh_path(nb).relative_to(ROOT)}")
 
 
+def lint(notebook: Path) -> list[str]:
+    """Per translated entry: formulas, code, links or numbers changed, glossary terms missing."""
+    out = []
+    for entry in _entries_by_context(read_catalog(catalog_path(notebook))).values():
+        if entry.string.strip():
+            for problem in integrity(entry.id, entry.string) + glossary_problems(entry.id, entry.string,
+                                                                              exemptions(entry)):
+                out.append(f"{notebook.name} cell {entry.context}: {problem}")
+    return out
+
+
 def check() -> list[str]:
     out = []
     for nb in english_notebooks():
-        out += problems(nb)
+        out += problems(nb) + lint(nb)
         target = zh_path(nb)
         if not target.exists():
             out.append(f"{target.relative_to(ROOT)}: missing (run python tools/i18n.py build)")
@@ -195,6 +278,10 @@ def main(argv: list[str]) -> int:
         extract()
     elif cmd == "build":
         build()
+    elif cmd == "lint":  # python tools/i18n.py lint 01 03: only those chapters, only the translated entries
+        found = [p for nb in english_notebooks() if not argv[2:] or nb.name[:2] in argv[2:] for p in lint(nb)]
+        print("\n".join(found + [f"{len(found)} problems"]))
+        return 1 if found else 0
     elif cmd == "check":
         found = check()
         for line in found:
