@@ -39,6 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _harness  # noqa: E402  (one process per measurement, threads pinned)
 import bench_layers  # noqa: E402  (the layer cases)
 
+from dlcourse.config import DATA_ENV, development_data_dir  # noqa: E402
+
 ROOT = _harness.ROOT
 RESULTS = _harness.RESULTS
 
@@ -256,7 +258,8 @@ def main(argv=None) -> int:
         return 0
 
     cases = [c for c in args.cases if c in LAYER_CASES] if args.layers_only else args.cases
-    os.environ.setdefault("DLCOURSE_DATA", str(ROOT.parent / "shared" / "data"))
+    if development_data_dir(ROOT) is not None:  # CI's layout: ../shared/data beside the repository
+        os.environ.setdefault(DATA_ENV, str(development_data_dir(ROOT)))
     env = environment()
     command = "python benchmarks/library_path.py " + " ".join(argv if argv is not None else sys.argv[1:])
     print(f"dlcourse (NumPy {env['numpy']}) vs PyTorch {env['torch']} on {env.get('cpu')}, {env['cpu_count']} "

@@ -21,12 +21,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-ENV = "DLCOURSE_PROGRESS"
+from ..config import PROGRESS_ENV, progress_setting
+
+ENV = PROGRESS_ENV
 
 
 def progress_file() -> Path | None:
     """Where progress is kept: ``$DLCOURSE_PROGRESS`` if set (``off``: nowhere), else the user's data folder."""
-    setting = os.environ.get(ENV, "").strip()
+    setting = progress_setting()
     if setting.lower() in {"off", "0", "no", "false"}:
         return None
     if setting:

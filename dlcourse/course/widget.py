@@ -12,12 +12,13 @@ the figure; without a notebook front end nothing is drawn on screen.
 from __future__ import annotations
 
 import io
-import os
 
 import ipywidgets as widgets
 from IPython import get_ipython
 from IPython.display import HTML, Image, clear_output, display
 from matplotlib.figure import Figure
+
+from ..config import book_build
 
 
 class InteractiveFigure:
@@ -69,7 +70,7 @@ class InteractiveFigure:
 
     def _ipython_display_(self):
         display(self.widget())
-        if os.environ.get("DLCOURSE_BOOK"):  # the rendered book: no kernel behind the page
+        if book_build():  # the rendered book: no kernel behind the page
             self.show_static()
 
     def show_static(self) -> None:

@@ -35,7 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
-ENV_VAR = "DLCOURSE_DATA"
+from ..config import DATA_ENV, data_dir
+
+ENV_VAR = DATA_ENV  # the course's data folder, read by dlcourse.config.data_dir()
 
 # SHA-256 of each file's *decompressed* content (the same on every public mirror).
 SHA256 = {
@@ -162,9 +164,9 @@ def search_dirs(root=None) -> list[Path]:
     dirs = []
     if root is not None:
         dirs += [Path(root).expanduser(), Path(root).expanduser() / "mnist"]
-    env = os.environ.get(ENV_VAR, "").strip()
-    if env:
-        dirs.append(Path(env).expanduser() / "mnist")
+    data = data_dir()
+    if data is not None:
+        dirs.append(data / "mnist")
     dirs.append(cache_dir())
     unique = []
     for d in dirs:
@@ -177,8 +179,8 @@ def download_dir(root=None) -> Path:
     """Where missing files are downloaded to: ``root``, else ``$DLCOURSE_DATA/mnist``, else the cache."""
     if root is not None:
         return Path(root).expanduser()
-    env = os.environ.get(ENV_VAR, "").strip()
-    return Path(env).expanduser() / "mnist" if env else cache_dir()
+    data = data_dir()
+    return data / "mnist" if data is not None else cache_dir()
 
 
 def find_file(name: str, dirs) -> Path | None:
@@ -192,7 +194,7 @@ def find_file(name: str, dirs) -> Path | None:
 
 def how_to_get_mnist(root=None) -> str:
     """Instructions naming the directories searched and ``DLCOURSE_DATA``."""
-    env = os.environ.get(ENV_VAR)
+    env = str(data_dir()) if data_dir() is not None else ""
     dirs = "\n".join(f"    {d}" for d in search_dirs(root))
     files = "\n".join(f"    {name}.gz" for name in FILES)
     return (
