@@ -9,13 +9,16 @@ from __future__ import annotations
 import matplotlib as mpl
 import numpy as np
 
+from .config import language
+from .i18n import CJK_FONTS, install_figure_translation
+
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
 # Light versions of the first PALETTE colours, for the class regions behind the points.
 CLASS_BACKGROUNDS = ["#9ecae1", "#fdae6b", "#a1d99b", "#fc9272", "#bcbddc", "#c4a59a", "#f1b6da", "#cccccc"]
 
 
 def use_style() -> None:
-    """The course's matplotlib style: readable fonts, light grid, no top/right spines."""
+    """The course's matplotlib style: readable fonts, light grid, no top/right spines (and Chinese texts in Chinese)."""
     mpl.rcParams.update({
         "figure.figsize": (6.4, 4.0),
         "figure.dpi": 90,
@@ -30,6 +33,10 @@ def use_style() -> None:
         "axes.prop_cycle": mpl.cycler(color=PALETTE),
         "image.cmap": "viridis",
     })
+    if language() == "zh":  # Chinese figure texts: a font with the CJK glyphs, and the catalog's translations
+        mpl.rcParams["font.sans-serif"] = CJK_FONTS + list(mpl.rcParams["font.sans-serif"])
+        mpl.rcParams["axes.unicode_minus"] = False  # CJK fonts often lack U+2212
+        install_figure_translation()
 
 
 def grid_2d(X, padding: float = 0.5, steps: int = 200):
