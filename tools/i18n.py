@@ -19,6 +19,7 @@ The Chinese notebooks' code cells are the English ones, unchanged, after one fir
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import re
 import sys
@@ -46,6 +47,19 @@ LANG_CELL = (
 
 
 GLOSSARY = ROOT / "docs" / "glossary.md"
+
+
+def set_root(root: Path) -> None:
+    """Work on another copy of the repository (the tests use a temporary one): every path follows ``root``."""
+    global ROOT, NOTEBOOKS, ZH_NOTEBOOKS, LOCALE, CATALOGS, NOTEBOOK_CATALOGS, GLOSSARY
+    ROOT = Path(root).resolve()
+    NOTEBOOKS = ROOT / "notebooks"
+    ZH_NOTEBOOKS = NOTEBOOKS / "zh"
+    LOCALE = ROOT / "locale"
+    CATALOGS = LOCALE / LANG / "LC_MESSAGES"
+    NOTEBOOK_CATALOGS = CATALOGS / "notebooks"
+    GLOSSARY = ROOT / "docs" / "glossary.md"
+    glossary.cache_clear()
 
 # What a translation must carry over unchanged (compared as multisets between msgid and msgstr)
 _MATH = re.compile(r"\$\$.+?\$\$|\$[^$\n]+?\$", re.S)
@@ -81,6 +95,7 @@ def integrity(english: str, chinese: str) -> list[str]:
     return out
 
 
+@functools.lru_cache(maxsize=1)
 def glossary() -> list[tuple[list[str], list[str]]]:
     """(English alternatives, Chinese alternatives) of every row of docs/glossary.md."""
     rows = []
@@ -256,6 +271,10 @@ def lint(notebook: Path) -> list[str]:
 
 def check() -> list[str]:
     out = []
+    sources = {nb.name for nb in english_notebooks()}
+    for orphan in sorted(ZH_NOTEBOOKS.glob("*.ipynb")) if ZH_NOTEBOOKS.is_dir() else []:
+        if orphan.name not in sources:
+            out.append(f"{orphan.relative_to(ROOT)}: no English notebook of that name (remove it)")
     for nb in english_notebooks():
         out += problems(nb) + lint(nb)
         target = zh_path(nb)
@@ -273,6 +292,11 @@ def extract() -> None:
 
 
 def main(argv: list[str]) -> int:
+    argv = list(argv)
+    if "--root" in argv:  # python tools/i18n.py --root /tmp/copy check: work on another copy of the repository
+        i = argv.index("--root")
+        set_root(Path(argv[i + 1]))
+        del argv[i:i + 2]
     cmd = argv[1] if len(argv) > 1 else "check"
     if cmd == "extract":
         extract()
