@@ -18,45 +18,60 @@ Contract of the family (PyTorch's):
   Initialisation as in PyTorch: everything ~ U(-1/sqrt(H), 1/sqrt(H)).
 * Forward caches, per layer and direction, the layer input and every hidden state (LSTM: also the
   cell states, the gate activations and tanh(c_t); GRU: the gate activations and W_hn h + b_hn), as
-  the named :class:`RNNLayerCache`, :class:`LSTMLayerCache`, :class:`GRULayerCache`, gathered in a
-  :class:`SequenceCache`.
+  the named ``RNNLayerCache``, ``LSTMLayerCache``, ``GRULayerCache`` of ``recurrent_functional``,
+  gathered in a :class:`SequenceCache`.
 * With ``needs_input_grad = False`` (the input is data; see ``Module``) backward skips the first
   layer's dLoss/dx and returns None; ``grad_h0`` and ``grad_c0`` are still computed.
 
-Speed: the input products W_ih x_t of all time steps are one matrix product before the loop, the
-parameter gradients are one matrix product after it, and the loop itself works in preallocated
-buffers; only the recurrent product h_{t-1} W_hh^T and a few elementwise operations run per step.
-The per-step math is the readable one of ``rnn_cells.py``, which the tests check against the same
-PyTorch layers.
+The modules stack layers and directions and check shapes; one layer in one direction is a kernel
+of ``recurrent_functional.py``, picked from the table :data:`RECURRENCES` by the mode (how many gates,
+how many states, which forward and backward kernel).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
+from typing import Callable
 
 import numpy as np
 
 from .._checks import as_array, check_finite
 from ..random import get_rng
 from . import init
+from . import recurrent_functional as RF
 from .module import Module
 from .parameter import Parameter
-from .recurrent_functional import (
-    gru_layer_backward,
-    gru_layer_forward,
-    lstm_layer_backward,
-    lstm_layer_forward,
-    rnn_layer_backward,
-    rnn_layer_forward,
-)
+
+
+@dataclass(frozen=True)
+class Recurrence:
+    """What differs between RNN, LSTM and GRU: the number of gates G (weights have G*H rows), the names of
+    the states (h, or h and c) and the two kernels. ``forward(x, *states0, w_ih, w_hh, b_ih, b_hh)`` returns
+    (out, final states, cache); ``backward(grad_out, *grad_final_states, cache, need_dx)`` returns
+    (dx, grad initial states, (dW_ih, dW_hh, db_ih, db_hh))."""
+
+    gates: int
+    states: tuple
+    forward: Callable
+    backward: Callable
+
+
+RECURRENCES = {
+    "RNN_TANH": Recurrence(1, ("h",), partial(RF.rnn_layer_forward, nonlinearity="tanh"), RF.rnn_layer_backward),
+    "RNN_RELU": Recurrence(1, ("h",), partial(RF.rnn_layer_forward, nonlinearity="relu"), RF.rnn_layer_backward),
+    "LSTM": Recurrence(4, ("h", "c"), RF.lstm_layer_forward, RF.lstm_layer_backward),
+    "GRU": Recurrence(3, ("h",), RF.gru_layer_forward, RF.gru_layer_backward),
+}
 
 
 @dataclass
 class SequenceCache:
-    """A whole recurrent module's forward pass: ``layers[layer][direction]`` is a layer cache above,
-    ``dropout_masks[layer]`` the mask applied to that layer's output (None without dropout), and the
-    time-major input shape (T, N, input_size), whether the input had a batch axis, and the dtype."""
+    """A whole recurrent module's forward pass: ``layers[layer][direction]`` is a layer cache of
+    ``recurrent_functional``, ``dropout_masks[layer]`` the mask applied to that layer's output (None without
+    dropout), and the time-major input shape (T, N, input_size), whether the input had a batch axis, and the
+    dtype."""
 
     layers: list
     dropout_masks: list
@@ -65,14 +80,7 @@ class SequenceCache:
     dtype: np.dtype
 
 
-# ---------------------------------------------------------------------------------------
-# Modules
-# ---------------------------------------------------------------------------------------
-
-
 class _RNNBase(Module):
-    _num_gates = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
-
     def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, dtype=np.float32):
         super().__init__()
@@ -83,11 +91,12 @@ class _RNNBase(Module):
         if not 0 <= dropout < 1:
             raise ValueError(f"{name}: expected 0 <= dropout < 1, got {dropout}")
         self.mode = mode
+        self.recurrence = RECURRENCES[mode]
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
         self.bidirectional = bidirectional
         self.num_directions = 2 if bidirectional else 1
-        G = self._num_gates[mode] * hidden_size
+        G = self.recurrence.gates * hidden_size
         for layer in range(num_layers):
             layer_input = input_size if layer == 0 else hidden_size * self.num_directions
             for suffix in self._suffixes():
@@ -135,17 +144,19 @@ class _RNNBase(Module):
             x = x.transpose(1, 0, 2)
         return np.ascontiguousarray(x), batched
 
-    def _check_state(self, s, which, N, batched):
+    def _check_state(self, s, what, N, batched):
+        """An initial state (h0, c0) or a final state's gradient (grad_h_n, grad_c_n), (num_layers*D, N, H)
+        (unbatched (num_layers*D, H)), as a batched array; None stays None."""
+        if s is None:
+            return None
         name = type(self).__name__
         LD, H = self.num_layers * self.num_directions, self.hidden_size
         want = (LD, N, H) if batched else (LD, H)
-        if s is None:
-            return None
-        s = as_array(s, f"{name} {which}")
+        s = as_array(s, f"{name} {what}")
         if s.shape != want:
-            raise ValueError(f"{name}: expected {which} of shape (num_layers * num_directions, batch, "
+            raise ValueError(f"{name}: expected {what} of shape (num_layers * num_directions, batch, "
                              f"hidden_size) = {want}, got {s.shape}")
-        check_finite(s, f"{name} {which}")
+        check_finite(s, f"{name} {what}")
         return s if batched else s[:, None]
 
     def _to_time_major(self, g, batched, what, shape):
@@ -162,33 +173,31 @@ class _RNNBase(Module):
             return g[:, None]
         return g.transpose(1, 0, 2) if self.batch_first else g
 
+    def _finish_output(self, out, batched):
+        if not batched:
+            return out[:, 0]
+        return out.transpose(1, 0, 2) if self.batch_first else out
+
     # -- forward / backward ----------------------------------------------------------------
-    def _run(self, x, hx, batched):
-        """Run every layer and direction; hx is a tuple of time-major states (h0,) or (h0, c0) or Nones."""
-        T, N, _ = x.shape
+    def _forward(self, x, states0, batched):
+        """Every layer and direction, time-major; states0 holds (h0,) or (h0, c0), each (LD, N, H) or None.
+        Returns the last layer's out (T, N, D*H) and the final states, each (LD, N, H)."""
+        input_shape, (T, N, _) = x.shape, x.shape
         H, D = self.hidden_size, self.num_directions
         dtype = np.result_type(x, self.weight_ih_l0.data)
-        states0 = [np.zeros((self.num_layers * D, N, H), dtype) if s is None else s for s in hx]
+        states0 = [np.zeros((self.num_layers * D, N, H), dtype) if s is None else s for s in states0]
         finals = [np.empty((self.num_layers * D, N, H), dtype) for _ in states0]
         caches, masks = [], []
-        layer_x = x
         for layer in range(self.num_layers):
             out = np.empty((T, N, D * H), dtype)
             layer_caches = []
             for d, suffix in enumerate(self._suffixes()):
                 idx = layer * D + d
-                w_ih, w_hh, b_ih, b_hh = (None if p is None else p.data for p in self._layer_params(layer, suffix))
-                xin = layer_x if d == 0 else layer_x[::-1]
-                s0 = [s[idx] for s in states0]
-                if self.mode == "LSTM":
-                    o, (h_n, c_n), cache = lstm_layer_forward(xin, s0[0], s0[1], w_ih, w_hh, b_ih, b_hh)
-                    finals[1][idx] = c_n
-                elif self.mode == "GRU":
-                    o, h_n, cache = gru_layer_forward(xin, s0[0], w_ih, w_hh, b_ih, b_hh)
-                else:
-                    nonlin = "tanh" if self.mode == "RNN_TANH" else "relu"
-                    o, h_n, cache = rnn_layer_forward(xin, s0[0], w_ih, w_hh, b_ih, b_hh, nonlin)
-                finals[0][idx] = h_n
+                weights = [None if p is None else p.data for p in self._layer_params(layer, suffix)]
+                o, states_n, cache = self.recurrence.forward(x if d == 0 else x[::-1],
+                                                             *(s[idx] for s in states0), *weights)
+                for final, s in zip(finals, states_n):
+                    final[idx] = s
                 out[:, :, d * H:(d + 1) * H] = o if d == 0 else o[::-1]
                 layer_caches.append(cache)
             caches.append(layer_caches)
@@ -198,70 +207,49 @@ class _RNNBase(Module):
                 mask = (get_rng().random(out.shape) < keep).astype(dtype) / keep
                 out = out * mask
             masks.append(mask)
-            layer_x = out
-        self._cache = SequenceCache(caches, masks, x.shape, batched, dtype)
-        return layer_x, finals
-
-    def _finish_output(self, out, batched):
-        if not batched:
-            return out[:, 0]
-        return out.transpose(1, 0, 2) if self.batch_first else out
+            x = out
+        self._cache = SequenceCache(caches, masks, input_shape, batched, dtype)
+        return x, finals
 
     def _backward(self, grad_out, grad_finals):
+        """BPTT through every layer (last first) and direction; grad_finals holds (grad_h_n,) or (grad_h_n,
+        grad_c_n). Returns dLoss/dx in the input's layout (None with needs_input_grad False)."""
         if self._cache is None:
             raise RuntimeError(f"{type(self).__name__}.backward called before forward")
-        cache_all = self._cache
-        caches, masks, batched, dtype = cache_all.layers, cache_all.dropout_masks, cache_all.batched, cache_all.dtype
-        T, N, _ = cache_all.input_shape
+        cache = self._cache
+        T, N, _ = cache.input_shape
         H, D = self.hidden_size, self.num_directions
-        shape = (T, N, D * H)
-        g = self._to_time_major(grad_out, batched, "grad_out", shape)
-        LD = self.num_layers * D
-        gf = []
-        for name, s in grad_finals:
-            if s is not None:
-                s = as_array(s, name)
-                want = (LD, N, H) if batched else (LD, H)
-                if s.shape != want:
-                    raise ValueError(f"{type(self).__name__}.backward: expected {name} of shape {want}, got {s.shape}")
-                s = s if batched else s[:, None]
-            gf.append(s)
-        grad_states0 = [np.zeros((LD, N, H), dtype) for _ in grad_finals]
+        g = self._to_time_major(grad_out, cache.batched, "grad_out", (T, N, D * H))
+        grad_finals = [self._check_state(s, f"grad_{name}_n", N, cache.batched)
+                       for name, s in zip(self.recurrence.states, grad_finals)]
+        grad_states0 = [np.zeros((self.num_layers * D, N, H), cache.dtype) for _ in grad_finals]
         for layer in range(self.num_layers - 1, -1, -1):
-            if masks[layer] is not None and g is not None:
-                g = g * masks[layer]
+            if cache.dropout_masks[layer] is not None and g is not None:
+                g = g * cache.dropout_masks[layer]
+            need_dx = layer > 0 or self.needs_input_grad  # the first layer's dx only when the caller wants it
             dx_layer = None
             for d, suffix in enumerate(self._suffixes()):
                 idx = layer * D + d
-                cache = caches[layer][d]
                 g_dir = None if g is None else g[:, :, d * H:(d + 1) * H]
                 if g_dir is not None and d == 1:
                     g_dir = g_dir[::-1]
-                g_fin = [None if s is None else s[idx] for s in gf]
-                need_dx = layer > 0 or self.needs_input_grad  # the first layer's dx only when the caller wants it
-                if self.mode == "LSTM":
-                    dx, (dh0, dc0), grads = lstm_layer_backward(g_dir, g_fin[0], g_fin[1], cache, need_dx)
-                    grad_states0[1][idx] = dc0
-                elif self.mode == "GRU":
-                    dx, dh0, grads = gru_layer_backward(g_dir, g_fin[0], cache, need_dx)
-                else:
-                    dx, dh0, grads = rnn_layer_backward(g_dir, g_fin[0], cache, need_dx)
-                grad_states0[0][idx] = dh0
+                dx, grads0, grads = self.recurrence.backward(
+                    g_dir, *(None if s is None else s[idx] for s in grad_finals), cache.layers[layer][d], need_dx)
+                for grad_state0, gs in zip(grad_states0, grads0):
+                    grad_state0[idx] = gs
                 for p, gp in zip(self._layer_params(layer, suffix), grads):
                     if p is not None:
                         p.accumulate(gp)
-                if dx is None:
-                    continue
-                if d == 1:
-                    dx = dx[::-1]
-                dx_layer = dx if dx_layer is None else dx_layer + dx
+                if dx is not None:
+                    dx = dx if d == 0 else dx[::-1]
+                    dx_layer = dx if dx_layer is None else dx_layer + dx
             g = dx_layer
-        if not batched:
+        if not cache.batched:
             grad_states0 = [s[:, 0] for s in grad_states0]
         self.grad_h0 = grad_states0[0]
-        if self.mode == "LSTM":
+        if len(grad_states0) == 2:
             self.grad_c0 = grad_states0[1]
-        return None if g is None else self._finish_output(g, batched)
+        return None if g is None else self._finish_output(g, cache.batched)
 
     def extra_repr(self):
         s = f"{self.input_size}, {self.hidden_size}"
@@ -285,12 +273,11 @@ class _SingleState(_RNNBase):
 
     def forward(self, x, h0=None):
         x, batched = self._check_input(x)
-        h0 = self._check_state(h0, "h0", x.shape[1], batched)
-        out, (h_n,) = self._run(x, (h0,), batched)
+        out, (h_n,) = self._forward(x, [self._check_state(h0, "h0", x.shape[1], batched)], batched)
         return self._finish_output(out, batched), (h_n if batched else h_n[:, 0])
 
     def backward(self, grad_out=None, grad_h_n=None):
-        return self._backward(grad_out, [("grad_h_n", grad_h_n)])
+        return self._backward(grad_out, [grad_h_n])
 
 
 class RNN(_SingleState):
@@ -338,17 +325,14 @@ class LSTM(_RNNBase):
 
     def forward(self, x, hx=None):
         x, batched = self._check_input(x)
-        if hx is None:
-            h0 = c0 = None
-        elif isinstance(hx, (tuple, list)) and len(hx) == 2:
-            h0 = self._check_state(hx[0], "h0", x.shape[1], batched)
-            c0 = self._check_state(hx[1], "c0", x.shape[1], batched)
-        else:
+        if hx is not None and not (isinstance(hx, (tuple, list)) and len(hx) == 2):
             raise ValueError(f"LSTM: expected hx to be a tuple (h0, c0) or None, got {type(hx).__name__}")
-        out, (h_n, c_n) = self._run(x, (h0, c0), batched)
+        h0, c0 = (None, None) if hx is None else hx
+        states0 = [self._check_state(h0, "h0", x.shape[1], batched), self._check_state(c0, "c0", x.shape[1], batched)]
+        out, (h_n, c_n) = self._forward(x, states0, batched)
         if not batched:
             h_n, c_n = h_n[:, 0], c_n[:, 0]
         return self._finish_output(out, batched), (h_n, c_n)
 
     def backward(self, grad_out=None, grad_h_n=None, grad_c_n=None):
-        return self._backward(grad_out, [("grad_h_n", grad_h_n), ("grad_c_n", grad_c_n)])
+        return self._backward(grad_out, [grad_h_n, grad_c_n])

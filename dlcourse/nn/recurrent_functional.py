@@ -1,8 +1,11 @@
 """Recurrent layers as plain functions: one layer, one direction, over a whole time-major sequence.
 
-``rnn_layer_forward``, ``lstm_layer_forward``, ``gru_layer_forward`` map x (T, N, I) and the initial
-state(s) (N, H) to out (T, N, H), the final state(s) and a named cache; the ``*_layer_backward``
-functions are backpropagation through time from that cache. ``recurrent.py`` stacks them into the
+``rnn_layer_forward(x, h0, W_ih, W_hh, b_ih, b_hh)``, ``lstm_layer_forward(x, h0, c0, ...)`` and
+``gru_layer_forward(x, h0, ...)`` map x (T, N, I) and the initial states (N, H) to out (T, N, H), the
+tuple of final states ((h_n,) or (h_n, c_n)) and a named cache; ``*_layer_backward(grad_out,
+grad_h_n[, grad_c_n], cache, need_dx)`` is backpropagation through time from that cache and returns
+(dx, the tuple of initial-state gradients, (dW_ih, dW_hh, db_ih, db_hh)). The same signatures for the
+three let the modules pick a kernel from a table. ``recurrent.py`` stacks them into the
 modules ``RNN``, ``LSTM``, ``GRU`` (layers, directions, dropout, layouts and checks).
 
 Speed: the input products W_ih x_t of all time steps are one matrix product before the loop, the
@@ -99,7 +102,7 @@ def _param_grads(dpre_x, dpre_h, x, h_prev, has_bias):
 
 
 def rnn_layer_forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, nonlinearity="tanh"):
-    """h_t = tanh(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh): returns (out (T, N, H), h_n, cache)."""
+    """h_t = tanh(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh): returns (out (T, N, H), (h_n,), cache)."""
     T, N, _ = x.shape
     dtype = np.result_type(x, h0, weight_ih)
     hs = np.empty((T + 1, N, weight_hh.shape[1]), dtype)  # hs[0] = h0, hs[t + 1] = h_t
@@ -115,13 +118,13 @@ def rnn_layer_forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, n
         else:
             np.maximum(pre, 0, out=pre)
     cache = RNNLayerCache(x, hs, weight_ih, weight_hh, bias_ih is not None, nonlinearity)
-    return hs[1:], hs[T], cache
+    return hs[1:], (hs[T],), cache
 
 
 def rnn_layer_backward(grad_out, grad_h_n, cache: RNNLayerCache, need_dx: bool = True):
     """BPTT: dh_t = grad_out_t + dpre_{t+1} W_hh, dpre_t = dh_t * act'(h_t).
 
-    Returns (dx (T, N, I), dh0 (N, H), (dW_ih, dW_hh, db_ih, db_hh)); dx is None with ``need_dx=False``.
+    Returns (dx (T, N, I), (dh0 (N, H),), (dW_ih, dW_hh, db_ih, db_hh)); dx is None with ``need_dx=False``.
     """
     x, hs, weight_ih, weight_hh = cache.x, cache.hs, cache.weight_ih, cache.weight_hh
     has_bias, nonlinearity = cache.has_bias, cache.nonlinearity
@@ -140,7 +143,7 @@ def rnn_layer_backward(grad_out, grad_h_n, cache: RNNLayerCache, need_dx: bool =
         dh = dpre[t] @ weight_hh
     grads = _param_grads(dpre, dpre, x, hs[:-1], has_bias)
     dx = (dpre.reshape(-1, dpre.shape[-1]) @ weight_ih).reshape(x.shape) if need_dx else None
-    return dx, dh, grads
+    return dx, (dh,), grads
 
 
 def _sigmoid_(a):
@@ -228,7 +231,7 @@ def lstm_layer_backward(grad_out, grad_h_n, grad_c_n, cache: LSTMLayerCache, nee
 
 
 def gru_layer_forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None):
-    """GRU over a sequence: returns (out (T, N, H), h_n, cache); gates r, z, n."""
+    """GRU over a sequence: returns (out (T, N, H), (h_n,), cache); gates r, z, n."""
     T, N, _ = x.shape
     H = weight_hh.shape[1]
     dtype = np.result_type(x, h0, weight_ih)
@@ -259,11 +262,11 @@ def gru_layer_forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None):
             hs[t + 1] *= a[:, H:2 * H]
             hs[t + 1] += a[:, 2 * H:]
     cache = GRULayerCache(x, hs, acts, gh_n, weight_ih, weight_hh, bias_ih is not None)
-    return hs[1:], hs[T], cache
+    return hs[1:], (hs[T],), cache
 
 
 def gru_layer_backward(grad_out, grad_h_n, cache: GRULayerCache, need_dx: bool = True):
-    """BPTT through the GRU; returns (dx, dh0, (dW_ih, dW_hh, db_ih, db_hh)) (dx None without need_dx)."""
+    """BPTT through the GRU; returns (dx, (dh0,), (dW_ih, dW_hh, db_ih, db_hh)) (dx None without need_dx)."""
     x, hs, acts, gh_n = cache.x, cache.hs, cache.acts, cache.gh_n
     weight_ih, weight_hh, has_bias = cache.weight_ih, cache.weight_hh, cache.has_bias
     T, N, H = gh_n.shape
@@ -287,4 +290,4 @@ def gru_layer_backward(grad_out, grad_h_n, cache: GRULayerCache, need_dx: bool =
     dgi, dgh = dgi.reshape(T, N, 3 * H), dgh.reshape(T, N, 3 * H)
     grads = _param_grads(dgi, dgh, x, hs[:-1], has_bias)
     dx = (dgi.reshape(T * N, -1) @ weight_ih).reshape(x.shape) if need_dx else None
-    return dx, dh, grads
+    return dx, (dh,), grads
