@@ -62,8 +62,10 @@ def set_root(root: Path) -> None:
     glossary.cache_clear()
 
 # What a translation must carry over unchanged (compared as multisets between msgid and msgstr)
-_MATH = re.compile(r"\$\$.+?\$\$|\$[^$\n]+?\$", re.S)
-_CODE = re.compile(r"```.*?```|`[^`\n]+`", re.S)
+# inline math and code may wrap onto a second line (not across a blank line); compared with whitespace collapsed,
+# so a translation that reflows a formula or a code span keeps it
+_MATH = re.compile(r"\$\$.+?\$\$|\$(?:[^$\n]|\n(?!\s*\n))+?\$", re.S)
+_CODE = re.compile(r"```.*?```|`(?:[^`\n]|\n(?!\s*\n))+`", re.S)
 _URL = re.compile(r"\]\(([^)\s]+)")
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w])")
 _BINDER_PATH = re.compile(r"urlpath=lab/tree/notebooks/(?=\d\d_)")
@@ -73,6 +75,11 @@ def _outside_math_and_code(text: str) -> str:
     return _MATH.sub(" ", _CODE.sub(" ", text))
 
 
+def _spans(pattern: re.Pattern, text: str) -> list[str]:
+    """The formulas (or code spans) of ``text``, inline ones with their whitespace collapsed."""
+    return [m if m.startswith(("```", "$$")) else " ".join(m.split()) for m in pattern.findall(text)]
+
+
 def integrity(english: str, chinese: str) -> list[str]:
     """What a translation lost or changed: formulas, code, link targets and numbers must be the English ones.
 
@@ -80,8 +87,8 @@ def integrity(english: str, chinese: str) -> list[str]:
     """
     out = []
     english_links = [_BINDER_PATH.sub("urlpath=lab/tree/notebooks/zh/", u) for u in _URL.findall(english)]
-    pairs = [("formula", _MATH.findall(english), _MATH.findall(chinese)),
-             ("code", _CODE.findall(english), _CODE.findall(chinese)),
+    pairs = [("formula", _spans(_MATH, english), _spans(_MATH, chinese)),
+             ("code", _spans(_CODE, english), _spans(_CODE, chinese)),
              ("link", english_links, _URL.findall(chinese)),
              ("number", _NUMBER.findall(_outside_math_and_code(english)),
               _NUMBER.findall(_outside_math_and_code(chinese)))]
@@ -95,28 +102,67 @@ def integrity(english: str, chinese: str) -> list[str]:
     return out
 
 
+def _variants(term: str) -> list[str]:
+    """The ways a glossary cell names its term: "rectified linear unit (ReLU)" -> both; "candidate (cell) value" ->
+    with and without the optional word; "朴素 (循环) 实现" -> 朴素循环实现, 朴素实现."""
+    term = term.strip()
+    trailing = re.fullmatch(r"(.+?)\s*[(（]([^()（）]+)[)）]", term)
+    if trailing:  # a name and its abbreviation or synonym
+        return _variants(trailing.group(1)) + _variants(trailing.group(2))
+    inner = re.search(r"[(（]([^()（）]+)[)）]", term)
+    if inner:  # an optional word inside
+        with_word = term[:inner.start()] + inner.group(1) + term[inner.end():]
+        without = term[:inner.start()] + term[inner.end():]
+        return _variants(with_word) + _variants(without)
+    return [" ".join(term.split())]
+
+
 @functools.lru_cache(maxsize=1)
 def glossary() -> list[tuple[list[str], list[str]]]:
-    """(English alternatives, Chinese alternatives) of every row of docs/glossary.md."""
+    """(English names, Chinese names) of every term of docs/glossary.md.
+
+    A row "query / key / value | 查询 / 键 / 值" gives one term per pair when both sides list as many; otherwise the
+    row is one term and any of its Chinese names will do.
+    """
     rows = []
     for line in GLOSSARY.read_text(encoding="utf-8").splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if len(cells) != 2 or cells[0] in ("English", "") or set(cells[0]) <= set("-"):
             continue
-        english = [e.strip() for e in re.split(r"\s/\s", re.sub(r"\(.*?\)", "", cells[0])) if e.strip()]
-        english += re.findall(r"\(([^)]+)\)", cells[0])  # "rectified linear unit (ReLU)": ReLU counts too
-        chinese = [c.strip() for c in re.split(r"\s/\s|[()（）]", cells[1]) if c.strip()]
-        rows.append((english, chinese))
+        english, chinese = re.split(r"\s/\s", cells[0]), re.split(r"\s/\s", cells[1])
+        pairs = zip(english, chinese) if len(english) == len(chinese) else [(" / ".join(english), " / ".join(chinese))]
+        for en, zh in pairs:
+            en_names = [v for part in re.split(r"\s/\s", en) for v in _variants(part)]
+            zh_names = [v for part in re.split(r"\s/\s", zh) for v in _variants(part)]
+            rows.append((list(dict.fromkeys(en_names)), list(dict.fromkeys(zh_names))))
     return rows
 
 
+_ACRONYM = re.compile(r"[A-Z][A-Za-z0-9]*[A-Z0-9]")  # SGD, LSTM, ReLU, GRU: Chinese textbooks keep them as they are
+
+
+def _squeeze(text: str) -> str:
+    """Without spaces, lower case: "L2 正则化" and "L2正则化", "Dropout" and "dropout" are the same term."""
+    return re.sub(r"\s+", "", text).lower()
+
+
 def glossary_problems(english: str, chinese: str, exempt: set[str] = frozenset()) -> list[str]:
-    """Glossary terms that the English uses (as words, outside formulas and code) and the translation lacks."""
+    """Glossary terms that the English uses (as words, outside formulas and code) and the translation lacks.
+
+    Where the English uses only a term's acronym (SGD), the translation may keep the acronym or use the Chinese name.
+    """
     prose_en = _outside_math_and_code(english)
+    zh = _squeeze(chinese)
     out = []
     for english_terms, chinese_terms in glossary():
-        used = [t for t in english_terms if re.search(rf"(?<![\w-]){re.escape(t)}(?:s|es)?(?![\w-])", prose_en, re.I)]
-        if used and not any(t in exempt for t in used) and not any(c in chinese for c in chinese_terms):
+        used = [t for t in english_terms if re.search(rf"(?<![\w-]){re.escape(t)}(?:s|es)?(?![\w-])", prose_en,
+                                                      0 if _ACRONYM.fullmatch(t) else re.I)]
+        if not used or any(t in exempt for t in used):
+            continue
+        accepted = list(chinese_terms)
+        if all(_ACRONYM.fullmatch(t) for t in used):
+            accepted += used
+        if not any(_squeeze(c) in zh for c in accepted):
             out.append(f"glossary: {used[0]!r} should read {' / '.join(chinese_terms)}")
     return out
 
