@@ -111,3 +111,64 @@ def test_every_chapter_notebook_has_its_course_folder():
     folders = {p.name for p in (PACKAGE / "course").iterdir() if p.is_dir() and p.name.startswith("ch")}
     for folder in folders:
         assert (ROOT / "notebooks" / f"{folder[2:]}.ipynb").exists(), f"course/{folder} has no notebook"
+
+
+# -- tests by home: a maintainer finds the test of anything by its path ------------------------------------------------
+
+TEST_HOMES = ("library", "course", "repo")
+
+
+def misplaced_tests(test_files: list[str], chapters: set[str], subpackages: set[str]) -> list[str]:
+    """The test files (paths relative to tests/) that break the layout rule, each with the reason.
+
+    Every test file lives under tests/library (the package: tests/library/<sub>/ for the subpackage dlcourse/<sub>),
+    tests/course (the checker; tests/course/chNN_topic/ for the chapter folder dlcourse/course/chNN_topic) or
+    tests/repo (the repository: layout, hygiene, book, binder).
+    """
+    wrong = []
+    for rel in test_files:
+        parts = Path(rel).parts
+        if len(parts) < 2 or parts[0] not in TEST_HOMES:
+            wrong.append(f"{rel}: not under tests/{{{','.join(TEST_HOMES)}}}")
+        elif parts[0] == "course" and len(parts) > 2 and parts[1] not in chapters:
+            wrong.append(f"{rel}: tests/course/{parts[1]}/ names no chapter folder of dlcourse/course")
+        elif parts[0] == "library" and len(parts) > 2 and parts[1] not in subpackages:
+            wrong.append(f"{rel}: tests/library/{parts[1]}/ names no subpackage of dlcourse")
+        elif parts[0] == "repo" and len(parts) > 2:
+            wrong.append(f"{rel}: tests/repo/ has no subfolders")
+    return wrong
+
+
+def _folders_with_init(folder: Path) -> set[str]:
+    return {p.name for p in folder.iterdir() if (p / "__init__.py").exists()}
+
+
+CHAPTERS = {name for name in _folders_with_init(PACKAGE / "course") if name.startswith("ch")}
+SUBPACKAGES = _folders_with_init(PACKAGE)
+TEST_FILES = sorted(str(p.relative_to(ROOT / "tests")) for p in (ROOT / "tests").rglob("test_*.py"))
+
+
+def test_every_test_file_lives_in_its_home():
+    assert len(TEST_FILES) > 40 and len(CHAPTERS) == 8 and {"nn", "optim", "data", "course"} <= SUBPACKAGES
+    assert not misplaced_tests(TEST_FILES, CHAPTERS, SUBPACKAGES)
+
+
+def test_each_chapter_folder_of_the_course_has_its_tests():
+    tested = {Path(rel).parts[1] for rel in TEST_FILES if rel.startswith("course/") and len(Path(rel).parts) > 2}
+    assert tested == CHAPTERS, f"chapters without tests/course/<chapter>/: {sorted(CHAPTERS - tested)}"
+
+
+@pytest.mark.parametrize("rel, reason", [
+    ("test_loose.py", "not under tests/"),
+    ("nn/test_linear.py", "not under tests/"),
+    ("course/ch09_diffusion/test_x.py", "names no chapter folder"),
+    ("course/ch04_cnn_and_rnn/test_x.py", "names no chapter folder"),
+    ("library/autograd/test_x.py", "names no subpackage"),
+    ("repo/book/test_x.py", "no subfolders"),
+])
+def test_the_layout_rule_reports_a_misplaced_test(rel, reason):
+    ok = ["library/test_train.py", "library/nn/test_conv.py", "course/test_checker.py", "course/ch04_cnn/test_x.py",
+          "repo/test_layout.py"]
+    assert not misplaced_tests(ok, {"ch04_cnn"}, {"nn"})
+    [message] = misplaced_tests(ok + [rel], {"ch04_cnn"}, {"nn"})
+    assert message.startswith(rel) and reason in message

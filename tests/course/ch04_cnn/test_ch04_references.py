@@ -1,6 +1,10 @@
-"""Chapters 4 and 5 build-it steps: the references agree with PyTorch, and the layers that run the learner's
-functions agree with the library's layers (forward, input gradient, every parameter gradient)."""
+"""Chapter 4's build-it references (convolution, max pooling, batch norm) agree with PyTorch, and the layers that
+run the learner's functions agree with the library's layers (forward, input gradient, every parameter gradient); the
+notebook builds, uses and hides its solutions."""
 
+import re
+
+import nbformat
 import numpy as np
 import pytest
 import repo_paths
@@ -8,7 +12,6 @@ import torch
 
 from dlcourse import nn
 from dlcourse.course.ch04_cnn.your_layers import YourBatchNorm2d, YourConv2d, YourMaxPool2d
-from dlcourse.course.ch05_rnn_lstm.your_rnn import YourRNN, lstm_sequence
 from dlcourse.course.exercises import REGISTRY, reference
 
 rng = np.random.default_rng(0)
@@ -87,59 +90,11 @@ def test_your_conv_rejects_a_wrong_channel_count():
         conv(np.zeros((1, 2, 8, 8)))
 
 
-@pytest.mark.parametrize("batch_first", [False, True])
-def test_your_rnn_with_the_references_equals_torch(batch_first):
-    ours = YourRNN(reference("ch5.rnn_step"), reference("ch5.rnn_backward"), 3, 4, batch_first=batch_first,
-                   dtype=np.float64)
-    for p in ours.parameters():
-        p.data[:] = rng.standard_normal(p.data.shape) * 0.5
-    theirs = torch.nn.RNN(3, 4, batch_first=batch_first).double()
-    theirs.load_state_dict({k: _t(v) for k, v in ours.state_dict().items()})
-    x = rng.standard_normal((2, 6, 3) if batch_first else (6, 2, 3))
-    h0 = rng.standard_normal((1, 2, 4))
-    out, h_n = ours.forward(x, h0)
-    xt, h0t = _t(x, True), _t(h0, True)
-    out_t, h_n_t = theirs(xt, h0t)
-    g, g_n = rng.standard_normal(out.shape), rng.standard_normal(h_n.shape)
-    ((out_t * _t(g)).sum() + (h_n_t * _t(g_n)).sum()).backward()
-    dx = ours.backward(g, g_n)
-    assert np.allclose(out, out_t.detach().numpy(), atol=1e-12) and np.allclose(h_n, h_n_t.detach().numpy())
-    assert np.allclose(dx, xt.grad.numpy(), atol=1e-12) and np.allclose(ours.grad_h0, h0t.grad.numpy(), atol=1e-12)
-    grads = dict(theirs.named_parameters())
-    for name, p in ours.named_parameters():
-        assert np.allclose(p.grad, grads[name].grad.numpy(), atol=1e-12), name
-
-
-def test_lstm_sequence_with_the_reference_step_equals_the_layer():
-    lstm = nn.LSTM(2, 3, batch_first=True, dtype=np.float64)
-    x = rng.standard_normal((4, 7, 2))
-    out, (h, c) = lstm_sequence(reference("ch5.lstm_step"), lstm, x)
-    out_lib, (h_n, c_n) = lstm.forward(x)
-    assert np.allclose(out, out_lib, atol=1e-13) and np.allclose(h, h_n[0]) and np.allclose(c, c_n[0])
-
-
-def test_every_chapter_4_5_exercise_has_two_or_more_hints_and_a_wrong_answer():
-    for name in (k for k in REGISTRY if k.startswith(("ch4.", "ch5."))):
-        ex = REGISTRY[name]
-        assert len(ex.hints) >= 2 and ex.wrong is not None, name
-
-
-def test_lstm_parameter_count_reference_matches_torch():
-    count = reference("ch5.lstm_num_parameters")
-    for args in [(28, 128, 2), (3, 7, 3), (1, 1, 1)]:
-        assert count(*args) == sum(p.numel() for p in torch.nn.LSTM(*args).parameters())
-
-
-@pytest.mark.parametrize("notebook,prefix", [("04_cnn", "ch4."), ("05_rnn_lstm", "ch5.")])
-def test_notebook_builds_uses_and_hides_the_solutions(notebook, prefix):
-    import re
-
-    import nbformat
-
-    nb = nbformat.read(repo_paths.ROOT / "notebooks" / f"{notebook}.ipynb", 4)
+def test_notebook_builds_uses_and_hides_the_solutions():
+    nb = nbformat.read(repo_paths.ROOT / "notebooks" / "04_cnn.ipynb", 4)
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
     stubs = [c for c in nb.cells if "exercise" in c.metadata.get("tags", []) and "...  # your code" in c.source]
     used = set(re.findall(r'= use\("([\w.]+)"', code))
-    assert len(stubs) >= 3 and len(used) >= 2 and all(name.startswith(prefix) for name in used)
+    assert len(stubs) >= 3 and len(used) >= 2 and all(name.startswith("ch4.") for name in used)
     assert "solution(" not in code and code.count("getsource") <= 1
     assert "assert check(" not in code

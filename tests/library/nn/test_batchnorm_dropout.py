@@ -209,3 +209,13 @@ def test_an_empty_training_batch_counts_in_num_batches_tracked_as_in_torch(kind,
     ours.eval()
     ours(x[:0])
     assert int(ours.num_batches_tracked) == 3  # eval mode counts nothing
+
+
+def test_batchnorm_running_stats_never_see_a_nan_batch():
+    bn = nn.BatchNorm1d(2)
+    x = np.ones((4, 2))
+    x[0, 0] = np.nan
+    with pytest.raises(ValueError):
+        bn.forward(x)
+    assert np.array_equal(bn.running_mean, [0, 0]) and np.array_equal(bn.running_var, [1, 1])
+    assert int(bn.num_batches_tracked) == 0

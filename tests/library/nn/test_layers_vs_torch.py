@@ -217,3 +217,108 @@ def test_cross_entropy_loss_still_refuses_divergence_and_a_masked_target(logits,
         nn.CrossEntropyLoss()(np.array(logits), np.array(target))
     with pytest.raises(nn.NonFiniteLossError, match="label smoothing"):
         nn.CrossEntropyLoss(label_smoothing=0.1)(MASKED, np.array([0, 1]))
+
+
+# -- bad input: a ValueError naming what was expected and what came; NaN losses reported -------------------------
+
+
+def test_linear_wrong_width_names_both_sizes():
+    with pytest.raises(ValueError, match=r"in_features=3, got shape \(2, 5\)"):
+        nn.Linear(3, 4).forward(np.zeros((2, 5)))
+
+
+def test_linear_empty_batch():
+    with pytest.raises(ValueError, match="non-empty batch"):
+        nn.Linear(3, 4).forward(np.zeros((0, 3)))
+
+
+def test_cross_entropy_label_out_of_range_names_label_and_classes():
+    with pytest.raises(ValueError, match=r"label 3 is out of range for 3 classes"):
+        nn.CrossEntropyLoss().forward(np.zeros((2, 3)), np.array([0, 3]))
+    with pytest.raises(ValueError, match=r"label -1 is out of range"):
+        nn.CrossEntropyLoss().forward(np.zeros((2, 3)), np.array([-1, 0]))
+
+
+def test_cross_entropy_float_labels_and_wrong_shape():
+    with pytest.raises(ValueError, match="integer class labels, got dtype float64"):
+        nn.CrossEntropyLoss().forward(np.zeros((2, 3)), np.array([0.0, 1.0]))
+    with pytest.raises(ValueError, match=r"labels of shape \(2,\) for logits of shape \(2, 3\), got shape \(3,\)"):
+        nn.CrossEntropyLoss().forward(np.zeros((2, 3)), np.array([0, 1, 2]))
+
+
+def test_mse_shape_mismatch():
+    with pytest.raises(ValueError, match=r"target of shape \(4, 1\).*got \(4,\)"):
+        nn.MSELoss().forward(np.zeros((4, 1)), np.zeros(4))
+
+
+def test_nan_prediction_is_reported_as_divergence():
+    pred = np.array([[1.0, np.nan]])
+    with pytest.raises(nn.NonFiniteLossError, match="diverged"):
+        nn.MSELoss().forward(pred, np.zeros((1, 2)))
+    assert issubclass(nn.NonFiniteLossError, ValueError)
+
+
+def test_nan_target_makes_a_nan_loss_error():
+    with pytest.raises(nn.NonFiniteLossError, match="loss is nan"):
+        nn.MSELoss().forward(np.zeros((1, 2)), np.array([[np.nan, 0.0]]))
+
+
+def test_bce_rejects_probabilities_outside_unit_interval():
+    with pytest.raises(ValueError, match=r"probabilities in \[0, 1\]"):
+        nn.BCELoss().forward(np.array([1.5]), np.array([1.0]))
+
+
+def test_bad_constructor_arguments():
+    with pytest.raises(ValueError, match="positive sizes"):
+        nn.Linear(0, 3)
+    with pytest.raises(ValueError, match="approximate"):
+        nn.GELU("fast")
+    with pytest.raises(ValueError, match="reduction"):
+        nn.MSELoss(reduction="avg")
+
+
+def test_softmax_dim_out_of_range():
+    with pytest.raises(ValueError, match=r"dim=2 is out of range for an input of shape \(2, 3\)"):
+        nn.Softmax(dim=2).forward(np.zeros((2, 3)))
+
+
+def test_loss_reduction_none_checks_non_finite_too():
+    with pytest.raises(nn.NonFiniteLossError, match=r"loss is nan at index \(1, 0\)"):
+        nn.MSELoss(reduction="none").forward(np.zeros((2, 1)), np.array([[0.0], [np.nan]]))
+
+
+def test_cross_entropy_labels_shaped_n_by_1():
+    with pytest.raises(ValueError, match=r"labels of shape \(4,\).*got shape \(4, 1\).*reshape\(-1\)"):
+        nn.CrossEntropyLoss().forward(np.zeros((4, 3)), np.zeros((4, 1), dtype=np.int64))
+
+
+def test_loss_positional_arguments_follow_torch():
+    # torch: the first positional argument of a weighted loss is `weight`, of MSELoss `size_average`.
+    w = np.array([1.0, 2.0, 3.0])
+    assert np.array_equal(nn.CrossEntropyLoss(w).weight, w)
+    with pytest.raises(ValueError, match="size_average.*use reduction="):
+        nn.MSELoss("sum")
+
+
+def test_torch_argument_names_accepted():
+    assert nn.Linear(2, 3).forward(input=np.ones((1, 2))).shape == (1, 3)
+    nn.ReLU(inplace=True)
+    nn.LeakyReLU(0.1, inplace=True)
+    with pytest.raises(ValueError, match="eps > 0"):
+        nn.BatchNorm1d(3, eps=0)
+
+
+def test_softmax_dim_none_follows_torch_with_its_warning():
+    x = np.random.default_rng(0).standard_normal((2, 3, 4))
+    with pytest.warns(UserWarning, match="implicit dimension"):
+        ours = nn.Softmax()(x)
+    with pytest.warns(UserWarning):
+        theirs = torch.nn.Softmax()(torch.tensor(x))
+    assert np.allclose(ours, theirs.numpy())  # dim 0 for 3-D input, as torch (surprising, hence the warning)
+
+
+def test_cross_entropy_with_every_label_ignored_says_so():
+    # torch returns nan here; dlcourse used to call that nan a divergence of training
+    with pytest.raises(ValueError, match=r"every label equals ignore_index=1.*no labels"):
+        nn.CrossEntropyLoss(ignore_index=1).forward(np.zeros((2, 3)), np.array([1, 1]))
+    assert nn.CrossEntropyLoss(ignore_index=1, reduction="sum").forward(np.zeros((2, 3)), np.array([1, 1])) == 0.0

@@ -217,3 +217,89 @@ def test_parameter_data_takes_a_torch_tensor_as_a_numpy_copy():
     assert float(t[0, 0]) == 1.0  # the tensor is not changed through the parameter
     with pytest.raises(TypeError, match="Parameter.data: expected an array of real numbers, got str"):
         ours[0].weight.data = "weights"
+
+
+# -- the forward/backward contract: grad_out checked, one backward per forward (issue 12) --------------------------
+
+
+def _layers():
+    return [
+        ("Sigmoid", nn.Sigmoid(), (4, 1)), ("Tanh", nn.Tanh(), (4, 1)), ("ReLU", nn.ReLU(), (4, 1)),
+        ("LeakyReLU", nn.LeakyReLU(), (4, 1)), ("GELU", nn.GELU(), (4, 1)), ("Softmax", nn.Softmax(dim=1), (4, 1)),
+        ("Dropout", nn.Dropout(0.5), (4, 1)), ("Linear", nn.Linear(3, 1), (4, 3)), ("Flatten", nn.Flatten(), (4, 1)),
+        ("BatchNorm1d", nn.BatchNorm1d(1), (4, 1)), ("Conv2d", nn.Conv2d(1, 1, 1), (4, 1, 1, 1)),
+        ("MaxPool2d", nn.MaxPool2d(1), (4, 1, 1, 1)), ("AvgPool2d", nn.AvgPool2d(1), (4, 1, 1, 1)),
+    ]
+
+
+@pytest.mark.parametrize("name,layer,shape", _layers(), ids=[n for n, _, _ in _layers()])
+def test_backward_refuses_a_wrongly_shaped_grad_out(name, layer, shape):
+    # A (4, 1) output with a (4,) gradient used to broadcast into a (4, 4) input gradient.
+    out = layer.forward(np.random.default_rng(0).standard_normal(shape))
+    assert out.shape[:2] == (4, 1)
+    with pytest.raises(ValueError, match=rf"{name}\.backward: expected grad_out of shape .*got shape \(4,\)"):
+        layer.backward(np.ones(4))
+
+
+def test_linear_and_flatten_messages_replace_numpy_ones():
+    lin = nn.Linear(3, 2)
+    lin.forward(np.ones((5, 3)))
+    with pytest.raises(ValueError, match=r"Linear\.backward: expected grad_out of shape \(5, 2\).*got shape \(5, 3\)"):
+        lin.backward(np.ones((5, 3)))
+    flat = nn.Flatten()
+    flat.forward(np.ones((2, 3, 4)))
+    with pytest.raises(ValueError, match=r"Flatten\.backward: expected grad_out of shape \(2, 12\)"):
+        flat.backward(np.ones((2, 11)))
+
+
+def test_grad_out_as_list_and_torch_tensor_are_converted():
+    lin = nn.Linear(2, 2, dtype=np.float64)
+    x = np.ones((1, 2))
+    lin.forward(x)
+    dx_list = lin.backward([[1.0, 2.0]])
+    lin.forward(x)
+    dx_torch = lin.backward(torch.tensor([[1.0, 2.0]], requires_grad=True))
+    assert np.allclose(dx_list, dx_torch) and isinstance(dx_torch, np.ndarray)
+    lin.forward(x)
+    with pytest.raises(TypeError, match="expected grad_out as an array"):
+        lin.backward("ones")
+
+
+def test_second_backward_after_one_forward_is_refused():
+    model = nn.Sequential(nn.Linear(3, 2), nn.ReLU())
+    model.forward(np.ones((4, 3)))
+    model.backward(np.ones((4, 2)))
+    with pytest.raises(RuntimeError, match="second time after one forward"):
+        model.backward(np.ones((4, 2)))
+    with pytest.raises(RuntimeError, match="Linear.backward called a second time"):
+        model[0].backward(np.ones((4, 2)))
+    model.forward(np.ones((4, 3)))  # a new forward allows a new backward
+    model.backward(np.ones((4, 2)))
+
+
+def test_retain_graph_accumulates_deliberately():
+    lin = nn.Linear(3, 2, dtype=np.float64)
+    lin.forward(np.ones((4, 3)))
+    lin.backward(np.ones((4, 2)), retain_graph=True)
+    once = lin.weight.grad.copy()
+    lin.backward(np.ones((4, 2)))
+    assert np.allclose(lin.weight.grad, 2 * once)
+
+
+def test_backward_before_forward():
+    with pytest.raises(RuntimeError, match="Linear.backward called before forward"):
+        nn.Linear(2, 2).backward(np.ones((1, 2)))
+
+
+def test_load_state_dict_refuses_models_and_lists():
+    lin = nn.Linear(2, 3)
+    with pytest.raises(TypeError, match=r"got a model \(torch.*pass model.state_dict\(\)"):
+        lin.load_state_dict(torch.nn.Linear(2, 3))
+    with pytest.raises(TypeError, match="got list"):
+        lin.load_state_dict([np.ones((3, 2)), np.ones(3)])
+
+
+def test_load_state_dict_casts_integer_weights():
+    lin = nn.Linear(2, 3)
+    lin.load_state_dict({"weight": np.ones((3, 2), dtype=np.int64), "bias": np.zeros(3, dtype=np.int64)})
+    assert lin.weight.data.dtype == np.float32 and lin.bias.data.dtype == np.float32

@@ -126,3 +126,11 @@ def test_pooling_errors_name_the_sizes():
         nn.AvgPool2d(2)(np.zeros((4, 4)))
     with pytest.raises(ValueError, match="do not fit"):
         nn.Flatten(start_dim=3)(np.zeros((2, 3)))
+
+
+def test_maxpool_positional_order_and_return_indices_follow_torch():
+    x = np.random.default_rng(0).standard_normal((2, 3, 7, 7))
+    ours = nn.MaxPool2d(3, 2, 1, 1, True)  # torch: return_indices=True (not ceil_mode)
+    theirs = torch.nn.MaxPool2d(3, 2, 1, 1, True)
+    (y, idx), (yt, idxt) = ours.forward(x), theirs(torch.tensor(x))
+    assert np.array_equal(idx, idxt.numpy()) and np.allclose(y, yt.numpy())

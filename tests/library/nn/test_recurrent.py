@@ -403,3 +403,9 @@ def test_rnn_gradient_widget_redraws():
     rnn_small = w.curves["RNN (tanh)"][-1] / w.curves["RNN (tanh)"][0]
     w.controls["w_hh_scale"].value = 3.0
     assert w.curves["RNN (tanh)"][-1] / w.curves["RNN (tanh)"][0] > 1e3 * rnn_small
+
+
+def test_lstm_proj_size_zero_accepted_positive_refused():
+    nn.LSTM(2, 3, proj_size=0)
+    with pytest.raises(ValueError, match="proj_size=2.*not implemented"):
+        nn.LSTM(2, 3, proj_size=2)

@@ -12,9 +12,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from dlcourse import optim  # noqa: E402
+from dlcourse import nn, optim  # noqa: E402
 from dlcourse.nn import Parameter  # noqa: E402
 from dlcourse.optim import lr_scheduler as S  # noqa: E402
+from dlcourse.optim.lr_scheduler import ExponentialLR, OneCycleLR  # noqa: E402
 
 TS = torch.optim.lr_scheduler
 NUM_STEPS = 400
@@ -253,3 +254,23 @@ def test_onecycle_past_total_steps_raises_where_torch_raises(three_phase):
             theirs.step()
         with pytest.raises(ValueError, match="OneCycleLR: tried to step 7 times, but total_steps is 6"):
             ours.step()
+
+
+def test_one_cycle_with_pct_start_one_and_one_step():
+    opt = optim.SGD(nn.Linear(2, 2).parameters(), lr=0.1, momentum=0.9)
+    sched = OneCycleLR(opt, max_lr=1.0, total_steps=1, pct_start=1.0)  # PyTorch: ZeroDivisionError
+    assert sched.get_last_lr() == [1.0]
+
+
+def test_exponential_lr_negative_gamma_follows_torch_on_purpose():
+    opt = optim.SGD(nn.Linear(2, 2).parameters(), lr=0.1)
+    sched = ExponentialLR(opt, gamma=-1)
+    topt = torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=0.1)
+    tsched = torch.optim.lr_scheduler.ExponentialLR(topt, gamma=-1)
+    for _ in range(3):
+        opt.step()
+        sched.step()
+        topt.step()
+        tsched.step()
+        assert np.allclose(sched.get_last_lr(), tsched.get_last_lr())
+    assert sched.get_last_lr()[0] == pytest.approx(-0.1)  # a negative rate: documented in the docstring

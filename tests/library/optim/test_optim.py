@@ -17,7 +17,6 @@ torch = pytest.importorskip("torch")
 
 from dlcourse import nn, optim  # noqa: E402
 from dlcourse.course.ch03_optimizers import surfaces  # noqa: E402
-from dlcourse.lr_finder import lr_range_test  # noqa: E402
 from dlcourse.nn import Parameter  # noqa: E402
 from dlcourse.runtime import num_threads  # noqa: E402
 
@@ -442,49 +441,6 @@ def test_surface_run_reports_divergence_instead_of_nan():
     assert unstable.diverged_at is not None and np.all(np.isfinite(unstable.losses))
 
 
-def test_lr_range_test_finds_a_range_and_restores_the_weights():
-    from dlcourse.course.ch03_optimizers.toy_training import make_mlp
-    from dlcourse.data import BatchIterator, make_moons
-    X, y = make_moons(512, noise=0.2, seed=0)
-    model = make_mlp(2, (32,), 2)
-    before = model.state_dict()
-    result = lr_range_test(model, nn.CrossEntropyLoss(), BatchIterator(X, y, batch_size=32, seed=0),
-                                 start_lr=1e-4, end_lr=100.0, num_steps=150)
-    assert result["diverged_at"] is not None, "the loss should explode at lr = 100"
-    assert np.all(np.diff(result["lrs"]) > 0)
-    assert 1e-3 < result["steepest_lr"] <= result["min_lr"] < 30 and result["suggested_lr"] == result["min_lr"] / 10
-    for k, v in model.state_dict().items():
-        np.testing.assert_array_equal(v, before[k])
-
-
-def test_lr_range_test_runs_through_fit_a_fresh_order_each_epoch():
-    """The test re-iterates its loader (a new order each epoch), not a cached copy of the first pass."""
-    from dlcourse.course.ch03_optimizers.toy_training import make_mlp
-    from dlcourse.data import BatchIterator, make_moons
-
-    class Counting:
-        def __init__(self, loader):
-            self.loader, self.passes = loader, 0
-
-        def __iter__(self):
-            self.passes += 1
-            return iter(self.loader)
-
-        def __len__(self):
-            return len(self.loader)
-
-    X, y = make_moons(200, noise=0.2, seed=0)
-    loader = Counting(BatchIterator(X, y, batch_size=50, seed=0))  # 4 batches per pass
-    result = lr_range_test(make_mlp(2, (8,), 2), nn.CrossEntropyLoss(), loader, start_lr=1e-4, end_lr=1e-3,
-                           num_steps=10)
-    assert loader.passes == 3 and len(result["lrs"]) == 10 and result["diverged_at"] is None
-    np.testing.assert_allclose(result["lrs"], np.geomspace(1e-4, 1e-3, 10), rtol=1e-12)
-    with pytest.raises(ValueError, match=r"expected 0 < start_lr < end_lr, got start_lr=1.0, end_lr=0.1"):
-        lr_range_test(make_mlp(2, (8,), 2), nn.CrossEntropyLoss(), loader, start_lr=1.0, end_lr=0.1)
-    with pytest.raises(ValueError, match="expected num_steps >= 2, got 1"):
-        lr_range_test(make_mlp(2, (8,), 2), nn.CrossEntropyLoss(), loader, num_steps=1)
-
-
 def test_chapter_exercise_references_agree_with_the_optimizers():
     """The ch3 exercise solutions are the update rules of optim.SGD / Adam / AdamW (and torch's)."""
     from dlcourse.course.exercises import reference
@@ -588,3 +544,46 @@ def test_a_state_dict_handed_straight_to_torch_optim_names_as_torch_state_dict()
     assert type(copy.deepcopy(opt.state_dict())["state"][0]["exp_avg"] * 2).__name__ in ("StateArray", "ndarray")
     import pickle
     assert type(pickle.loads(pickle.dumps(state))) is np.ndarray
+
+
+# -- clear errors instead of raw ones (issue 12) ---------------------------------------------------------------------
+
+
+def test_optimizer_names_the_library_of_foreign_parameters():
+    with pytest.raises(ValueError, match=r"SGD \(dlcourse.optim\).*torch.nn.parameter.Parameter \(from PyTorch\).*"
+                                         "use torch.optim"):
+        optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=0.1)
+
+
+def test_learning_rate_as_a_string_is_a_type_error():
+    with pytest.raises(TypeError, match=r"expected a number for lr, got str '0.1'"):
+        optim.Adam(nn.Linear(2, 2).parameters(), lr="0.1")
+
+
+def test_optimizer_state_dict_of_another_kind_is_refused():
+    sgd = optim.SGD(nn.Linear(2, 2).parameters(), lr=0.1, momentum=0.9)
+    adam_state = optim.Adam(nn.Linear(2, 2).parameters()).state_dict()
+    with pytest.raises(ValueError, match=r"not from a SGD.*lacks \['dampening', 'momentum', 'nesterov'\]"):
+        sgd.load_state_dict(adam_state)
+
+
+@pytest.mark.parametrize("name,kwargs", [("SGD", dict(lr=0.1, momentum=0.9)), ("Adam", dict(lr=0.01)),
+                                         ("AdamW", dict(lr=0.01)), ("RMSprop", dict(lr=0.01, momentum=0.5)),
+                                         ("Adagrad", dict(lr=0.01))])
+def test_optimizer_state_dict_round_trip_with_torch(name, kwargs):
+    ours_model = nn.Linear(3, 2, dtype=np.float64)
+    ours = getattr(optim, name)(ours_model.parameters(), **kwargs)
+    ours_model.forward(np.ones((4, 3)))
+    ours_model.backward(np.ones((4, 2)))
+    ours.step()
+    torch_model = torch.nn.Linear(3, 2).double()
+    theirs = getattr(torch.optim, name)(torch_model.parameters(), **kwargs)
+    theirs.load_state_dict(optim.as_torch_state_dict(ours.state_dict()))
+    for p in torch_model.parameters():
+        p.grad = torch.ones_like(p)
+    theirs.step()
+    ours.load_state_dict(theirs.state_dict())
+    for k, entry in theirs.state_dict()["state"].items():
+        mine = ours.state_dict()["state"][k]
+        for key, value in entry.items():
+            assert np.allclose(np.asarray(mine[key]), value.numpy() if hasattr(value, "numpy") else value), key
