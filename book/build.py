@@ -1,8 +1,15 @@
-"""Build the course as a static book: execute every chapter, render it with Sphinx, write ``_build/html/``.
+"""Build the course as a static book in two languages: ``_build/html/`` (English) and ``_build/html/zh/`` (中文).
 
-    python book/build.py            # quick setting (DLCOURSE_QUICK=1), as CI builds it: a few minutes
+    python book/build.py            # quick setting (DLCOURSE_QUICK=1), as CI builds it: both languages
     python book/build.py --full     # the full setting, for publishing (the README's figures)
     python book/build.py --only 03_optimizers   # one chapter (the others are left out of the book)
+    python book/build.py --lang en  # one language only (the other one's pages, and so its switch links, are absent)
+
+The English pages execute ``notebooks/NN_topic.ipynb``; the Chinese pages execute the Chinese notebooks
+``notebooks/zh/NN_topic.ipynb`` (built from the English ones and ``locale/zh_CN`` by ``tools/i18n.py build``),
+in the same pool of workers (``--jobs`` at a time, with the same stall guard). pytest does not collect
+notebooks/zh (pyproject.toml), so each Chinese notebook runs once per CI run: here. Every page carries a language
+switch to the same page in the other language (conf.py, ``_templates/lang-switch.html``).
 
 Steps:
 1. Execute each notebook with nbclient in a fresh kernel (``--jobs`` at a time). Every cell must run
@@ -43,11 +50,30 @@ BUILD = ROOT / "_build"
 SRC = BUILD / "book_src"
 HTML = BUILD / "html"
 CACHE = BUILD / ".cache"
+LANGS = ("en", "zh")
 
 MERMAID_VERSION = "11.12.1"
 MERMAID_SHA256 = "198b19442f86f0b46a17e56d3abf744c3a28a3427e66fa8dada3b589a77babcc"  # dist/mermaid.min.js
 BINDER = "https://mybinder.org/v2/gh/dlcourse/dlcourse/HEAD?urlpath=lab/tree/notebooks/{name}"
 LOCAL_LAB = "http://localhost:8888/lab/tree/notebooks/{name}"
+DOWNLOAD = "https://github.com/dlcourse/dlcourse/raw/main/notebooks/{name}"
+
+
+def notebooks_dir(lang: str) -> Path:
+    """Where the language's notebooks are: notebooks/ (English), notebooks/zh/ (Chinese)."""
+    return ROOT / "notebooks" if lang == "en" else ROOT / "notebooks" / lang
+
+
+def src_dir(lang: str) -> Path:
+    return SRC if lang == "en" else BUILD / f"book_src_{lang}"
+
+
+def html_dir(lang: str) -> Path:
+    return HTML if lang == "en" else HTML / lang
+
+
+def cache_dir(setting: str, lang: str) -> Path:
+    return CACHE / (f"executed-{setting}" if lang == "en" else f"executed-{setting}-{lang}")
 
 
 def log(msg: str) -> None:
@@ -142,20 +168,28 @@ def _kill_a_stalled_kernel(stop: threading.Event, poll_s: float = 10.0, stall_s:
             return
 
 
-def execute_all(names: list[str], setting: str, jobs: int, timeout_s: int) -> dict[str, dict | None]:
-    cache = CACHE / f"executed-{setting}"
-    cache.mkdir(parents=True, exist_ok=True)
+def execute_all(names: list[str], setting: str, jobs: int, timeout_s: int,
+                langs: tuple[str, ...] = ("en",)) -> dict[str, dict[str, dict | None]]:
+    """Execute every chapter of every language in one pool (``jobs`` at a time); returns {lang: {name: run}}.
+
+    A run is None when the cached execution was still valid (same notebook, same package sources, same setting).
+    """
     base = sources_key(setting)
-    todo, runs = [], {}
-    for name in names:
-        nb_path = ROOT / "notebooks" / name
-        key = hashlib.sha256(base.encode() + nb_path.read_bytes()).hexdigest()
-        key_file = cache / (name + ".key")
-        if (cache / name).exists() and key_file.exists() and key_file.read_text() == key:
-            log(f"{name}: unchanged, using the cached execution")
-            runs[name] = None
-        else:
-            todo.append((name, key))
+    todo, runs = [], {lang: {} for lang in langs}
+    for lang in langs:
+        cache = cache_dir(setting, lang)
+        cache.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            nb_path = notebooks_dir(lang) / name
+            if not nb_path.exists():
+                raise SystemExit(f"book: {nb_path.relative_to(ROOT)} is missing (run python tools/i18n.py build)")
+            key = hashlib.sha256(base.encode() + nb_path.read_bytes()).hexdigest()
+            key_file = cache / (name + ".key")
+            if (cache / name).exists() and key_file.exists() and key_file.read_text() == key:
+                log(f"{lang}/{name}: unchanged, using the cached execution")
+                runs[lang][name] = None
+            else:
+                todo.append(((lang, name), key))
     if not todo:
         return runs
     log(f"executing {len(todo)} notebook(s), {jobs} at a time, {setting} setting")
@@ -164,16 +198,21 @@ def execute_all(names: list[str], setting: str, jobs: int, timeout_s: int) -> di
     pool = concurrent.futures.ProcessPoolExecutor(
         max_workers=jobs, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1)
 
-    def submit(name):
-        return pool.submit(execute, str(ROOT / "notebooks" / name), str(cache / (name + ".tmp")), setting, timeout_s)
+    def submit(item):
+        lang, name = item
+        return pool.submit(execute, str(notebooks_dir(lang) / name), str(cache_dir(setting, lang) / (name + ".tmp")),
+                           setting, timeout_s)
 
     with pool:
-        pending = {submit(name): (name, key, 1) for name, key in todo}
+        pending = {submit(item): (item, key, 1) for item, key in todo}
         failed = []
         while pending:
             done, _ = concurrent.futures.wait(pending, return_when=concurrent.futures.FIRST_COMPLETED)
             for future in done:
-                name, key, attempt = pending.pop(future)
+                item, key, attempt = pending.pop(future)
+                lang, name = item
+                label = name if lang == "en" else f"{lang}/{name}"
+                cache = cache_dir(setting, lang)
                 try:
                     seconds, peak_gib = future.result()
                 except Exception as err:
@@ -182,17 +221,17 @@ def execute_all(names: list[str], setting: str, jobs: int, timeout_s: int) -> di
                     # or a kernel that could not start (two kernels picked the same free port: "Kernel died before
                     # replying to kernel_info", seen once in CI).
                     if type(err).__name__ != "CellExecutionError" and attempt == 1:
-                        log(f"{name}: {type(err).__name__}; running it once more in a fresh kernel")
-                        pending[submit(name)] = (name, key, 2)
+                        log(f"{label}: {type(err).__name__}; running it once more in a fresh kernel")
+                        pending[submit(item)] = (item, key, 2)
                         continue
                     # a cell raised (or timed out twice): no page may show an error, so the build stops
-                    failed.append(f"{name}: {type(err).__name__}: {str(err)[-2000:]}")
-                    log(f"{name}: FAILED")
+                    failed.append(f"{label}: {type(err).__name__}: {str(err)[-2000:]}")
+                    log(f"{label}: FAILED")
                     continue
                 (cache / (name + ".tmp")).replace(cache / name)
                 (cache / (name + ".key")).write_text(key)
-                runs[name] = {"seconds": round(seconds, 1), "peak_gib": round(peak_gib, 2), "attempts": attempt}
-                log(f"{name}: executed in {seconds:.1f} s, kernel peak memory {peak_gib:.2f} GiB")
+                runs[lang][name] = {"seconds": round(seconds, 1), "peak_gib": round(peak_gib, 2), "attempts": attempt}
+                log(f"{label}: executed in {seconds:.1f} s, kernel peak memory {peak_gib:.2f} GiB")
     if failed:
         raise SystemExit("book: a chapter did not execute cleanly:\n" + "\n\n".join(failed))
     return runs
@@ -220,8 +259,10 @@ def fetch_mermaid() -> Path:
     return target
 
 
-def launch_cell(name: str):
+def launch_cell(name: str, lang: str = "en"):
     import nbformat
+    if lang == "zh":
+        return _launch_cell_zh(name)
     text = (f"<div class=\"dlcourse-launch\">\n\n"
             f"**Run this chapter live:** [on Binder]({BINDER.format(name=name)}) · "
             f"[in your local JupyterLab]({LOCAL_LAB.format(name=name)}) (after `jupyter lab` in the repository) · "
@@ -234,28 +275,63 @@ def launch_cell(name: str):
     return cell
 
 
-def stage(names: list[str], setting: str) -> None:
-    import nbformat
+QUICK_NOTE = {"en": "This page shows the quick setting's outputs unless it says otherwise below.",
+              "zh": "除非下文另有说明，本页显示的是快速设置下的输出。"}
 
-    if SRC.exists():
-        shutil.rmtree(SRC)
-    shutil.copytree(BOOK, SRC, ignore=shutil.ignore_patterns("build.py", "__pycache__"))
-    (SRC / "notebooks").mkdir()
-    for name in names:
-        nb = nbformat.read(CACHE / f"executed-{setting}" / name, as_version=4)
-        seconds = nb.metadata.get("dlcourse_book", {}).get("seconds")
-        cell = launch_cell(name)
+
+def _launch_cell_zh(name: str):
+    import nbformat
+    zh = f"zh/{name}"
+    text = (f"<div class=\"dlcourse-launch\">\n\n"
+            f"**在线运行本章：**[在 Binder 上]({BINDER.format(name=zh)}) · "
+            f"[在本地的 JupyterLab 中]({LOCAL_LAB.format(name=zh)})（先在仓库目录下运行 `jupyter lab`） · "
+            f"[下载笔记本]({DOWNLOAD.format(name=zh)})。"
+            f"{QUICK_NOTE['zh']}"
+            "动手实现（build-it）的单元格按学习者拿到时的样子显示，尚未填写：它们的检查打印 ✗，"
+            "由课程的参考实现代替运行，因此后面的每个单元格仍然显示结果。\n\n</div>")
+    cell = nbformat.v4.new_markdown_cell(text)
+    cell.id = "dlcourse-launch"
+    return cell
+
+
+def _setting_note(lang: str, setting: str, seconds: float | None) -> str:
+    if lang == "zh":
         if setting == "quick":
-            cell.source = cell.source.replace(
-                "This page shows the quick setting's outputs unless it says otherwise below.",
-                f"The outputs on this page come from the quick setting (`DLCOURSE_QUICK=1`: smaller data, fewer "
+            return (f"本页的输出来自快速设置（`DLCOURSE_QUICK=1`：数据更少、训练轮数更少；构建本书时执行用时 "
+                    f"{seconds:.0f} 秒）。" if seconds else "本页的输出来自快速设置（`DLCOURSE_QUICK=1`）。")
+        return (f"本页的输出来自完整设置（构建本书时执行用时 {seconds / 60:.0f} 分钟）。" if seconds
+                else "本页的输出来自完整设置。")
+    if setting == "quick":
+        return (f"The outputs on this page come from the quick setting (`DLCOURSE_QUICK=1`: smaller data, fewer "
                 f"epochs; executed in {seconds:.0f} s while building the book)." if seconds else
                 "The outputs on this page come from the quick setting (`DLCOURSE_QUICK=1`).")
-        else:
-            cell.source = cell.source.replace(
-                "This page shows the quick setting's outputs unless it says otherwise below.",
-                f"The outputs on this page come from the full setting (executed in {seconds / 60:.0f} min while "
-                "building the book)." if seconds else "The outputs on this page come from the full setting.")
+    return (f"The outputs on this page come from the full setting (executed in {seconds / 60:.0f} min while "
+            "building the book)." if seconds else "The outputs on this page come from the full setting.")
+
+
+def stage(names: list[str], setting: str, lang: str = "en") -> None:
+    """Executed chapters + the pages of book/ into the language's Sphinx source folder.
+
+    The Chinese edition's landing page is book/index.zh.md; the glossary (English with 中文) and the results page
+    are shared by both languages.
+    """
+    import nbformat
+
+    src = src_dir(lang)
+    if src.exists():
+        shutil.rmtree(src)
+    shutil.copytree(BOOK, src, ignore=shutil.ignore_patterns("build.py", "__pycache__", "*.zh.md"))
+    if lang == "zh":
+        index_zh = BOOK / "index.zh.md"
+        if not index_zh.exists():
+            raise SystemExit("book: book/index.zh.md (the Chinese landing page) is missing")
+        shutil.copy(index_zh, src / "index.md")
+    (src / "notebooks").mkdir()
+    for name in names:
+        nb = nbformat.read(cache_dir(setting, lang) / name, as_version=4)
+        seconds = nb.metadata.get("dlcourse_book", {}).get("seconds")
+        cell = launch_cell(name, lang)
+        cell.source = cell.source.replace(QUICK_NOTE[lang], _setting_note(lang, setting, seconds))
         nb.cells.insert(1, cell)
         nb.metadata.pop("widgets", None)  # widget state: the page shows each widget's static figure instead
         for c in nb.cells:
@@ -264,26 +340,35 @@ def stage(names: list[str], setting: str) -> None:
                              if "application/vnd.jupyter.widget-view+json" not in o.get("data", {})]
             if c.cell_type == "markdown":  # the Binder badge, served by the site (a reader may have no internet)
                 c.source = c.source.replace("https://mybinder.org/badge_logo.svg", "../_static/binder_badge.svg")
-        nbformat.write(nb, SRC / "notebooks" / name)
-    shutil.copy(ROOT / "docs" / "glossary.md", SRC / "glossary_source.md")
-    shutil.copy(ROOT / "README.md", SRC / "readme_source.md")
-    vendor = SRC / "_static" / "vendor"
+        nbformat.write(nb, src / "notebooks" / name)
+    shutil.copy(ROOT / "docs" / "glossary.md", src / "glossary_source.md")
+    shutil.copy(ROOT / "README.md", src / "readme_source.md")
+    if (ROOT / "README.zh-CN.md").exists():
+        shutil.copy(ROOT / "README.zh-CN.md", src / "readme_zh_source.md")
+    vendor = src / "_static" / "vendor"
     vendor.mkdir(parents=True, exist_ok=True)
     shutil.copy(fetch_mermaid(), vendor / "mermaid.min.js")
-    shutil.move(SRC / "_static" / "mermaid-shim.mjs", vendor / "mermaid-shim.mjs")
+    shutil.move(src / "_static" / "mermaid-shim.mjs", vendor / "mermaid-shim.mjs")
     toc = "\n".join(f"notebooks/{Path(n).stem}" for n in names)
-    index = (SRC / "index.md").read_text(encoding="utf-8").replace("{{chapters}}", toc)
-    (SRC / "index.md").write_text(index, encoding="utf-8")
+    index = (src / "index.md").read_text(encoding="utf-8")
+    if "{{chapters}}" not in index:
+        raise SystemExit(f"book: the landing page of the {lang} edition has no {{{{chapters}}}} toctree placeholder")
+    (src / "index.md").write_text(index.replace("{{chapters}}", toc), encoding="utf-8")
 
 
-def sphinx(strict_links: bool) -> None:
-    """Render the staged sources; with ``strict_links`` a link to a missing page or anchor fails the build."""
-    if HTML.exists():
-        shutil.rmtree(HTML)
-    cmd = [sys.executable, "-m", "sphinx", "-b", "html", "-q", "-E", "-d", str(BUILD / ".doctrees"),
-           str(SRC), str(HTML)]
+def sphinx(strict_links: bool, lang: str = "en") -> None:
+    """Render the staged sources; with ``strict_links`` a link to a missing page or anchor fails the build.
+
+    English first (it replaces the whole of _build/html/), then the Chinese edition into _build/html/zh/.
+    """
+    html = html_dir(lang)
+    if html.exists():
+        shutil.rmtree(html)
+    doctrees = BUILD / (".doctrees" if lang == "en" else f".doctrees-{lang}")
+    cmd = [sys.executable, "-m", "sphinx", "-b", "html", "-q", "-E", "-d", str(doctrees), str(src_dir(lang)), str(html)]
     log("sphinx-build " + " ".join(cmd[3:]))
-    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    env = {**os.environ, "DLCOURSE_BOOK_LANG": lang}  # conf.py: language, title, the switch's direction
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
     warnings = [line for line in (result.stderr or "").splitlines() if "WARNING" in line or "ERROR" in line]
     for line in warnings:
         print(line)
@@ -307,6 +392,8 @@ def main(argv=None) -> None:
     parser.add_argument("--full", action="store_true", help="the full setting (for publishing), not quick mode")
     parser.add_argument("--only", nargs="*", help="notebook names (without .ipynb) to include; default all")
     parser.add_argument("--jobs", type=int, default=None, help="notebooks executed at once (quick: 2, full: 1)")
+    parser.add_argument("--lang", nargs="*", choices=LANGS, default=list(LANGS),
+                        help="languages to build (default: en zh); English goes to _build/html/, Chinese to html/zh/")
     parser.add_argument("--timeout", type=int, default=None,
                         help="seconds allowed per cell (quick: 600, full: 3600); a timed-out chapter is re-run once")
     args = parser.parse_args(argv)
@@ -318,14 +405,33 @@ def main(argv=None) -> None:
     t0 = time.perf_counter()
     machine = machine_info()
     timeout = args.timeout or (3600 if args.full else 600)
-    runs = execute_all(names, setting, jobs, timeout)
-    stage(names, setting)
-    sphinx(strict_links=not args.only)
+    langs = tuple(lang for lang in LANGS if lang in args.lang)  # English first: its sphinx run empties html/
+    t_exec = time.perf_counter()
+    runs = execute_all(names, setting, jobs, timeout, langs)
+    exec_seconds = time.perf_counter() - t_exec
+    editions = {}
+    for lang in langs:
+        t_lang = time.perf_counter()
+        stage(names, setting, lang)
+        sphinx(strict_links=not args.only, lang=lang)
+        editions[lang] = {"sphinx_seconds": round(time.perf_counter() - t_lang, 1),
+                          "executed_seconds": round(sum(r["seconds"] for r in runs[lang].values() if r), 1)}
+    for lang in langs:  # each language's share of the site (the English one without html/zh/)
+        others = [html_dir(other) for other in langs if other != lang and other != "en"]
+        files = [p for p in html_dir(lang).rglob("*") if p.is_file()
+                 and not any(o in p.parents for o in others)]
+        editions[lang]["size_bytes"] = sum(p.stat().st_size for p in files)
     size = sum(p.stat().st_size for p in HTML.rglob("*") if p.is_file())
-    (HTML / "build-info.json").write_text(json.dumps(
-        {"setting": setting, "chapters": names, "executions": runs, "machine": machine,
-         "total_seconds": round(time.perf_counter() - t0, 1), "size_bytes": size}, indent=2))
-    log(f"done in {time.perf_counter() - t0:.0f} s: {HTML / 'index.html'} ({size / 1e6:.1f} MB)")
+    info = {"setting": setting, "chapters": names, "languages": list(langs), "executions": runs.get("en", {}),
+            "executions_by_language": runs, "editions": editions, "machine": machine,
+            "execution_wall_seconds": round(exec_seconds, 1),
+            "total_seconds": round(time.perf_counter() - t0, 1), "size_bytes": size}
+    (HTML / "build-info.json").write_text(json.dumps(info, indent=2))
+    for lang, edition in editions.items():
+        log(f"{lang}: notebooks ran {edition['executed_seconds']:.0f} s (summed over the chapters), sphinx "
+            f"{edition['sphinx_seconds']:.0f} s, {edition['size_bytes'] / 1e6:.1f} MB in {html_dir(lang)}")
+    log(f"done in {time.perf_counter() - t0:.0f} s (execution {exec_seconds:.0f} s wall): "
+        f"{HTML / 'index.html'} ({size / 1e6:.1f} MB)")
 
 
 if __name__ == "__main__":
