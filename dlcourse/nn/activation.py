@@ -26,30 +26,27 @@ from .module import Module
 class _Activation(Module):
     def __init__(self):
         super().__init__()
-        self._cache = None
-
-    def _check_cache(self):
-        if self._cache is None:
-            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
-        return self._cache
+        self._cache = None  # what f'(x) needs: the input or the output (table above)
 
 
 class Sigmoid(_Activation):
     def forward(self, input):
         self._cache = F.sigmoid(as_array(input, "Sigmoid input"))
-        return self._cache
+        return self.end_forward(self._cache)
 
-    def backward(self, grad_out):
-        return F.sigmoid_backward(grad_out, self._check_cache())
+    def backward(self, grad_out, retain_graph: bool = False):
+        grad_out = self.begin_backward(grad_out, retain_graph)
+        return F.sigmoid_backward(grad_out, self._cache)
 
 
 class Tanh(_Activation):
     def forward(self, input):
         self._cache = F.tanh(as_array(input, "Tanh input"))
-        return self._cache
+        return self.end_forward(self._cache)
 
-    def backward(self, grad_out):
-        return F.tanh_backward(grad_out, self._check_cache())
+    def backward(self, grad_out, retain_graph: bool = False):
+        grad_out = self.begin_backward(grad_out, retain_graph)
+        return F.tanh_backward(grad_out, self._cache)
 
 
 class ReLU(_Activation):
@@ -59,10 +56,11 @@ class ReLU(_Activation):
 
     def forward(self, input):
         self._cache = as_array(input, "ReLU input")
-        return F.relu(self._cache)
+        return self.end_forward(F.relu(self._cache))
 
-    def backward(self, grad_out):
-        return F.relu_backward(grad_out, self._check_cache())
+    def backward(self, grad_out, retain_graph: bool = False):
+        grad_out = self.begin_backward(grad_out, retain_graph)
+        return F.relu_backward(grad_out, self._cache)
 
 
 class LeakyReLU(_Activation):
@@ -73,10 +71,11 @@ class LeakyReLU(_Activation):
 
     def forward(self, input):
         self._cache = as_array(input, "LeakyReLU input")
-        return F.leaky_relu(self._cache, self.negative_slope)
+        return self.end_forward(F.leaky_relu(self._cache, self.negative_slope))
 
-    def backward(self, grad_out):
-        return F.leaky_relu_backward(grad_out, self._check_cache(), self.negative_slope)
+    def backward(self, grad_out, retain_graph: bool = False):
+        grad_out = self.begin_backward(grad_out, retain_graph)
+        return F.leaky_relu_backward(grad_out, self._cache, self.negative_slope)
 
     def extra_repr(self):
         return f"negative_slope={self.negative_slope}"
@@ -93,10 +92,11 @@ class GELU(_Activation):
 
     def forward(self, input):
         self._cache = as_array(input, "GELU input")
-        return F.gelu(self._cache, self.approximate)
+        return self.end_forward(F.gelu(self._cache, self.approximate))
 
-    def backward(self, grad_out):
-        return F.gelu_backward(grad_out, self._check_cache(), self.approximate)
+    def backward(self, grad_out, retain_graph: bool = False):
+        grad_out = self.begin_backward(grad_out, retain_graph)
+        return F.gelu_backward(grad_out, self._cache, self.approximate)
 
     def extra_repr(self):
         return f"approximate={self.approximate!r}"
@@ -125,12 +125,13 @@ class Softmax(_Activation):
             raise ValueError(f"Softmax: dim={dim} is out of range for an input of shape {x.shape}")
         self._dim = dim
         self._cache = F.softmax(x.reshape(-1), 0).reshape(()) if x.ndim == 0 else F.softmax(x, dim)
-        return self._cache
+        return self.end_forward(self._cache)
 
-    def backward(self, grad_out):
-        out = self._check_cache()
+    def backward(self, grad_out, retain_graph: bool = False):
+        grad_out = self.begin_backward(grad_out, retain_graph)
+        out = self._cache
         if out.ndim == 0:
-            return np.zeros_like(np.asarray(grad_out, dtype=out.dtype))  # softmax of one value is 1: no gradient
+            return np.zeros_like(grad_out, dtype=out.dtype)  # softmax of one value is 1: no gradient
         return F.softmax_backward(grad_out, out, self._dim)
 
     def extra_repr(self):

@@ -89,7 +89,7 @@ class _BatchNorm(Module):
             if self.training and self.track_running_stats:
                 self.num_batches_tracked += 1
             self._cache = None
-            return x.copy()
+            return self.end_forward(x.copy())
         use_batch_stats = self.training or not self.track_running_stats
         if use_batch_stats:
             if m <= 1:
@@ -113,17 +113,15 @@ class _BatchNorm(Module):
         x_hat = xc * inv_std.reshape(bshape)
         self._cache = (x_hat, inv_std, use_batch_stats, axes, bshape, m)
         if not self.affine:
-            return x_hat
+            return self.end_forward(x_hat)
         y = x_hat * self.weight.data.reshape(bshape)
-        return y if self.bias is None else y + self.bias.data.reshape(bshape)
+        return self.end_forward(y if self.bias is None else y + self.bias.data.reshape(bshape))
 
-    def backward(self, grad_out):
+    def backward(self, grad_out, retain_graph: bool = False):
+        g = self.begin_backward(grad_out, retain_graph)
         if self._cache is None:  # the forward pass saw an empty batch
-            return np.zeros(np.shape(grad_out), dtype=np.result_type(grad_out, np.float32))
+            return np.zeros(g.shape, dtype=np.result_type(g, np.float32))
         x_hat, inv_std, use_batch_stats, axes, bshape, m = self._cache
-        g = np.asarray(grad_out)
-        if g.shape != x_hat.shape:
-            raise ValueError(f"{type(self).__name__}.backward: expected grad_out of shape {x_hat.shape}, got {g.shape}")
         dbeta = g.sum(axis=axes)
         dgamma = (g * x_hat).sum(axis=axes)
         gamma = self.weight.data if self.affine else np.ones(self.num_features, dtype=x_hat.dtype)

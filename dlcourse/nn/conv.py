@@ -76,12 +76,10 @@ class Conv2d(Module):
         check_finite(x, "Conv2d input")
         y, self._cache = conv2d_forward(x, self.weight.data, None if self.bias is None else self.bias.data,
                                         self.stride, self.padding, self.dilation, self.groups)
-        return y[0] if self._unbatched else y
+        return self.end_forward(y[0] if self._unbatched else y)
 
-    def backward(self, grad_out):
-        if self._cache is None:
-            raise RuntimeError("Conv2d.backward called before forward")
-        grad_out = np.asarray(grad_out)
+    def backward(self, grad_out, retain_graph: bool = False):
+        grad_out = self.begin_backward(grad_out, retain_graph)
         dx, dW, db = conv2d_backward_cached(grad_out[None] if self._unbatched else grad_out, self._cache,
                                             need_dx=self.needs_input_grad)
         self.weight.accumulate(dW)

@@ -26,26 +26,22 @@ class Dropout(Module):
         self.p = float(p)
         self.inplace = inplace  # accepted for PyTorch compatibility; the output is always a new array
         self._mask = None
-        self._called = False
 
     def forward(self, x):
         x = as_array(x, "Dropout input")
-        self._called = True
         if not self.training or self.p == 0.0:
             self._mask = None
-            return x
+            return self.end_forward(x)
         dtype = np.result_type(x.dtype, np.float32)
         if self.p == 1.0:
             self._mask = np.zeros(x.shape, dtype=dtype)
         else:
             keep = get_rng().random(x.shape, dtype=np.float32) >= self.p
             self._mask = keep * dtype.type(1.0 / (1.0 - self.p))
-        return x * self._mask
+        return self.end_forward(x * self._mask)
 
-    def backward(self, grad_out):
-        if not self._called:
-            raise RuntimeError("Dropout.backward called before forward")
-        grad_out = np.asarray(grad_out)
+    def backward(self, grad_out, retain_graph: bool = False):
+        grad_out = self.begin_backward(grad_out, retain_graph)
         return grad_out if self._mask is None else grad_out * self._mask
 
     def extra_repr(self):

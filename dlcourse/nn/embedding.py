@@ -96,16 +96,11 @@ class Embedding(Module):
 
     def forward(self, input):
         self._ids = _check_ids(input, self.num_embeddings, "Embedding")
-        return self.weight.data[self._ids]
+        return self.end_forward(self.weight.data[self._ids])
 
-    def backward(self, grad_out):
+    def backward(self, grad_out, retain_graph: bool = False):
         """Accumulate dL/dweight; return None (the integer input has no gradient)."""
-        if self._ids is None:
-            raise RuntimeError("Embedding.backward called before forward")
-        g = np.asarray(grad_out)
-        expected = self._ids.shape + (self.embedding_dim,)
-        if g.shape != expected:
-            raise ValueError(f"Embedding.backward: expected grad_out of shape {expected}, got {g.shape}")
+        g = self.begin_backward(grad_out, retain_graph)
         if self.scale_grad_by_freq:
             counts = np.bincount(self._ids.reshape(-1), minlength=self.num_embeddings)
             g = g / counts[self._ids][..., None].astype(g.dtype)

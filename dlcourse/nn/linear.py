@@ -50,12 +50,10 @@ class Linear(Module):
         check_nonempty(x, "Linear input")
         check_finite(x, "Linear input")
         self._x = x
-        return F.linear(x, self.weight.data, None if self.bias is None else self.bias.data)
+        return self.end_forward(F.linear(x, self.weight.data, None if self.bias is None else self.bias.data))
 
-    def backward(self, grad_out):
-        if self._x is None:
-            raise RuntimeError("Linear.backward called before forward")
-        grad_out = np.asarray(grad_out)
+    def backward(self, grad_out, retain_graph: bool = False):
+        grad_out = self.begin_backward(grad_out, retain_graph)
         x2, g2 = self._x.reshape(-1, self.in_features), grad_out.reshape(-1, self.out_features)
         self.weight.accumulate(g2.T @ x2)  # dW = g^T x, summed over every leading dimension
         if self.bias is not None:

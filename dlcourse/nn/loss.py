@@ -80,12 +80,7 @@ class _Loss(Module):
                                      "diverged or the target contains NaN/inf")
         return loss
 
-    def _grad_scale(self, grad):
-        if self._pred is None:
-            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
-        return grad
-
-    def backward(self, grad=None):
+    def backward(self, grad=None, retain_graph: bool = False):
         raise NotImplementedError
 
     def extra_repr(self):
@@ -108,10 +103,10 @@ class MSELoss(_Loss):
         pred = self._check_pred(input)
         target = self._check_same_shape(pred, target)
         self._pred, self._target = pred, target
-        return self._finish(F.mse_loss(pred, target, self.reduction))
+        return self.end_forward(self._finish(F.mse_loss(pred, target, self.reduction)))
 
-    def backward(self, grad=None):
-        self._grad_scale(grad)
+    def backward(self, grad=None, retain_graph: bool = False):
+        grad = self.begin_backward(grad, retain_graph, optional=True)
         g = F.mse_loss_backward(self._pred, self._target, self.reduction)
         return _apply_upstream(g, grad, self.reduction)
 
@@ -200,10 +195,10 @@ class CrossEntropyLoss(_Loss):
                 "CrossEntropyLoss: the loss is inf because a class the target weighs has logit -inf (masked out: "
                 "the label's own class, a row masked entirely, or any class under label smoothing); PyTorch gives "
                 "inf or nan here. Mask only classes the target gives weight 0")
-        return self._finish(loss)
+        return self.end_forward(self._finish(loss))
 
-    def backward(self, grad=None):
-        self._grad_scale(grad)
+    def backward(self, grad=None, retain_graph: bool = False):
+        grad = self.begin_backward(grad, retain_graph, optional=True)
         g = F.cross_entropy_backward(self._pred, self._target, self.reduction, **self._options())
         if grad is not None and self.reduction == "none" and self._pred.ndim > 1:
             return g * np.expand_dims(np.asarray(grad), 1)  # one upstream value per sample (and position)
@@ -234,11 +229,11 @@ class BCEWithLogitsLoss(_Loss):
         _check_broadcast(self, "weight", pred.shape)
         _check_broadcast(self, "pos_weight", pred.shape)
         self._pred, self._target = pred, target
-        return self._finish(F.binary_cross_entropy_with_logits(pred, target, self.reduction, self.weight,
-                                                               self.pos_weight))
+        loss = F.binary_cross_entropy_with_logits(pred, target, self.reduction, self.weight, self.pos_weight)
+        return self.end_forward(self._finish(loss))
 
-    def backward(self, grad=None):
-        self._grad_scale(grad)
+    def backward(self, grad=None, retain_graph: bool = False):
+        grad = self.begin_backward(grad, retain_graph, optional=True)
         g = F.binary_cross_entropy_with_logits_backward(self._pred, self._target, self.reduction, self.weight,
                                                         self.pos_weight)
         return _apply_upstream(g, grad, self.reduction)
@@ -262,10 +257,10 @@ class BCELoss(_Loss):
         target = self._check_same_shape(pred, target)
         _check_broadcast(self, "weight", pred.shape)
         self._pred, self._target = pred, target
-        return self._finish(F.binary_cross_entropy(pred, target, self.reduction, self.weight))
+        return self.end_forward(self._finish(F.binary_cross_entropy(pred, target, self.reduction, self.weight)))
 
-    def backward(self, grad=None):
-        self._grad_scale(grad)
+    def backward(self, grad=None, retain_graph: bool = False):
+        grad = self.begin_backward(grad, retain_graph, optional=True)
         g = F.binary_cross_entropy_backward(self._pred, self._target, self.reduction, self.weight)
         return _apply_upstream(g, grad, self.reduction)
 

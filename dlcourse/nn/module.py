@@ -10,6 +10,31 @@ The contract of every layer (stated once here, as for ``torch.nn.Module``):
 * Parameters and buffers carry PyTorch's names and shapes, so ``state_dict()`` moves
   between a dlcourse model and its ``torch.nn`` twin in both directions.
 
+The choke point: two lines in every layer, so that reading a layer shows all that runs.
+
+* ``forward`` ends with ``return self.end_forward(out)``: it records the output's shape (of its
+  first item, for a layer that returns a tuple) and opens one backward pass; ``out`` comes back
+  unchanged.
+* ``backward(self, grad_out, retain_graph=False)`` starts with
+  ``grad_out = self.begin_backward(grad_out, retain_graph)``, which
+
+  - raises ``RuntimeError("<Layer>.backward called before forward")``;
+  - converts grad_out to a real floating ndarray (a list or a torch tensor is accepted; complex
+    is refused) and raises a ValueError naming the layer, the output's shape and the shape that came,
+    instead of letting NumPy broadcast a wrongly shaped gradient into a wrong answer;
+  - refuses a second backward after one forward of a layer with parameters, whose gradients would be
+    added twice (PyTorch frees the graph: "Trying to backward through the graph a second time"). As
+    there, ``backward(grad_out, retain_graph=True)`` keeps the pass open, for the layer and for every
+    sub-layer it contains.
+
+  A backward whose gradient may be None (a loss's ``backward()``, a recurrent layer's ``grad_out``
+  when only the final state gets a gradient) passes ``optional=True``.
+* A subclass that hands its whole pass to ``super().forward`` / ``super().backward`` calls neither
+  method itself: the parent's lines run once.
+* ``module(x)`` is ``module.forward(x)`` (as ``torch.nn.Module.__call__``); either goes through the
+  same two lines. The state they keep is two plain attributes set in ``Module.__init__``:
+  ``_output_shape`` and ``_graph`` (see there).
+
 Skipping the input gradient (what autograd does for an input without ``requires_grad``):
 every module has ``needs_input_grad`` (True by default, the contract above). Set it to False
 on a network whose input is data, ``model.needs_input_grad = False``, and ``backward`` skips
@@ -29,8 +54,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .._checks import to_numpy
-from ._guard import guard_backward, guard_forward
+from .._checks import as_grad, to_numpy
 from .parameter import Parameter
 
 
@@ -39,20 +63,18 @@ class Module:
     #: input is data), and layers with parameters skip it and return None. Set per instance.
     needs_input_grad = True
 
-    def __init_subclass__(cls, **kwargs):
-        # Every layer's forward/backward get the shared checks of ``_guard``: grad_out's shape and
-        # type, and no second backward after one forward (parameter gradients would double).
-        super().__init_subclass__(**kwargs)
-        if "forward" in cls.__dict__:
-            cls.forward = guard_forward(cls.__dict__["forward"])
-        if "backward" in cls.__dict__:
-            cls.backward = guard_backward(cls.__dict__["backward"])
-
     def __init__(self):
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "training", True)
+        # The choke point's state (set by end_forward and begin_backward, nowhere else):
+        #: shape grad_out must have: the last forward's output (its first item for a tuple); None: unchecked
+        self._output_shape = None
+        #: the backward pass: "none" (no forward yet), "open" (a forward awaits its backward), "used" (a
+        #: backward used it: parameter gradients would double), "kept" (an enclosing backward with
+        #: retain_graph=True keeps it open through this layer's next backward)
+        self._graph = "none"
 
     # -- registration: assigning a Parameter or Module attribute registers it -------------
     def __setattr__(self, name, value):
@@ -79,11 +101,43 @@ class Module:
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} does not implement forward")
 
-    def backward(self, grad_out):
+    def backward(self, grad_out, retain_graph: bool = False):
         raise NotImplementedError(f"{type(self).__name__} does not implement backward")
 
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
+
+    # -- the choke point: the last line of every forward, the first line of every backward ----------
+    def end_forward(self, out):
+        """Record the output's shape (the first item's, for a tuple) and open one backward pass; return ``out``."""
+        first = out[0] if isinstance(out, tuple) and out else out
+        self._output_shape = None if first is None else tuple(getattr(first, "shape", ()))
+        self._graph = "open"
+        return out
+
+    def begin_backward(self, grad_out, retain_graph: bool = False, optional: bool = False):
+        """Check the call and return grad_out as a floating ndarray of the output's shape (see the module's docstring).
+
+        Raises RuntimeError before any forward, and for a second backward after one forward of a layer with
+        parameters unless ``retain_graph``; ValueError/TypeError for a gradient of the wrong shape or kind.
+        ``optional=True``: ``None`` is a valid grad_out (returned as is).
+        """
+        name = type(self).__name__
+        if self._graph == "none":
+            raise RuntimeError(f"{name}.backward called before forward")
+        if self._output_shape is not None:
+            grad_out = as_grad(grad_out, self._output_shape, f"{name}.backward", "grad_out", optional)
+        if self._graph == "used" and any(True for _ in self.parameters()):
+            raise RuntimeError(
+                f"{name}.backward called a second time after one forward: the parameter gradients would be added "
+                "twice. Call forward again first (as PyTorch, which frees the graph after one backward), or pass "
+                "retain_graph=True to the first backward if you mean to accumulate")
+        if retain_graph:  # this pass stays open, here and in every sub-layer this backward will reach
+            for module in self.modules():
+                if module._graph == "open":
+                    module._graph = "kept"
+        self._graph = "open" if self._graph == "kept" else "used"
+        return grad_out
 
     # -- traversal ------------------------------------------------------------------------
     def named_modules(self, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
@@ -388,14 +442,15 @@ class Sequential(Module):
     def forward(self, x):
         for m in self._modules.values():
             x = m.forward(x)
-        return x
+        return self.end_forward(x)
 
-    def backward(self, grad_out):
+    def backward(self, grad_out, retain_graph: bool = False):
         """Run every layer's backward in reverse and return dLoss/dInput.
 
         With ``needs_input_grad = False`` nobody needs dLoss/dInput: the pass stops at the first
         layer that has parameters, which computes its parameter gradients only, and returns None.
         """
+        grad_out = self.begin_backward(grad_out, retain_graph)
         layers = list(self._modules.values())
         if self.needs_input_grad:
             for m in reversed(layers):

@@ -88,17 +88,13 @@ class LayerNorm(Module):
         check_finite(x, "LayerNorm input")
         y, self._cache = layer_norm(x, self.normalized_shape, None if self.weight is None else self.weight.data,
                                     None if self.bias is None else self.bias.data, self.eps, return_cache=True)
-        return y
+        return self.end_forward(y)
 
-    def backward(self, grad_out):
-        if self._cache is None:
-            raise RuntimeError("LayerNorm.backward called before forward")
+    def backward(self, grad_out, retain_graph: bool = False):
+        grad_out = self.begin_backward(grad_out, retain_graph)
         x_hat, rstd = self._cache
-        g = np.asarray(grad_out)
-        if g.shape != x_hat.shape:
-            raise ValueError(f"LayerNorm.backward: expected grad_out of shape {x_hat.shape}, got {g.shape}")
         weight = None if self.weight is None else self.weight.data
-        dx, dw, db = layer_norm_backward(g, x_hat, rstd, self.normalized_shape, weight)
+        dx, dw, db = layer_norm_backward(grad_out, x_hat, rstd, self.normalized_shape, weight)
         if self.weight is not None:
             self.weight.accumulate(dw)
         if self.bias is not None:

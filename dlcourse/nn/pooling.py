@@ -45,10 +45,7 @@ class _Pool2d(Module):
     def _finish(self, y):
         return y[0] if self._unbatched else y
 
-    def _grad(self, grad_out):
-        if self._cache is None:
-            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
-        grad_out = np.asarray(grad_out)
+    def _batched(self, grad_out):
         return grad_out[None] if self._unbatched else grad_out
 
     def extra_repr(self):
@@ -70,12 +67,13 @@ class MaxPool2d(_Pool2d):
         y, self._cache = max_pool2d_forward(x, self.kernel_size, self.stride, self.padding,
                                             self.dilation, self.ceil_mode)
         if not self.return_indices:
-            return self._finish(y)
-        return self._finish(y), self._finish(_argmax_indices(x, y.shape[2:], self.kernel_size, self.stride,
-                                                              self.padding, self.dilation))
+            return self.end_forward(self._finish(y))
+        indices = _argmax_indices(x, y.shape[2:], self.kernel_size, self.stride, self.padding, self.dilation)
+        return self.end_forward((self._finish(y), self._finish(indices)))
 
-    def backward(self, grad_out):
-        return self._finish(max_pool2d_backward_cached(self._grad(grad_out), self._cache))
+    def backward(self, grad_out, retain_graph: bool = False):
+        grad_out = self.begin_backward(grad_out, retain_graph)
+        return self._finish(max_pool2d_backward_cached(self._batched(grad_out), self._cache))
 
     def extra_repr(self):
         return super().extra_repr() + (f", dilation={self.dilation}" if self.dilation != (1, 1) else "")
@@ -96,10 +94,11 @@ class AvgPool2d(_Pool2d):
     def forward(self, x):
         y, self._cache = avg_pool2d_forward(self._prepare(x), self.kernel_size, self.stride, self.padding,
                                             self.ceil_mode, self.count_include_pad, self.divisor_override)
-        return self._finish(y)
+        return self.end_forward(self._finish(y))
 
-    def backward(self, grad_out):
-        return self._finish(avg_pool2d_backward_cached(self._grad(grad_out), self._cache))
+    def backward(self, grad_out, retain_graph: bool = False):
+        grad_out = self.begin_backward(grad_out, retain_graph)
+        return self._finish(avg_pool2d_backward_cached(self._batched(grad_out), self._cache))
 
 
 def _argmax_indices(x, out_hw, kernel, stride, padding, dilation):

@@ -63,9 +63,10 @@ class PositionalEncoding(Module):
         pe = self.pe[:L, 0]  # (L, d_model)
         if x.ndim == 3:
             pe = pe[None] if self.batch_first else pe[:, None]
-        return self.dropout.forward(x + pe.astype(x.dtype, copy=False))
+        return self.end_forward(self.dropout.forward(x + pe.astype(x.dtype, copy=False)))
 
-    def backward(self, grad_out):
+    def backward(self, grad_out, retain_graph: bool = False):
+        grad_out = self.begin_backward(grad_out, retain_graph)
         return self.dropout.backward(grad_out)
 
     def extra_repr(self) -> str:

@@ -30,12 +30,11 @@ class Flatten(Module):
                              f"of shape {x.shape}")
         self._shape = x.shape
         new_shape = x.shape[:start] + (int(np.prod(x.shape[start:end + 1])),) + x.shape[end + 1:]
-        return x.reshape(new_shape)
+        return self.end_forward(x.reshape(new_shape))
 
-    def backward(self, grad_out):
-        if self._shape is None:
-            raise RuntimeError("Flatten.backward called before forward")
-        return np.asarray(grad_out).reshape(self._shape)
+    def backward(self, grad_out, retain_graph: bool = False):
+        grad_out = self.begin_backward(grad_out, retain_graph)
+        return grad_out.reshape(self._shape)
 
     def extra_repr(self):
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"

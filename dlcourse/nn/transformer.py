@@ -68,7 +68,6 @@ class TransformerEncoderLayer(Module):
         self.dropout2 = Dropout(dropout)
         self.activation = act
         self.d_model, self.batch_first = d_model, batch_first
-        self._called = False
 
     def _sa(self, x, src_mask, src_key_padding_mask, is_causal):
         out, _ = self.self_attn.forward(x, x, x, attn_mask=src_mask, key_padding_mask=src_key_padding_mask,
@@ -91,17 +90,14 @@ class TransformerEncoderLayer(Module):
         if x.ndim not in (2, 3) or x.shape[-1] != self.d_model:
             raise ValueError(f"TransformerEncoderLayer: expected src of shape (L, N, d_model={self.d_model}) "
                              f"(batch_first: (N, L, d_model); unbatched: (L, d_model)), got {x.shape}")
-        self._called = True
         if self.norm_first:
             x = x + self._sa(self.norm1.forward(x), src_mask, src_key_padding_mask, is_causal)
-            return x + self._ff(self.norm2.forward(x))
+            return self.end_forward(x + self._ff(self.norm2.forward(x)))
         x = self.norm1.forward(x + self._sa(x, src_mask, src_key_padding_mask, is_causal))
-        return self.norm2.forward(x + self._ff(x))
+        return self.end_forward(self.norm2.forward(x + self._ff(x)))
 
-    def backward(self, grad_out):
-        if not self._called:
-            raise RuntimeError("TransformerEncoderLayer.backward called before forward")
-        g = np.asarray(grad_out)
+    def backward(self, grad_out, retain_graph: bool = False):
+        g = self.begin_backward(grad_out, retain_graph)
         if self.norm_first:
             g = g + self.norm2.backward(self._ff_backward(g))
             return g + self.norm1.backward(self._sa_backward(g))
@@ -146,9 +142,10 @@ class TransformerEncoder(Module):
         for layer in self.layers:
             x = layer.forward(x, src_mask=mask, src_key_padding_mask=src_key_padding_mask,
                               is_causal=bool(is_causal))
-        return x if self.norm is None else self.norm.forward(x)
+        return self.end_forward(x if self.norm is None else self.norm.forward(x))
 
-    def backward(self, grad_out):
+    def backward(self, grad_out, retain_graph: bool = False):
+        grad_out = self.begin_backward(grad_out, retain_graph)
         g = grad_out if self.norm is None else self.norm.backward(grad_out)
         for layer in reversed(list(self.layers)):
             g = layer.backward(g)

@@ -65,16 +65,13 @@ class YourLSTM(nn.LSTM):
         hs, cs = np.stack(hs), np.stack(cs)
         self._cache = (xs, h0, c0, hs, cs)
         out = hs.transpose(1, 0, 2) if self.batch_first else hs
-        return out, (hs[-1][None], cs[-1][None])
+        return self.end_forward((out, (hs[-1][None], cs[-1][None])))
 
-    def backward(self, grad_out=None, grad_h_n=None, grad_c_n=None):
-        if self._cache is None:
-            raise RuntimeError("YourLSTM.backward called before forward")
+    def backward(self, grad_out=None, grad_h_n=None, grad_c_n=None, retain_graph: bool = False):
+        grad_out = self.begin_backward(grad_out, retain_graph, optional=True)
         xs, h0, c0, hs, cs = self._cache
-        g = np.zeros_like(hs) if grad_out is None else np.asarray(grad_out, dtype=hs.dtype)
+        g = np.zeros_like(hs) if grad_out is None else grad_out.astype(hs.dtype, copy=False)
         g = g.transpose(1, 0, 2) if self.batch_first else g
-        if g.shape != hs.shape:
-            raise ValueError(f"YourLSTM: expected grad_out of the output's shape, got {np.shape(grad_out)}")
         # What reaches h_t and c_t from the future: after the last step, only grad_h_n and grad_c_n.
         dh = np.zeros_like(h0) if grad_h_n is None else np.array(grad_h_n, dtype=hs.dtype)[0]
         dc = np.zeros_like(c0) if grad_c_n is None else np.array(grad_c_n, dtype=hs.dtype)[0]

@@ -42,13 +42,12 @@ class YourRNN(nn.RNN):
         hs = np.stack(hs)
         self._cache = (xs, h_init, hs)
         out = hs.transpose(1, 0, 2) if self.batch_first else hs
-        return out, hs[-1][None]
+        return self.end_forward((out, hs[-1][None]))
 
-    def backward(self, grad_out=None, grad_h_n=None):
-        if self._cache is None:
-            raise RuntimeError("YourRNN.backward called before forward")
+    def backward(self, grad_out=None, grad_h_n=None, retain_graph: bool = False):
+        grad_out = self.begin_backward(grad_out, retain_graph, optional=True)
         xs, h_init, hs = self._cache
-        g = np.zeros_like(hs) if grad_out is None else np.asarray(grad_out, dtype=hs.dtype)
+        g = np.zeros_like(hs) if grad_out is None else grad_out.astype(hs.dtype, copy=False)
         g = g.transpose(1, 0, 2).copy() if self.batch_first else g.copy()
         if grad_h_n is not None:
             g[-1] += np.asarray(grad_h_n)[0]

@@ -79,9 +79,10 @@ class RecallTransformer(nn.Module):
     def forward(self, x):
         h = self.layers.forward(self.embed(x))
         self._shape = h.shape
-        return self.head.forward(self.norm.forward(h[:, -1]))
+        return self.end_forward(self.head.forward(self.norm.forward(h[:, -1])))
 
-    def backward(self, grad_out):
+    def backward(self, grad_out, retain_graph: bool = False):
+        grad_out = self.begin_backward(grad_out, retain_graph)
         grad_h = np.zeros(self._shape, dtype=grad_out.dtype)
         grad_h[:, -1] = self.norm.backward(self.head.backward(grad_out))
         grad_h = self.layers.backward(grad_h)
@@ -103,9 +104,10 @@ class RecallLSTM(nn.Module):
     def forward(self, x):
         out, _ = self.lstm.forward(self.key_embedding.forward(x[..., 0]) + self.value_embedding.forward(x[..., 1]))
         self._shape = out.shape
-        return self.head.forward(out[:, -1])
+        return self.end_forward(self.head.forward(out[:, -1]))
 
-    def backward(self, grad_out):
+    def backward(self, grad_out, retain_graph: bool = False):
+        grad_out = self.begin_backward(grad_out, retain_graph)
         grad_seq = np.zeros(self._shape, dtype=grad_out.dtype)
         grad_seq[:, -1] = self.head.backward(grad_out)
         grad_emb = self.lstm.backward(grad_seq)

@@ -91,11 +91,10 @@ class YourLayerNorm(nn.Module):
         if x.shape[-1:] != (self.normalized_shape,):
             raise ValueError(f"YourLayerNorm: expected input of shape (..., {self.normalized_shape}), got {x.shape}")
         self._x = x
-        return _like(self.pieces.layer_norm(x, self.weight.data, self.bias.data, self.eps), x)
+        return self.end_forward(_like(self.pieces.layer_norm(x, self.weight.data, self.bias.data, self.eps), x))
 
-    def backward(self, grad_out):
-        if self._x is None:
-            raise RuntimeError("YourLayerNorm.backward called before forward")
+    def backward(self, grad_out, retain_graph: bool = False):
+        grad_out = self.begin_backward(grad_out, retain_graph)
         dx, dweight, dbias = self.pieces.layer_norm_backward(grad_out, self._x, self.weight.data, self.eps)
         self.weight.accumulate(_like(dweight, self.weight.data))
         self.bias.accumulate(_like(dbias, self.bias.data))
@@ -148,12 +147,11 @@ class YourMultiheadAttention(nn.Module):
         weights = _like(weights, q)
         self._cache = (inputs, heads, weights)
         if not need_weights:
-            return out, None
-        return out, weights.mean(axis=1) if average_attn_weights else weights
+            return self.end_forward((out, None))
+        return self.end_forward((out, weights.mean(axis=1) if average_attn_weights else weights))
 
-    def backward(self, grad_out):
-        if self._cache is None:
-            raise RuntimeError("YourMultiheadAttention.backward called before forward")
+    def backward(self, grad_out, retain_graph: bool = False):
+        grad_out = self.begin_backward(grad_out, retain_graph)
         inputs, (Qh, Kh, Vh), weights = self._cache
         E = self.embed_dim
         grad_heads = self.pieces.split_heads(self.out_proj.backward(grad_out), self.num_heads)
@@ -209,12 +207,12 @@ class YourTransformerBlock(nn.Module):
         x = np.asarray(src)
         if self.norm_first:
             x = x + self._sa(self.norm1.forward(x), src_mask)
-            return x + self._ff(self.norm2.forward(x))
+            return self.end_forward(x + self._ff(self.norm2.forward(x)))
         x = self.norm1.forward(x + self._sa(x, src_mask))
-        return self.norm2.forward(x + self._ff(x))
+        return self.end_forward(self.norm2.forward(x + self._ff(x)))
 
-    def backward(self, grad_out):
-        g = np.asarray(grad_out)
+    def backward(self, grad_out, retain_graph: bool = False):
+        g = self.begin_backward(grad_out, retain_graph)
         if self.norm_first:
             g = g + self.norm2.backward(self._ff_backward(g))
             return g + self.norm1.backward(self._sa_backward(g))
