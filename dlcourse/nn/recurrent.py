@@ -159,16 +159,10 @@ class _RNNBase(Module):
         check_finite(s, f"{name} {what}")
         return s if batched else s[:, None]
 
-    def _to_time_major(self, g, batched, what, shape):
-        """Bring a gradient in the output's layout to (T, N, D*H) (or None)."""
+    def _to_time_major(self, g, batched):
+        """A gradient in the output's layout (begin_backward checked its shape) -> (T, N, D*H), or None."""
         if g is None:
             return None
-        g = as_array(g, what)
-        want = shape if batched else (shape[0], shape[2])
-        if batched and self.batch_first:
-            want = (shape[1], shape[0], shape[2])
-        if g.shape != want:
-            raise ValueError(f"{type(self).__name__}.backward: expected {what} of shape {want}, got {g.shape}")
         if not batched:
             return g[:, None]
         return g.transpose(1, 0, 2) if self.batch_first else g
@@ -212,14 +206,13 @@ class _RNNBase(Module):
         return x, finals
 
     def _backward(self, grad_out, grad_finals):
-        """BPTT through every layer (last first) and direction; grad_finals holds (grad_h_n,) or (grad_h_n,
-        grad_c_n). Returns dLoss/dx in the input's layout (None with needs_input_grad False)."""
-        if self._cache is None:
-            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
+        """BPTT through every layer (last first) and direction; grad_out as begin_backward returned it, grad_finals
+        holds (grad_h_n,) or (grad_h_n, grad_c_n). Returns dLoss/dx in the input's layout (None with
+        needs_input_grad False)."""
         cache = self._cache
         T, N, _ = cache.input_shape
         H, D = self.hidden_size, self.num_directions
-        g = self._to_time_major(grad_out, cache.batched, "grad_out", (T, N, D * H))
+        g = self._to_time_major(grad_out, cache.batched)
         grad_finals = [self._check_state(s, f"grad_{name}_n", N, cache.batched)
                        for name, s in zip(self.recurrence.states, grad_finals)]
         grad_states0 = [np.zeros((self.num_layers * D, N, H), cache.dtype) for _ in grad_finals]
@@ -274,9 +267,10 @@ class _SingleState(_RNNBase):
     def forward(self, x, h0=None):
         x, batched = self._check_input(x)
         out, (h_n,) = self._forward(x, [self._check_state(h0, "h0", x.shape[1], batched)], batched)
-        return self._finish_output(out, batched), (h_n if batched else h_n[:, 0])
+        return self.end_forward((self._finish_output(out, batched), h_n if batched else h_n[:, 0]))
 
-    def backward(self, grad_out=None, grad_h_n=None):
+    def backward(self, grad_out=None, grad_h_n=None, retain_graph: bool = False):
+        grad_out = self.begin_backward(grad_out, retain_graph, optional=True)  # None: the loss uses h_n only
         return self._backward(grad_out, [grad_h_n])
 
 
@@ -332,7 +326,8 @@ class LSTM(_RNNBase):
         out, (h_n, c_n) = self._forward(x, states0, batched)
         if not batched:
             h_n, c_n = h_n[:, 0], c_n[:, 0]
-        return self._finish_output(out, batched), (h_n, c_n)
+        return self.end_forward((self._finish_output(out, batched), (h_n, c_n)))
 
-    def backward(self, grad_out=None, grad_h_n=None, grad_c_n=None):
+    def backward(self, grad_out=None, grad_h_n=None, grad_c_n=None, retain_graph: bool = False):
+        grad_out = self.begin_backward(grad_out, retain_graph, optional=True)  # None: the loss uses h_n, c_n only
         return self._backward(grad_out, [grad_h_n, grad_c_n])

@@ -44,20 +44,23 @@ from .parameter import Parameter
 # ---------------------------------------------------------------------------------------
 
 
+#: nonlinearity -> (the activation of the pre-activation, its derivative read off the output h')
+RNN_ACTIVATIONS = {
+    "tanh": (np.tanh, lambda h: 1 - h * h),
+    "relu": (lambda pre: np.maximum(pre, 0), lambda h: h > 0),
+}
+
+
 def rnn_activation(pre, nonlinearity: str = "tanh"):
     """h' = tanh(pre) or relu(pre), pre = W_ih x + b_ih + W_hh h + b_hh."""
-    if nonlinearity == "tanh":
-        return np.tanh(pre)
-    if nonlinearity == "relu":
-        return np.maximum(pre, 0)
-    raise ValueError(f"RNN: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+    if nonlinearity not in RNN_ACTIVATIONS:
+        raise ValueError(f"RNN: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+    return RNN_ACTIVATIONS[nonlinearity][0](pre)
 
 
 def rnn_activation_backward(grad_h, h, nonlinearity: str = "tanh"):
     """dLoss/dpre from dLoss/dh' and the cached output h': tanh' = 1 - h'^2, relu' = 1[h' > 0]."""
-    if nonlinearity == "tanh":
-        return grad_h * (1 - h * h)
-    return grad_h * (h > 0)
+    return grad_h * RNN_ACTIVATIONS[nonlinearity][1](h)
 
 
 def lstm_pointwise(gates, c_prev):
@@ -221,14 +224,16 @@ class _CellBase(Module):
         batched = x.ndim == 2
         return (x if batched else x[None]), batched
 
-    def _check_state(self, s, which, n, batched, dtype):
-        name = type(self).__name__
+    def _check_state(self, s, what, n, batched, dtype=None):
+        """A state (h, c) or a gradient of one, (N, H) (unbatched (H,)), as a batched array; None becomes zeros
+        of ``dtype`` (None stays None without a dtype)."""
         if s is None:
-            return np.zeros((n, self.hidden_size), dtype=dtype)
-        s = as_array(s, f"{name} {which}")
+            return None if dtype is None else np.zeros((n, self.hidden_size), dtype=dtype)
+        name = type(self).__name__
+        s = as_array(s, f"{name} {what}")
         want = (n, self.hidden_size) if batched else (self.hidden_size,)
         if s.shape != want:
-            raise ValueError(f"{name}: expected {which} of shape {want}, got {s.shape}")
+            raise ValueError(f"{name}: expected {what} of shape {want}, got {s.shape}")
         return s if batched else s[None]
 
     def _accumulate(self, dpre_i, dpre_h, x, h):
@@ -245,19 +250,6 @@ class _CellBase(Module):
             return None
         dx = dpre_i @ self.weight_ih.data
         return dx if batched else dx[0]
-
-    def _check_cache(self):
-        if self._cache is None:
-            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
-        return self._cache
-
-    @staticmethod
-    def _check_grad(g, shape, what, batched):
-        g = np.asarray(g)
-        want = shape if batched else shape[1:]
-        if g.shape != want:
-            raise ValueError(f"backward: expected {what} of shape {want}, got {g.shape}")
-        return g if batched else g[None]
 
     def extra_repr(self):
         return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
@@ -281,12 +273,12 @@ class RNNCell(_CellBase):
         h = self._check_state(hx, "hx", x.shape[0], batched, x.dtype)
         h_new = rnn_cell(x, h, *self._params(), nonlinearity=self.nonlinearity)
         self._cache = CellCache(x, h, batched, h_new=h_new)
-        return h_new if batched else h_new[0]
+        return self.end_forward(h_new if batched else h_new[0])
 
-    def backward(self, grad_h):
-        cache = self._check_cache()
-        x, h, h_new, batched = cache.x, cache.h, cache.h_new, cache.batched
-        grad_h = self._check_grad(grad_h, h_new.shape, "grad_h", batched)
+    def backward(self, grad_h, retain_graph: bool = False):
+        grad_h = self.begin_backward(grad_h, retain_graph)
+        x, h, h_new, batched = self._cache.x, self._cache.h, self._cache.h_new, self._cache.batched
+        grad_h = grad_h if batched else grad_h[None]
         dpre = rnn_activation_backward(grad_h, h_new, self.nonlinearity)
         self._accumulate(dpre, dpre, x, h)
         dh = dpre @ self.weight_hh.data
@@ -317,14 +309,14 @@ class LSTMCell(_CellBase):
         gates = _affine(x, W_ih, b_ih) + _affine(h, W_hh, b_hh)
         h_new, c_new, acts, tanh_c = lstm_pointwise(gates, c)
         self._cache = CellCache(x, h, batched, c=c, acts=acts, tanh_c=tanh_c)
-        return (h_new, c_new) if batched else (h_new[0], c_new[0])
+        return self.end_forward((h_new, c_new) if batched else (h_new[0], c_new[0]))
 
-    def backward(self, grad_h, grad_c=None):
-        cache = self._check_cache()
+    def backward(self, grad_h, grad_c=None, retain_graph: bool = False):
+        grad_h = self.begin_backward(grad_h, retain_graph)
+        cache = self._cache
         x, h, c, acts, tanh_c, batched = cache.x, cache.h, cache.c, cache.acts, cache.tanh_c, cache.batched
-        grad_h = self._check_grad(grad_h, c.shape, "grad_h", batched)
-        if grad_c is not None:
-            grad_c = self._check_grad(grad_c, c.shape, "grad_c", batched)
+        grad_h = grad_h if batched else grad_h[None]
+        grad_c = self._check_state(grad_c, "grad_c", x.shape[0], batched)
         dgates, dc = lstm_pointwise_backward(grad_h, grad_c, acts, c, tanh_c)
         self._accumulate(dgates, dgates, x, h)
         dh = dgates @ self.weight_hh.data
@@ -347,12 +339,13 @@ class GRUCell(_CellBase):
         gh = _affine(h, W_hh, b_hh)
         h_new, acts = gru_pointwise(_affine(x, W_ih, b_ih), gh, h)
         self._cache = CellCache(x, h, batched, acts=acts, gh_n=gh[:, 2 * self.hidden_size:])
-        return h_new if batched else h_new[0]
+        return self.end_forward(h_new if batched else h_new[0])
 
-    def backward(self, grad_h):
-        cache = self._check_cache()
+    def backward(self, grad_h, retain_graph: bool = False):
+        grad_h = self.begin_backward(grad_h, retain_graph)
+        cache = self._cache
         x, h, acts, gh_n, batched = cache.x, cache.h, cache.acts, cache.gh_n, cache.batched
-        grad_h = self._check_grad(grad_h, h.shape, "grad_h", batched)
+        grad_h = grad_h if batched else grad_h[None]
         dgi, dgh, dh = gru_pointwise_backward(grad_h, acts, gh_n, h)
         self._accumulate(dgi, dgh, x, h)
         dh = dh + dgh @ self.weight_hh.data
