@@ -38,29 +38,50 @@ value) it is still the three-tuple; the input's gradient is their sum, ``sum(mha
 ``grad_weights`` (the shape of the returned weights) adds a loss that uses the weights. With
 ``needs_input_grad = False`` (inputs that are data, see ``Module``) it skips dX = dY W and returns None.
 Speed: in self-attention Q, K, V come from one matrix product and dW_in is one product; the heads are
-strided views (no copies), and the batched products write straight into the output buffers.
-Caches: the inputs, the per-head Q (scaled by 1/sqrt(d)), K, V, the weights P and the dropout mask.
+strided views (no copies), and the batched products write straight into the output buffers. The
+per-head core (scores, softmax, dropout, weighted sum, and back) is ``attention_heads`` and
+``attention_heads_backward`` of ``attention_functional.py``.
+Caches (:class:`AttentionCache`): the inputs, the per-head Q (scaled by 1/sqrt(d)), K, V, the weights P
+and the dropout mask.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
 from .._checks import as_array, check_finite, to_numpy
-from ..random import get_rng
 from . import init
-from .attention_functional import make_dropout_mask, masked_softmax
+from .attention_functional import attention_heads, attention_heads_backward, merge_heads, split_heads
 from .linear import Linear
 from .module import Module
 from .parameter import Parameter
 
 
-def _xavier_uniform(shape, dtype):
-    fan_out, fan_in = shape
-    bound = math.sqrt(6.0 / (fan_in + fan_out))
-    return get_rng().uniform(-bound, bound, shape).astype(dtype)
+@dataclass
+class AttentionCache:
+    """What ``MultiheadAttention.forward`` keeps for ``backward``: the inputs in the module's layout with a
+    batch axis (query (L, N, E) time-major or (N, L, E) batch-first; key and value alike), whether query,
+    key and value were one array (self-attention), the per-head qh (N, h, L, d) scaled by 1/sqrt(d), kh and
+    vh (N, h, S', d) with any extra keys, the weights P (N, h, L, S') before dropout, the dropout mask D
+    (None without dropout), the number S of real keys, whether the input had a batch axis, and how the
+    weights were returned (need_weights, average_attn_weights)."""
+
+    query: np.ndarray
+    key: np.ndarray
+    value: np.ndarray
+    self_attention: bool
+    qh: np.ndarray
+    kh: np.ndarray
+    vh: np.ndarray
+    P: np.ndarray
+    D: np.ndarray | None
+    num_keys: int
+    batched: bool
+    need_weights: bool
+    average_attn_weights: bool
 
 
 class MultiheadAttention(Module):
@@ -84,62 +105,103 @@ class MultiheadAttention(Module):
         self.batch_first = batch_first
         self.add_bias_kv, self.add_zero_attn = add_bias_kv, add_zero_attn
         E = embed_dim
-        # Registration order = torch's state_dict order. Init as torch: xavier_uniform, zero biases.
+        # Registration order = torch's state_dict order; the draws in reset_parameters' order.
         if self._qkv_same_embed_dim:
-            self.in_proj_weight = Parameter(_xavier_uniform((3 * E, E), dtype))
+            self.in_proj_weight = Parameter(np.empty((3 * E, E), dtype))
             self.q_proj_weight = self.k_proj_weight = self.v_proj_weight = None
         else:
-            self.q_proj_weight = Parameter(_xavier_uniform((E, E), dtype))
-            self.k_proj_weight = Parameter(_xavier_uniform((E, self.kdim), dtype))
-            self.v_proj_weight = Parameter(_xavier_uniform((E, self.vdim), dtype))
+            self.q_proj_weight = Parameter(np.empty((E, E), dtype))
+            self.k_proj_weight = Parameter(np.empty((E, self.kdim), dtype))
+            self.v_proj_weight = Parameter(np.empty((E, self.vdim), dtype))
             self.in_proj_weight = None
+        self._init_in_proj()
         self.in_proj_bias = Parameter(np.zeros(3 * E, dtype)) if bias else None
-        self.out_proj = Linear(E, E, bias=bias, dtype=dtype)
+        self.out_proj = Linear(E, E, bias=bias, dtype=dtype)  # draws its weight as torch's Linear does
         if bias:
             init.zeros_(self.out_proj.bias)
-        if add_bias_kv:  # one learned extra key and value, appended to every sequence; init xavier_normal
-            std = 1.0 / math.sqrt(E)
-            self.bias_k = Parameter((get_rng().standard_normal((1, 1, E)) * std).astype(dtype))
-            self.bias_v = Parameter((get_rng().standard_normal((1, 1, E)) * std).astype(dtype))
+        if add_bias_kv:  # one learned extra key and value, appended to every sequence
+            self.bias_k = Parameter(np.empty((1, 1, E), dtype))
+            self.bias_v = Parameter(np.empty((1, 1, E), dtype))
+            self._init_bias_kv()
         else:
             self.bias_k = self.bias_v = None
         self._cache = None
+
+    # -- initialisation (torch's _reset_parameters) ---------------------------------------
+    def _init_in_proj(self):
+        for p in (self.in_proj_weight, self.q_proj_weight, self.k_proj_weight, self.v_proj_weight):
+            if p is not None:
+                init.xavier_uniform_(p)
+
+    def _init_bias_kv(self):
+        init.xavier_normal_(self.bias_k)
+        init.xavier_normal_(self.bias_v)
+
+    def reset_parameters(self) -> None:
+        """As torch: W_in ~ xavier_uniform, in_proj_bias and out_proj.bias = 0, out_proj.weight as a Linear's,
+        bias_k and bias_v ~ xavier_normal; drawn in the constructor's order."""
+        self._init_in_proj()
+        if self.in_proj_bias is not None:
+            init.zeros_(self.in_proj_bias)
+        self.out_proj.reset_parameters()
+        if self.out_proj.bias is not None:
+            init.zeros_(self.out_proj.bias)
+        if self.bias_k is not None:
+            self._init_bias_kv()
 
     # -- helpers ------------------------------------------------------------------------
     def _proj_weights(self):
         """(W_q, W_k, W_v) as arrays (views into in_proj_weight when packed)."""
         if self._qkv_same_embed_dim:
-            W = self.in_proj_weight.data
-            E = self.embed_dim
+            W, E = self.in_proj_weight.data, self.embed_dim
             return W[:E], W[E:2 * E], W[2 * E:]
         return self.q_proj_weight.data, self.k_proj_weight.data, self.v_proj_weight.data
 
-    def _proj_biases(self):
-        if self.in_proj_bias is None:
-            return None, None, None
-        b, E = self.in_proj_bias.data, self.embed_dim
-        return b[:E], b[E:2 * E], b[2 * E:]
+    def _heads(self, x):
+        return split_heads(x, self.num_heads, self.batch_first)
 
-    def _to_heads(self, x):
-        """(B, T, E) batch-major or (T, B, E) time-major -> (B, h, T, d), a view."""
-        if self.batch_first:
-            B, T, _ = x.shape
-            return x.reshape(B, T, self.num_heads, self.head_dim).transpose(0, 2, 1, 3)
-        T, B, _ = x.shape
-        return x.reshape(T, B, self.num_heads, self.head_dim).transpose(1, 2, 0, 3)
+    @property
+    def _seq_axis(self):
+        return 1 if self.batch_first else 0
+
+    def _in_projections(self, q_in, k_in, v_in, self_attention):
+        """Q, K, V = x W^T + b for query, key and value (in their layout); one product in self-attention."""
+        E = self.embed_dim
+        if self_attention and self._qkv_same_embed_dim:
+            qkv = q_in @ self.in_proj_weight.data.T
+            if self.in_proj_bias is not None:
+                qkv += self.in_proj_bias.data
+            return qkv[..., :E], qkv[..., E:2 * E], qkv[..., 2 * E:]
+        q, k, v = (x @ W.T for x, W in zip((q_in, k_in, v_in), self._proj_weights()))
+        if self.in_proj_bias is not None:
+            b = self.in_proj_bias.data
+            q += b[:E]
+            k += b[E:2 * E]
+            v += b[2 * E:]
+        return q, k, v
+
+    def _extended_heads(self, k, v):
+        """Per-head K and V (N, h, S', d), with bias_k / bias_v appended as one more key and value
+        (add_bias_kv) and a zero key and value (add_zero_attn)."""
+        if self.bias_k is not None:
+            slot = list(k.shape)
+            slot[self._seq_axis] = 1
+            k = np.concatenate([k, np.broadcast_to(self.bias_k.data, slot)], axis=self._seq_axis)
+            v = np.concatenate([v, np.broadcast_to(self.bias_v.data, slot)], axis=self._seq_axis)
+        kh, vh = self._heads(k), self._heads(v)
+        if self.add_zero_attn:
+            zeros = np.zeros(kh.shape[:2] + (1, self.head_dim), dtype=kh.dtype)
+            kh, vh = np.concatenate([kh, zeros], axis=2), np.concatenate([vh, zeros], axis=2)
+        return kh, vh
 
     def _strip_extra_keys(self, dh, S):
-        """Gradient of the extended keys (or values) (N, h, S', d) -> the real ones' (in the inputs' layout)
-        and the bias row's, summed over the batch, (1, 1, E) (None without add_bias_kv)."""
-        if self.add_zero_attn:  # the appended zero key / value has no parameter behind it
-            dh = dh[:, :, :-1]
-        if self.batch_first:
-            x = np.ascontiguousarray(dh.transpose(0, 2, 1, 3)).reshape(dh.shape[0], dh.shape[2], -1)
-            bias_row, x = (x[:, S:], x[:, :S]) if self.bias_k is not None else (None, x)
-        else:
-            x = np.ascontiguousarray(dh.transpose(2, 0, 1, 3)).reshape(dh.shape[2], dh.shape[0], -1)
-            bias_row, x = (x[S:], x[:S]) if self.bias_k is not None else (None, x)
-        return x, None if bias_row is None else bias_row.sum(axis=(0, 1)).reshape(1, 1, -1)
+        """Gradient of the extended keys (or values) (N, h, S', d) -> the real ones' (S, in the inputs' layout)
+        and bias_k's (or bias_v's), summed over the batch, (1, 1, E) (None without add_bias_kv)."""
+        x = merge_heads(dh[:, :, :-1] if self.add_zero_attn else dh, self.batch_first)
+        if self.bias_k is None:
+            return x, None
+        real, bias_row = (x[:, :S], x[:, S:]) if self.batch_first else (x[:S], x[S:])
+        return real, bias_row.sum(axis=(0, 1)).reshape(1, 1, -1)
 
     def _check_inputs(self, query, key, value):
         q = as_array(query, "MultiheadAttention query")
@@ -161,10 +223,17 @@ class MultiheadAttention(Module):
         if q.ndim == 3 and q.shape[batch_axis] != k.shape[batch_axis]:
             raise ValueError(f"MultiheadAttention: expected query and key with the same batch size (axis "
                              f"{batch_axis}), got shapes {q.shape} and {k.shape}")
-        return q, k, v
+        batched = q.ndim == 3
+        if not batched:  # unbatched: a batch of one, in the module's layout (the same array stays the same)
+            q1 = np.expand_dims(q, batch_axis)
+            k1 = q1 if k is q else np.expand_dims(k, batch_axis)
+            q, k, v = q1, k1, k1 if v is k else np.expand_dims(v, batch_axis)
+        return q, k, v, batched
 
-    def _additive_mask(self, attn_mask, key_padding_mask, N, L, S, dtype, batched):
-        """The masks as one float array broadcastable to (N, h, L, S), -inf where blocked; or None."""
+    def _additive_mask(self, attn_mask, key_padding_mask, N, L, S, dtype, batched, num_keys):
+        """The masks as one float array broadcastable to (N, h, L, num_keys), -inf where blocked; or None.
+        The extra keys after the S real ones (add_bias_kv, add_zero_attn) are never blocked (PyTorch pads the
+        masks with zeros)."""
         h = self.num_heads
         total = None
         if attn_mask is not None:
@@ -183,6 +252,8 @@ class MultiheadAttention(Module):
                                  f"got {m.shape}")
             kpm = self._as_additive(m, "key_padding_mask", dtype).reshape(N, 1, 1, S)
             total = kpm if total is None else total + kpm
+        if total is not None and num_keys > S:
+            total = np.concatenate([total, np.zeros(total.shape[:-1] + (num_keys - S,), total.dtype)], axis=-1)
         return total
 
     @staticmethod
@@ -197,160 +268,96 @@ class MultiheadAttention(Module):
     # -- forward / backward -------------------------------------------------------------
     def forward(self, query, key, value, key_padding_mask=None, need_weights: bool = True, attn_mask=None,
                 average_attn_weights: bool = True, is_causal: bool = False):
-        q_in, k_in, v_in = self._check_inputs(query, key, value)
+        q_in, k_in, v_in, batched = self._check_inputs(query, key, value)
         if is_causal and attn_mask is None:
             raise ValueError("MultiheadAttention: is_causal=True is a hint that attn_mask is the causal mask; "
                              "expected attn_mask (e.g. Transformer.generate_square_subsequent_mask), got None")
-        batched = q_in.ndim == 3
-        if not batched:  # unbatched: a batch of one, in the module's layout
-            axis = 0 if self.batch_first else 1
-            q1 = np.expand_dims(q_in, axis)
-            k1 = q1 if k_in is q_in else np.expand_dims(k_in, axis)
-            v1 = k1 if v_in is k_in else np.expand_dims(v_in, axis)
-            q_in, k_in, v_in = q1, k1, v1
         self_attention = q_in is k_in and k_in is v_in
-        E, d = self.embed_dim, self.head_dim
-        W_q, W_k, W_v = self._proj_weights()
-        b_q, b_k, b_v = self._proj_biases()
-        dtype = np.result_type(q_in.dtype, W_q.dtype)
-
-        if self_attention and self._qkv_same_embed_dim:  # one matrix product for Q, K and V
-            qkv = q_in @ self.in_proj_weight.data.T
-            if self.in_proj_bias is not None:
-                qkv += self.in_proj_bias.data
-            q, k, v = qkv[..., :E], qkv[..., E:2 * E], qkv[..., 2 * E:]
-        else:
-            q, k, v = q_in @ W_q.T, k_in @ W_k.T, v_in @ W_v.T
-            if b_q is not None:
-                q += b_q
-                k += b_k
-                v += b_v
-        seq_axis = 1 if self.batch_first else 0
-        S = k.shape[seq_axis]
-        if self.bias_k is not None:  # add_bias_kv: one more key and value, the learned bias_k / bias_v
-            slot = list(k.shape)
-            slot[seq_axis] = 1
-            k = np.concatenate([k, np.broadcast_to(self.bias_k.data, slot)], axis=seq_axis)
-            v = np.concatenate([v, np.broadcast_to(self.bias_v.data, slot)], axis=seq_axis)
-        scale = 1.0 / math.sqrt(d)
-        qh = self._to_heads(q) * dtype.type(scale)  # (N, h, L, d), scaled once here as PyTorch does
-        kh, vh = self._to_heads(k), self._to_heads(v)  # (N, h, S, d)
-        if self.add_zero_attn:  # add_zero_attn: one more key and value, all zeros, in every head
-            zeros = np.zeros(kh.shape[:2] + (1, d), dtype=kh.dtype)
-            kh, vh = np.concatenate([kh, zeros], axis=2), np.concatenate([vh, zeros], axis=2)
+        q, k, v = self._in_projections(q_in, k_in, v_in, self_attention)
+        S = k.shape[self._seq_axis]
+        kh, vh = self._extended_heads(k, v)
+        qh = self._heads(q) * q.dtype.type(1.0 / math.sqrt(self.head_dim))  # Q scaled once, as PyTorch does
         N, _, L, _ = qh.shape
-
-        scores = qh @ kh.transpose(0, 1, 3, 2)  # (N, h, L, S')
-        mask = self._additive_mask(attn_mask, key_padding_mask, N, L, S, dtype, batched)
-        if mask is not None:
-            if kh.shape[2] > S:  # the extra keys are never masked (PyTorch pads the masks with zeros)
-                pad = np.zeros(mask.shape[:-1] + (kh.shape[2] - S,), dtype=mask.dtype)
-                mask = np.concatenate([mask, pad], axis=-1)
-            scores += mask
-        with np.errstate(invalid="ignore"):
-            P = masked_softmax(scores)
-        D = None
-        if self.training and self.dropout > 0.0:
-            D = make_dropout_mask(P.shape, self.dropout, dtype)
-        Pd = P if D is None else P * D
-        heads = np.empty(q.shape, dtype=np.result_type(Pd.dtype, vh.dtype))  # concat of the heads, (L, N, E)
-        np.matmul(Pd, vh, out=self._to_heads(heads))  # written in place, head by head: (N, h, L, d) views
+        mask = self._additive_mask(attn_mask, key_padding_mask, N, L, S, q.dtype, batched, kh.shape[2])
+        heads = np.empty(q.shape, q.dtype)  # the heads side by side, written head by head through (N, h, L, d) views
+        P, D = attention_heads(qh, kh, vh, mask, self.dropout if self.training else 0.0, out=self._heads(heads))
         out = self.out_proj.forward(heads)
-        self._cache = (q_in, k_in, v_in, self_attention, qh, kh, vh, P, D, batched, average_attn_weights,
-                       need_weights, out.shape, S)
-
+        self._cache = AttentionCache(q_in, k_in, v_in, self_attention, qh, kh, vh, P, D, S, batched,
+                                     need_weights, average_attn_weights)
         weights = None
         if need_weights:
+            Pd = P if D is None else P * D
             weights = Pd.mean(axis=1) if average_attn_weights else Pd
-            if not batched:
-                weights = weights[0]
-        if not batched:
-            out = out[0] if self.batch_first else out[:, 0]
-        return out, weights
+            weights = weights if batched else weights[0]
+        return self.end_forward((out if batched else np.squeeze(out, self._batch_axis), weights))
 
-    def backward(self, grad_out, grad_weights=None):
+    def backward(self, grad_out, grad_weights=None, retain_graph: bool = False):
         """Return (grad_query, grad_key, grad_value); accumulate every parameter gradient (see module doc)."""
-        if self._cache is None:
-            raise RuntimeError("MultiheadAttention.backward called before forward")
-        (q_in, k_in, v_in, self_attention, qh, kh, vh, P, D, batched, average, need_weights,
-         out_shape, S) = self._cache
+        g = self.begin_backward(grad_out, retain_graph)
+        c = self._cache
+        g = g if c.batched else np.expand_dims(g, self._batch_axis)
+        d_out_heads = self._heads(self.out_proj.backward(g))  # (N, h, L, d)
         extra_keys = self.bias_k is not None or self.add_zero_attn
-        packed = self_attention and not extra_keys
-        g = as_array(grad_out, "MultiheadAttention grad_out")
-        if not batched:
-            g = np.expand_dims(g, 0 if self.batch_first else 1)
-        if g.shape != out_shape:
-            raise ValueError(f"MultiheadAttention.backward: expected grad_out of the output's shape "
-                             f"{out_shape if batched else out_shape[:-2] + out_shape[-1:]}, got {np.shape(grad_out)}")
-        E, h = self.embed_dim, self.num_heads
-        d_heads = self._to_heads(self.out_proj.backward(g))  # (N, h, L, d)
-        # dQ, dK, dV in the inputs' layout; in self-attention side by side in one (.., 3E) buffer, so that
-        # dW_in is one matrix product. The head-layout products below write straight into these buffers.
+        packed = c.self_attention and not extra_keys  # dQ, dK, dV side by side: dW_in in one product
+        E = self.embed_dim
         if packed:
-            d_qkv = np.empty(q_in.shape[:-1] + (3 * E,), dtype=d_heads.dtype)
+            d_qkv = np.empty(c.query.shape[:-1] + (3 * E,), d_out_heads.dtype)
             d_q, d_k, d_v = d_qkv[..., :E], d_qkv[..., E:2 * E], d_qkv[..., 2 * E:]
         else:
-            d_q, d_k, d_v = (np.empty(x.shape[:-1] + (E,), dtype=d_heads.dtype) for x in (q_in, k_in, v_in))
-        Pd = P if D is None else P * D
-        if extra_keys:  # gradients of the extended keys and values, split below
-            d_vh_ext = Pd.transpose(0, 1, 3, 2) @ d_heads
-        else:
-            np.matmul(Pd.transpose(0, 1, 3, 2), d_heads, out=self._to_heads(d_v))  # dV = Pd^T dO
-        dP = d_heads @ vh.transpose(0, 1, 3, 2)  # (N, h, L, S)
-        if grad_weights is not None:
-            if not need_weights:
-                raise ValueError("MultiheadAttention.backward: got grad_weights, but forward returned no weights "
-                                 "(need_weights=False)")
-            gw = as_array(grad_weights, "MultiheadAttention grad_weights")
-            if not batched:
-                gw = gw[None]
-            expected = (P.shape[0],) + P.shape[2:] if average else P.shape
-            if gw.shape != expected:
-                raise ValueError(f"MultiheadAttention.backward: expected grad_weights of shape {expected}, "
-                                 f"got {gw.shape}")
-            dP += gw[:, None] / h if average else gw
-        if D is not None:
-            dP *= D
-        # softmax backward, in place: dS = P * (dP - sum_j dP_j P_j); blocked pairs have P = 0
-        dP -= (dP * P).sum(axis=-1, keepdims=True)
-        dP *= P
+            d_q, d_k, d_v = (np.empty(x.shape[:-1] + (E,), d_out_heads.dtype) for x in (c.query, c.key, c.value))
+        into = (self._heads(d_q), None, None) if extra_keys else tuple(self._heads(d) for d in (d_q, d_k, d_v))
+        scale = 1.0 / math.sqrt(self.head_dim)
+        _, d_kh, d_vh = attention_heads_backward(d_out_heads, c.qh, c.kh, c.vh, c.P, c.D, scale,
+                                                 self._weights_grad(grad_weights, c), out=into)
         if extra_keys:
-            d_k, d_bias_k = self._strip_extra_keys(dP.transpose(0, 1, 3, 2) @ qh, S)
-            d_v, d_bias_v = self._strip_extra_keys(d_vh_ext, S)
+            d_k, d_bias_k = self._strip_extra_keys(d_kh, c.num_keys)
+            d_v, d_bias_v = self._strip_extra_keys(d_vh, c.num_keys)
             if self.bias_k is not None:
                 self.bias_k.accumulate(d_bias_k)
                 self.bias_v.accumulate(d_bias_v)
-        else:
-            np.matmul(dP.transpose(0, 1, 3, 2), qh, out=self._to_heads(d_k))  # dK = dS^T (Q * scale): qh holds that
-        np.matmul(dP, kh, out=self._to_heads(d_q))
-        d_q *= d_q.dtype.type(1.0 / math.sqrt(self.head_dim))  # dQ = dS K * scale
+        self._accumulate_in_proj(d_qkv if packed else None, (d_q, d_k, d_v), c)
+        if not self.needs_input_grad:  # the inputs are data (see Module): skip dX = dY W
+            return None
+        grads = [d @ W for d, W in zip((d_q, d_k, d_v), self._proj_weights())]
+        return tuple(grads if c.batched else [np.squeeze(gr, self._batch_axis) for gr in grads])
 
-        W_q, W_k, W_v = self._proj_weights()
-        if self._qkv_same_embed_dim:
+    @property
+    def _batch_axis(self):
+        return 0 if self.batch_first else 1
+
+    def _weights_grad(self, grad_weights, c):
+        """A loss's gradient with respect to the returned weights, as (N, h, L, S') (or None)."""
+        if grad_weights is None:
+            return None
+        if not c.need_weights:
+            raise ValueError("MultiheadAttention.backward: got grad_weights, but forward returned no weights "
+                             "(need_weights=False)")
+        gw = as_array(grad_weights, "MultiheadAttention grad_weights")
+        gw = gw if c.batched else gw[None]
+        expected = (c.P.shape[0],) + c.P.shape[2:] if c.average_attn_weights else c.P.shape
+        if gw.shape != expected:
+            raise ValueError(f"MultiheadAttention.backward: expected grad_weights of shape {expected}, got {gw.shape}")
+        return gw[:, None] / self.num_heads if c.average_attn_weights else gw
+
+    def _accumulate_in_proj(self, d_qkv, d_qkv_parts, c):
+        """dW_in = dY^T X for each of Q, K, V (one product when packed) and db_in = the sums of dY."""
+        E = self.embed_dim
+        inputs = (c.query, c.key, c.value)
+        if d_qkv is not None:
+            self.in_proj_weight.accumulate(d_qkv.reshape(-1, 3 * E).T @ c.query.reshape(-1, E))
+        elif self._qkv_same_embed_dim:
             dW = np.empty_like(self.in_proj_weight.data)
-            if packed:  # one product for the three weight blocks
-                np.matmul(d_qkv.reshape(-1, 3 * E).T, q_in.reshape(-1, E), out=dW)
-            else:
-                for i, (dy, x) in enumerate(((d_q, q_in), (d_k, k_in), (d_v, v_in))):
-                    np.matmul(dy.reshape(-1, E).T, x.reshape(-1, x.shape[-1]), out=dW[i * E:(i + 1) * E])
+            for i, (dy, x) in enumerate(zip(d_qkv_parts, inputs)):
+                np.matmul(dy.reshape(-1, E).T, x.reshape(-1, x.shape[-1]), out=dW[i * E:(i + 1) * E])
             self.in_proj_weight.accumulate(dW)
         else:
-            for p, dy, x in ((self.q_proj_weight, d_q, q_in), (self.k_proj_weight, d_k, k_in),
-                             (self.v_proj_weight, d_v, v_in)):
+            for p, dy, x in zip((self.q_proj_weight, self.k_proj_weight, self.v_proj_weight), d_qkv_parts, inputs):
                 p.accumulate(dy.reshape(-1, E).T @ x.reshape(-1, x.shape[-1]))
         if self.in_proj_bias is not None:
-            if packed:
+            if d_qkv is not None:
                 self.in_proj_bias.accumulate(d_qkv.reshape(-1, 3 * E).sum(axis=0))
             else:
-                self.in_proj_bias.accumulate(np.concatenate([dy.reshape(-1, E).sum(axis=0)
-                                                             for dy in (d_q, d_k, d_v)]))
-        if not getattr(self, "needs_input_grad", True):  # the inputs are data (see Module): skip dX = dY W
-            return None
-        grads = [d_q @ W_q, d_k @ W_k, d_v @ W_v]
-        if not batched:
-            axis = 0 if self.batch_first else 1
-            grads = [np.squeeze(gr, axis) for gr in grads]
-        return tuple(grads)
+                self.in_proj_bias.accumulate(np.concatenate([dy.reshape(-1, E).sum(axis=0) for dy in d_qkv_parts]))
 
     def extra_repr(self) -> str:
         return (f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, dropout={self.dropout}, "

@@ -160,9 +160,78 @@ def scaled_dot_product_attention_backward(grad_out, query, key, value, attn_weig
     dP = g @ np.swapaxes(value, -1, -2)
     if dropout_mask is not None:
         dP *= dropout_mask
-    dS = P * (dP - (dP * P).sum(axis=-1, keepdims=True))
+    dS = softmax_backward_(dP, P)
     dS *= scale
     d_query = dS @ key
     d_key = np.swapaxes(dS, -1, -2) @ query
     return (_sum_to_shape(d_query, query.shape), _sum_to_shape(d_key, key.shape),
             _sum_to_shape(d_value, value.shape))
+
+
+# ---------------------------------------------------------------------------------------
+# The per-head core of ``MultiheadAttention``: heads as strided views, products written in place
+# ---------------------------------------------------------------------------------------
+
+
+def split_heads(x, num_heads: int, batch_first: bool):
+    """(N, T, E) batch-major or (T, N, E) time-major -> (N, h, T, d) with d = E / h: a view, no copy
+    (writing into it writes into x)."""
+    if batch_first:
+        N, T, E = x.shape
+        return x.reshape(N, T, num_heads, E // num_heads).transpose(0, 2, 1, 3)
+    T, N, E = x.shape
+    return x.reshape(T, N, num_heads, E // num_heads).transpose(1, 2, 0, 3)
+
+
+def merge_heads(xh, batch_first: bool):
+    """(N, h, T, d) -> (N, T, h*d) batch-major or (T, N, h*d) time-major, contiguous: the inverse of
+    :func:`split_heads` (a copy)."""
+    order = (0, 2, 1, 3) if batch_first else (2, 0, 1, 3)
+    y = np.ascontiguousarray(xh.transpose(order))
+    return y.reshape(y.shape[:2] + (-1,))
+
+
+def softmax_backward_(grad_weights, weights):
+    """dScores = P * (dP - sum_j dP_j P_j), in place on dP (``grad_weights``); blocked pairs have P = 0."""
+    grad_weights -= (grad_weights * weights).sum(axis=-1, keepdims=True)
+    grad_weights *= weights
+    return grad_weights
+
+
+def attention_heads(qh, kh, vh, mask=None, dropout_p: float = 0.0, out=None):
+    """out = dropout(softmax(qh kh^T + mask)) vh on every head at once; returns (P, D).
+
+    qh (N, h, L, d) already scaled by 1/sqrt(d) (PyTorch scales Q once, before the product), kh and vh
+    (N, h, S, d), ``mask`` additive (-inf blocks), broadcastable to (N, h, L, S). P (N, h, L, S) are the
+    weights before dropout, D the inverted-dropout mask (None when ``dropout_p`` is 0). The output
+    (N, h, L, d) goes into ``out`` (e.g. :func:`split_heads` of the concatenated heads' buffer).
+    """
+    scores = qh @ kh.transpose(0, 1, 3, 2)
+    if mask is not None:
+        scores += mask
+    with np.errstate(invalid="ignore"):
+        P = masked_softmax(scores)
+    D = make_dropout_mask(P.shape, dropout_p, P.dtype) if dropout_p > 0.0 else None
+    np.matmul(P if D is None else P * D, vh, out=out)
+    return P, D
+
+
+def attention_heads_backward(grad_out, qh, kh, vh, P, D, scale: float, grad_P=None, out=(None, None, None)):
+    """Backward of :func:`attention_heads`: (dQ, dK, dV) per head, dQ with respect to the *unscaled* Q.
+
+    dV = Pd^T g,  dP = (g V^T + grad_P) * D,  dS = softmax backward,  dQ = dS K * scale,  dK = dS^T (Q * scale)
+    (qh holds Q * scale). ``grad_P`` adds a loss on the weights P (after dropout, as returned to the caller).
+    ``out``: three (N, h, ., d) arrays (or Nones) the products are written into.
+    """
+    Pd = P if D is None else P * D
+    d_vh = np.matmul(Pd.transpose(0, 1, 3, 2), grad_out, out=out[2])
+    dP = grad_out @ vh.transpose(0, 1, 3, 2)
+    if grad_P is not None:
+        dP += grad_P
+    if D is not None:
+        dP *= D
+    dS = softmax_backward_(dP, P)
+    d_kh = np.matmul(dS.transpose(0, 1, 3, 2), qh, out=out[1])
+    d_qh = np.matmul(dS, kh, out=out[0])
+    d_qh *= d_qh.dtype.type(scale)
+    return d_qh, d_kh, d_vh

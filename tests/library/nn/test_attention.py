@@ -7,6 +7,8 @@ eval mode (exact) and check train mode separately; central-difference gradient c
 backward passes independently of PyTorch.
 """
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -359,6 +361,34 @@ def test_mha_state_dict_keys_and_init_like_torch():
     mha = nn.MultiheadAttention(8, 2)
     assert mha.in_proj_weight.shape == (24, 8) and mha.in_proj_weight.dtype == np.float32
     assert not mha.in_proj_bias.data.any() and not mha.out_proj.bias.data.any()  # torch zeros both biases
+
+
+@pytest.mark.parametrize("kw", [{}, {"kdim": 3, "vdim": 5, "add_bias_kv": True}])
+def test_mha_reset_parameters_draws_torchs_distributions_through_nn_init(kw):
+    """reset_parameters redraws what the constructor drew (the same order through nn.init), with torch's
+    distributions: W_in ~ xavier_uniform (bound sqrt(6 / (fan_in + fan_out))), zero biases, out_proj a
+    Linear's U(-1/sqrt(E), 1/sqrt(E)), bias_k and bias_v ~ xavier_normal (std 1/sqrt(E) for (1, 1, E))."""
+    E = 64
+    dlcourse.manual_seed(2)
+    mha = nn.MultiheadAttention(E, 4, **kw)
+    first = mha.state_dict()
+    for p in mha.parameters():
+        p.data[...] = 7.0
+    dlcourse.manual_seed(2)
+    mha.reset_parameters()
+    for k, v in mha.state_dict().items():
+        np.testing.assert_array_equal(v, first[k], err_msg=k)
+    weights = [mha.in_proj_weight] if mha.in_proj_weight is not None else \
+        [mha.q_proj_weight, mha.k_proj_weight, mha.v_proj_weight]
+    for w in weights:
+        fan_out, fan_in = (E, w.shape[1]) if len(weights) == 3 else (3 * E, E)
+        bound = math.sqrt(6 / (fan_in + fan_out))
+        assert 0.9 * bound < np.abs(w.data).max() <= bound
+    assert not mha.in_proj_bias.data.any() and not mha.out_proj.bias.data.any()
+    assert 0.9 / math.sqrt(E) < np.abs(mha.out_proj.weight.data).max() <= 1 / math.sqrt(E)
+    if mha.bias_k is not None:
+        both = np.concatenate([mha.bias_k.data.ravel(), mha.bias_v.data.ravel()])
+        assert abs(both.std() * math.sqrt(E) - 1) < 0.25  # 128 draws of N(0, 1/E)
 
 
 @pytest.mark.parametrize("extra", [False, True])
