@@ -90,15 +90,18 @@ def sources_key(setting: str) -> str:
 
 
 def kernel_env(setting: str) -> dict:
+    from dlcourse import config  # the settings' names and the development data folder, defined once there
+
     env = dict(os.environ)
     env.pop("MPLBACKEND", None)  # the tests' Agg backend would leave the pages without figures
-    env["DLCOURSE_BOOK"] = "1"
+    env[config.BOOK_ENV] = "1"
     if setting == "quick":
-        env["DLCOURSE_QUICK"] = "1"
+        env[config.QUICK_ENV] = "1"
     else:
-        env.pop("DLCOURSE_QUICK", None)
-    if (ROOT.parent / "shared" / "data").is_dir():
-        env.setdefault("DLCOURSE_DATA", str(ROOT.parent / "shared" / "data"))
+        env.pop(config.QUICK_ENV, None)
+    data = config.development_data_dir(ROOT)
+    if data is not None:
+        env.setdefault(config.DATA_ENV, str(data))
     return env
 
 
