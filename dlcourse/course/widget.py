@@ -19,6 +19,7 @@ from IPython.display import HTML, Image, clear_output, display
 from matplotlib.figure import Figure
 
 from ..config import book_build
+from ..i18n import _
 
 
 class InteractiveFigure:
@@ -82,9 +83,13 @@ class InteractiveFigure:
         png = base64.b64encode(buffer.getvalue()).decode("ascii")
         settings = ", ".join(f"{getattr(c, 'description', name) or name} = {c.value}"
                              for name, c in self.controls.items())
+        title = (_("Interactive widget: {title}").format(title=self.title) if self.title
+                 else _("Interactive widget"))
+        note = _("{title} — shown here as the figure it drew ({settings}). Moving the controls needs a live kernel: "
+                 "launch this chapter on Binder or in JupyterLab (links at the top of the page).").format(
+            title=title, settings=settings)
         display(HTML(
-            f'<div class="dlcourse-static-widget"><p><em>Interactive widget{": " + self.title if self.title else ""}'
-            f" — shown here as the figure it drew ({settings}). Moving the controls needs a live kernel: launch "
-            f"this chapter on Binder or in JupyterLab (links at the top of the page).</em></p>"
-            f'<img alt="{self.title or "widget figure"}" src="data:image/png;base64,{png}"/>'
+            f'<div class="dlcourse-static-widget"><p><em>{note}</em></p>'
+            f'<img alt="{self.title or _("widget figure")}" src="data:image/png;base64,{png}"/>'
             f"<p>{self.readout.value}</p></div>"))
+

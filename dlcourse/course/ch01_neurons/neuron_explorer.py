@@ -13,6 +13,7 @@ import numpy as np
 
 from dlcourse.course.widget import InteractiveFigure
 from dlcourse.data import make_linearly_separable
+from dlcourse.i18n import _
 from dlcourse.nn import functional as F
 
 ACTIVATIONS = {
@@ -32,12 +33,13 @@ class NeuronExplorer(InteractiveFigure):
         self.X, self.y = X, y
         slider = dict(min=-4.0, max=4.0, step=0.1, continuous_update=False, readout_format=".1f")
         controls = {
-            "w1": widgets.FloatSlider(value=1.0, description="weight w1", **slider),
-            "w2": widgets.FloatSlider(value=-0.5, description="weight w2", **slider),
-            "b": widgets.FloatSlider(value=0.0, description="bias b", **slider),
-            "activation": widgets.Dropdown(options=list(ACTIVATIONS), value="sigmoid", description="activation"),
+            "w1": widgets.FloatSlider(value=1.0, description=_("weight w1"), **slider),
+            "w2": widgets.FloatSlider(value=-0.5, description=_("weight w2"), **slider),
+            "b": widgets.FloatSlider(value=0.0, description=_("bias b"), **slider),
+            "activation": widgets.Dropdown(options=list(ACTIVATIONS), value="sigmoid", description=_("activation")),
         }
-        super().__init__(controls, nrows=1, ncols=2, figsize=(9, 3.8), title="One neuron: a = f(w1 x1 + w2 x2 + b)")
+        super().__init__(controls, nrows=1, ncols=2, figsize=(9, 3.8),
+                         title=_("One neuron: a = f(w1 x1 + w2 x2 + b)"))
 
     def predict(self, X, w1, w2, b, activation):
         z = X @ np.array([w1, w2]) + b
@@ -46,7 +48,7 @@ class NeuronExplorer(InteractiveFigure):
     def draw(self, w1, w2, b, activation):
         ax_plane, ax_act = self.axes
         xx, yy = np.meshgrid(np.linspace(-2.2, 2.2, 120), np.linspace(-2.2, 2.2, 120))
-        _, a = self.predict(np.c_[xx.ravel(), yy.ravel()], w1, w2, b, activation)
+        a = self.predict(np.c_[xx.ravel(), yy.ravel()], w1, w2, b, activation)[1]
         im = ax_plane.contourf(xx, yy, a.reshape(xx.shape), levels=20, cmap="RdBu_r", alpha=0.75)
         ax_plane.scatter(*self.X.T, c=np.where(self.y == 1, "#d62728", "#1f77b4"), s=14, edgecolors="k", linewidths=0.3)
         if abs(w2) > 1e-9:  # boundary w1 x1 + w2 x2 + b = 0 as a line x2(x1)
@@ -55,13 +57,15 @@ class NeuronExplorer(InteractiveFigure):
         elif abs(w1) > 1e-9:
             ax_plane.axvline(-b / w1, color="k", ls="--", lw=1.5, label="w·x + b = 0")
         ax_plane.set(xlim=(-2.2, 2.2), ylim=(-2.2, 2.2), xlabel="$x_1$", ylabel="$x_2$",
-                     title="output a over the inputs")
+                     title=_("output a over the inputs"))
         self._colorbar_mappable = im
         z_data, a_data = self.predict(self.X, w1, w2, b, activation)
         zs = np.linspace(-6, 6, 300)
         ax_act.plot(zs, ACTIVATIONS[activation](zs), color="k", lw=1.5)
         ax_act.scatter(z_data, a_data, c=np.where(self.y == 1, "#d62728", "#1f77b4"), s=10, zorder=3)
-        ax_act.set(xlabel="pre-activation z", ylabel="activation f(z)", title=f"{activation} at the data's z")
+        ax_act.set(xlabel=_("pre-activation z"), ylabel=_("activation f(z)"),
+                   title=_("{activation} at the data's z").format(activation=activation))
         accuracy = float(np.mean((z_data > 0) == (self.y == 1)))
-        return (f"w = ({w1:.1f}, {w2:.1f}), b = {b:.1f}: the boundary classifies {accuracy:.0%} of the points "
-                f"correctly (class 1 where z > 0)")
+        return _("w = ({w1:.1f}, {w2:.1f}), b = {b:.1f}: the boundary classifies {accuracy:.0%} of the points "
+                 "correctly (class 1 where z > 0)").format(w1=w1, w2=w2, b=b, accuracy=accuracy)
+

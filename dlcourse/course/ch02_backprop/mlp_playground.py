@@ -15,6 +15,7 @@ import numpy as np
 from dlcourse import nn, optim
 from dlcourse.course.widget import InteractiveFigure
 from dlcourse.data import make_spirals
+from dlcourse.i18n import _
 from dlcourse.models import mlp
 from dlcourse.plotting import plot_decision_boundary
 from dlcourse.random import manual_seed
@@ -43,33 +44,36 @@ class MLPPlayground(InteractiveFigure):
             X, y = make_spirals(80, 3, seed=0)
         self.X, self.y = X, y
         controls = {
-            "lr": widgets.FloatLogSlider(value=1.0, base=10, min=-3, max=2, step=0.1, description="learning rate",
+            "lr": widgets.FloatLogSlider(value=1.0, base=10, min=-3, max=2, step=0.1, description=_("learning rate"),
                                          continuous_update=False, readout_format=".3g"),
-            "hidden_size": widgets.IntSlider(value=32, min=2, max=128, step=2, description="hidden width",
+            "hidden_size": widgets.IntSlider(value=32, min=2, max=128, step=2, description=_("hidden width"),
                                              continuous_update=False),
-            "num_steps": widgets.IntSlider(value=num_steps, min=50, max=1000, step=50, description="steps",
+            "num_steps": widgets.IntSlider(value=num_steps, min=50, max=1000, step=50, description=_("steps"),
                                            continuous_update=False),
         }
-        super().__init__(controls, nrows=1, ncols=2, figsize=(9, 3.8), title="A 2-layer MLP trained by hand")
+        super().__init__(controls, nrows=1, ncols=2, figsize=(9, 3.8), title=_("A 2-layer MLP trained by hand"))
 
     def draw(self, lr, hidden_size, num_steps):
         ax_b, ax_l = self.axes
         model, losses, diverged_at = train_by_hand(self.X, self.y, hidden_size, lr, num_steps)
         if losses:
             ax_l.plot(np.arange(1, len(losses) + 1), losses)
-        ax_l.set(xlabel="step", ylabel="cross-entropy loss", yscale="log", title="training loss")
+        ax_l.set(xlabel=_("step"), ylabel=_("cross-entropy loss"), yscale="log", title=_("training loss"))
         if diverged_at is not None:
-            message = f"diverged at step {diverged_at} (lr = {lr:.3g} is too large)"
+            message = _("diverged at step {step} (lr = {lr:.3g} is too large)").format(step=diverged_at, lr=lr)
             for ax in (ax_b, ax_l):
                 ax.text(0.5, 0.5, message, transform=ax.transAxes, ha="center", va="center", color="#d62728",
                         fontsize=11, bbox=dict(facecolor="white", alpha=0.9))
             ax_b.scatter(*self.X.T, c=self.y, s=10)
-            ax_b.set(title="decision boundary")
+            ax_b.set(title=_("decision boundary"))
             return message
         plot_decision_boundary(ax_b, lambda P: model(P).argmax(axis=1), self.X, self.y,
-                               title="decision boundary", steps=120)
+                               title=_("decision boundary"), steps=120)
         accuracy = float(np.mean(model(self.X).argmax(axis=1) == self.y))
         if losses[-1] > losses[0]:
-            return (f"the loss rose from {losses[0]:.3f} to {losses[-1]:.3f}: lr = {lr:.3g} is too large "
-                    f"(training accuracy {accuracy:.1%})")
-        return f"final loss {losses[-1]:.4f} after {num_steps} steps, training accuracy {accuracy:.1%}"
+            return _("the loss rose from {first:.3f} to {last:.3f}: lr = {lr:.3g} is too large "
+                     "(training accuracy {accuracy:.1%})").format(first=losses[0], last=losses[-1], lr=lr,
+                                                                  accuracy=accuracy)
+        return _("final loss {loss:.4f} after {num_steps} steps, training accuracy {accuracy:.1%}").format(
+            loss=losses[-1], num_steps=num_steps, accuracy=accuracy)
+

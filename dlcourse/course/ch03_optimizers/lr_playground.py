@@ -24,6 +24,7 @@ from dlcourse.course.ch03_optimizers.surfaces import SURFACES, run_on_surface
 from dlcourse.course.ch03_optimizers.toy_training import accuracy, make_mlp, train_classifier
 from dlcourse.course.widget import InteractiveFigure
 from dlcourse.data import make_moons
+from dlcourse.i18n import _
 from dlcourse.plotting import PALETTE, plot_decision_boundary
 from dlcourse.runtime import num_threads
 
@@ -62,18 +63,19 @@ class LRPlayground(InteractiveFigure):
         self.seconds_per_update: float = 0.0
         slider = dict(continuous_update=False, style={"description_width": "initial"})
         controls = {
-            "lr": widgets.FloatLogSlider(value=lr, base=10, min=-5, max=1, step=0.1, description="learning rate",
+            "lr": widgets.FloatLogSlider(value=lr, base=10, min=-5, max=1, step=0.1, description=_("learning rate"),
                                          readout_format=".2g", **slider),
-            "optimizer": widgets.Dropdown(options=list(OPTIMIZERS), value=optimizer, description="optimizer"),
-            "momentum": widgets.FloatSlider(value=0.9, min=0.0, max=0.99, step=0.01, description="momentum",
+            "optimizer": widgets.Dropdown(options=list(OPTIMIZERS), value=optimizer, description=_("optimizer")),
+            "momentum": widgets.FloatSlider(value=0.9, min=0.0, max=0.99, step=0.01, description=_("momentum"),
                                             **slider),
             "beta1": widgets.FloatSlider(value=0.9, min=0.0, max=0.99, step=0.01, description="β1", **slider),
             "beta2": widgets.FloatSlider(value=0.999, min=0.9, max=0.9999, step=0.0001, description="β2 / α",
                                          readout_format=".4f", **slider),
-            "num_steps": widgets.IntSlider(value=num_steps, min=10, max=1000, step=10, description="steps", **slider),
-            "surface": widgets.Dropdown(options=list(SURFACES), value=surface, description="surface"),
+            "num_steps": widgets.IntSlider(value=num_steps, min=10, max=1000, step=10, description=_("steps"),
+                                           **slider),
+            "surface": widgets.Dropdown(options=list(SURFACES), value=surface, description=_("surface")),
         }
-        super().__init__(controls, nrows=1, ncols=3, figsize=(12, 3.9), title="The learning-rate playground")
+        super().__init__(controls, nrows=1, ncols=3, figsize=(12, 3.9), title=_("The learning-rate playground"))
         # Lay the figure out once, then freeze it: constrained layout re-measures every tick label on each
         # redraw, which took over half of the drawing time.
         engine = self.fig.get_layout_engine()
@@ -109,7 +111,7 @@ class LRPlayground(InteractiveFigure):
         s, traj, model, run = self._run(optimizer, lr, momentum, beta1, beta2, num_steps, surface)
         self.result = {"trajectory": traj, "mlp_run": run, "model": model}
         ax_s, ax_l, ax_b = self.axes
-        shown = {"momentum": ("momentum", momentum), "beta1": ("β1", beta1),
+        shown = {"momentum": (_("momentum"), momentum), "beta1": ("β1", beta1),
                  "beta2": ("α" if optimizer == "RMSprop" else "β2", beta2)}
         label = optimizer + "".join(f", {name} {value:g}" for key, (name, value) in shown.items() if key in uses)
 
@@ -123,15 +125,17 @@ class LRPlayground(InteractiveFigure):
         path = np.clip(traj.path, [s.xlim[0] - 1, s.ylim[0] - 1], [s.xlim[1] + 1, s.ylim[1] + 1])
         ax_s.plot(path[:, 0], path[:, 1], "-o", color=PALETTE[3], markersize=2, linewidth=1)
         # plain-text labels and few ticks: mathtext and tick creation were most of the drawing time
-        ax_s.set(xlim=s.xlim, ylim=s.ylim, xlabel="w₁", ylabel="w₂", title=f"{s.name}: trajectory")
+        ax_s.set(xlim=s.xlim, ylim=s.ylim, xlabel="w₁", ylabel="w₂",
+                 title=_("{surface}: trajectory").format(surface=s.name))
+
 
         # 2. both loss curves (gap to the minimum for the surface, so both fit a log scale)
         f_min = s(np.asarray(s.minimum, dtype=float))
         gap = np.maximum(traj.losses - f_min, 1e-12)
-        ax_l.plot(np.arange(len(gap)), gap, color=PALETTE[3], label="surface: f(w) − f*")
+        ax_l.plot(np.arange(len(gap)), gap, color=PALETTE[3], label=_("surface: f(w) − f*"))
         if run.step_losses:
-            ax_l.plot(np.arange(len(run.step_losses)), run.step_losses, color=PALETTE[0], label="MLP: training loss")
-        ax_l.set(xlabel="step", ylabel="loss", yscale="log", title="loss curves", xlim=(0, num_steps))
+            ax_l.plot(np.arange(len(run.step_losses)), run.step_losses, color=PALETTE[0], label=_("MLP: training loss"))
+        ax_l.set(xlabel=_("step"), ylabel=_("loss"), yscale="log", title=_("loss curves"), xlim=(0, num_steps))
         ax_l.yaxis.set_major_locator(LogLocator(numticks=6))
         ax_l.yaxis.set_minor_locator(NullLocator())
         ax_l.yaxis.set_major_formatter(_PLAIN_LOG_FORMAT)
@@ -140,32 +144,36 @@ class LRPlayground(InteractiveFigure):
         # 3. the MLP's decision boundary
         if run.diverged_at is None:
             plot_decision_boundary(ax_b, lambda P: model(P).argmax(axis=1), self.X, self.y,
-                                   title="MLP on two moons: decision boundary", steps=80)
+                                   title=_("MLP on two moons: decision boundary"), steps=80)
             ax_b.set(xlabel="x₁", ylabel="x₂")
         else:
             ax_b.scatter(self.X[:, 0], self.X[:, 1], c=[PALETTE[k] for k in self.y], s=10)
-            ax_b.set(xlabel="x₁", ylabel="x₂", title="MLP on two moons")
+            ax_b.set(xlabel="x₁", ylabel="x₂", title=_("MLP on two moons"))
 
         parts = []
         if traj.diverged_at is not None:
-            msg = f"diverged at step {traj.diverged_at}"
+            msg = _("diverged at step {step}").format(step=traj.diverged_at)
             self._banner(ax_s, msg)
-            parts.append(f"surface: {msg}")
+            parts.append(_("surface: {message}").format(message=msg))
         else:
-            rose = " (it rose: lr too large)" if traj.final_loss > traj.losses[0] else ""
-            parts.append(f"surface: final loss {traj.final_loss:.4g}{rose} (minimum {f_min:.3g})")
+            rose = _(" (it rose: lr too large)") if traj.final_loss > traj.losses[0] else ""
+            parts.append(_("surface: final loss {loss:.4g}{rose} (minimum {minimum:.3g})").format(
+                loss=traj.final_loss, rose=rose, minimum=f_min))
         if run.diverged_at is not None:
-            msg = f"diverged at step {run.diverged_at}"
+            msg = _("diverged at step {step}").format(step=run.diverged_at)
             self._banner(ax_b, msg)
-            parts.append(f"MLP: {msg}")
+            parts.append(_("MLP: {message}").format(message=msg))
         else:
             acc = accuracy(model, self.X, self.y)
             first, last = run.step_losses[0], run.step_losses[-1]
-            rose = f" (it rose from {first:.3f}: lr too large)" if last > first else ""
-            parts.append(f"MLP: final loss {last:.4f}{rose}, training accuracy {acc:.0%}")
+            rose = _(" (it rose from {first:.3f}: lr too large)").format(first=first) if last > first else ""
+            parts.append(_("MLP: final loss {loss:.4f}{rose}, training accuracy {accuracy:.0%}").format(
+                loss=last, rose=rose, accuracy=acc))
         if traj.diverged_at is not None or run.diverged_at is not None:
-            self._banner(ax_l, "diverged" + (" (lr too large)" if lr > 1e-3 else ""), y=0.55)
-        return f"{label}, lr = {lr:.3g}, {num_steps} steps — " + " · ".join(parts)
+            self._banner(ax_l, _("diverged") + (_(" (lr too large)") if lr > 1e-3 else ""), y=0.55)
+        return _("{label}, lr = {lr:.3g}, {num_steps} steps — ").format(label=label, lr=lr, num_steps=num_steps) \
+            + " · ".join(parts)
+
 
     @staticmethod
     def _banner(ax, text, y=0.5):

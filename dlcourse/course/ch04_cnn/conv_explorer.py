@@ -15,6 +15,7 @@ from matplotlib.patches import Rectangle
 
 from dlcourse.course.widget import InteractiveFigure
 from dlcourse.data.shapes import SHAPE_NAMES, draw_shape
+from dlcourse.i18n import _
 from dlcourse.nn.functional import conv2d, conv_output_size
 
 KERNELS = {
@@ -55,14 +56,14 @@ class ConvExplorer(InteractiveFigure):
                                                layout=widgets.Layout(width="70px"))
                  for i in range(3) for j in range(3)}
         controls = {
-            "image": widgets.Dropdown(options=list(IMAGES), value=image, description="image"),
-            "kernel": widgets.Dropdown(options=[*KERNELS, CUSTOM], value=kernel, description="kernel"),
-            "stride": widgets.IntSlider(value=1, min=1, max=3, description="stride", continuous_update=False),
-            "padding": widgets.IntSlider(value=0, min=0, max=3, description="padding", continuous_update=False),
+            "image": widgets.Dropdown(options=list(IMAGES), value=image, description=_("image")),
+            "kernel": widgets.Dropdown(options=[*KERNELS, CUSTOM], value=kernel, description=_("kernel")),
+            "stride": widgets.IntSlider(value=1, min=1, max=3, description=_("stride"), continuous_update=False),
+            "padding": widgets.IntSlider(value=0, min=0, max=3, description=_("padding"), continuous_update=False),
             **cells,
         }
         self._cells = cells
-        super().__init__(controls, nrows=1, ncols=3, figsize=(10, 3.6), title="Convolution explorer")
+        super().__init__(controls, nrows=1, ncols=3, figsize=(10, 3.6), title=_("Convolution explorer"))
 
     # The nine value boxes and the kernel menu keep each other in sync without redrawing nine times.
     def _on_change(self, change) -> None:
@@ -91,7 +92,7 @@ class ConvExplorer(InteractiveFigure):
                            layout=widgets.Layout(flex_flow="row wrap"))
         grid = widgets.GridBox([self._cells[f"k{i}{j}"] for i in range(3) for j in range(3)],
                                layout=widgets.Layout(grid_template_columns="repeat(3, 75px)"))
-        return widgets.VBox([*header, top, widgets.HBox([widgets.HTML("kernel values:&nbsp;"), grid]),
+        return widgets.VBox([*header, top, widgets.HBox([widgets.HTML(_("kernel values:") + "&nbsp;"), grid]),
                              self.readout, self.output])
 
     def draw(self, image, kernel, stride, padding, **cells):
@@ -107,17 +108,18 @@ class ConvExplorer(InteractiveFigure):
         if padding:
             ax_in.add_patch(Rectangle((padding - 0.5, padding - 0.5), H, H, fill=False, ec="#1f77b4", lw=1))
         ax_in.add_patch(Rectangle((-0.5, -0.5), 3, 3, fill=False, ec="#d62728", lw=2))
-        ax_in.set_title(f"input {H}x{H}" + (f" + padding {padding} (blue, zeros)" if padding else ""))
+        ax_in.set_title(_("input {h}x{w}").format(h=H, w=H)
+                        + (_(" + padding {padding} (blue, zeros)").format(padding=padding) if padding else ""))
         scale = np.abs(w).max() + 1e-9
         ax_k.imshow(w, cmap="RdBu_r", vmin=-scale, vmax=scale)
         for i in range(3):
             for j in range(3):
                 ax_k.text(j, i, f"{w[i, j]:.2g}", ha="center", va="center", fontsize=11,
                           color="white" if abs(w[i, j]) > 0.6 * scale else "black")
-        ax_k.set_title(f"kernel: {kernel}" if kernel != CUSTOM else "kernel: custom")
+        ax_k.set_title(_("kernel: {kernel}").format(kernel=kernel) if kernel != CUSTOM else _("kernel: custom"))
         ax_out.imshow(y, cmap="gray")
         ax_out.add_patch(Rectangle((-0.5, -0.5), 1, 1, fill=False, ec="#d62728", lw=2))
-        ax_out.set_title(f"output {y.shape[0]}x{y.shape[1]}")
+        ax_out.set_title(_("output {h}x{w}").format(h=y.shape[0], w=y.shape[1]))
         for ax in self.axes:
             ax.set_xticks([])
             ax.set_yticks([])
@@ -125,5 +127,7 @@ class ConvExplorer(InteractiveFigure):
         self.output_shape = y.shape
         self.output_map = y
         agrees = "✓" if y.shape == (oh, oh) else "✗"
-        return (f"output size = floor((H + 2p - k) / s) + 1 = floor(({H} + 2·{padding} - 3) / {stride}) + 1 = {oh}, "
-                f"so the feature map is {oh}x{oh} {agrees} (conv2d returned {y.shape[0]}x{y.shape[1]})")
+        return _("output size = floor((H + 2p - k) / s) + 1 = floor(({H} + 2·{padding} - 3) / {stride}) + 1 = {oh}, "
+                 "so the feature map is {oh}x{oh} {agrees} (conv2d returned {h}x{w})").format(
+            H=H, padding=padding, stride=stride, oh=oh, agrees=agrees, h=y.shape[0], w=y.shape[1])
+

@@ -13,6 +13,7 @@ import ipywidgets as widgets
 import numpy as np
 
 from dlcourse.course.widget import InteractiveFigure
+from dlcourse.i18n import _
 from dlcourse.nn.recurrent import LSTM, RNN
 from dlcourse.random import manual_seed
 
@@ -69,17 +70,17 @@ class RNNGradientExplorer(InteractiveFigure):
         self.curves: dict = {}
         style = {"description_width": "initial"}
         controls = {
-            "seq_len": widgets.IntSlider(value=seq_len, min=10, max=200, step=10, description="sequence length",
+            "seq_len": widgets.IntSlider(value=seq_len, min=10, max=200, step=10, description=_("sequence length"),
                                          continuous_update=False, style=style),
-            "hidden_size": widgets.IntSlider(value=hidden_size, min=4, max=128, step=4, description="hidden size",
+            "hidden_size": widgets.IntSlider(value=hidden_size, min=4, max=128, step=4, description=_("hidden size"),
                                              continuous_update=False, style=style),
             "w_hh_scale": widgets.FloatLogSlider(value=w_hh_scale, base=10, min=-1, max=1, step=0.05,
-                                                 description="W_hh scale", continuous_update=False, style=style),
+                                                 description=_("W_hh scale"), continuous_update=False, style=style),
             "forget_bias": widgets.FloatSlider(value=forget_bias, min=-2.0, max=6.0, step=0.5,
-                                               description="LSTM forget-gate bias +", continuous_update=False,
+                                               description=_("LSTM forget-gate bias +"), continuous_update=False,
                                                style=style),
         }
-        super().__init__(controls, figsize=(8, 3.6), title="How far back does the gradient reach?")
+        super().__init__(controls, figsize=(8, 3.6), title=_("How far back does the gradient reach?"))
 
     def draw(self, seq_len, hidden_size, w_hh_scale, forget_bias) -> str:
         rnn, lstm = make_models(self.input_size, hidden_size, w_hh_scale, forget_bias)
@@ -91,13 +92,15 @@ class RNNGradientExplorer(InteractiveFigure):
             ax.semilogy(np.arange(seq_len), np.maximum(curve / curve[0], floor), label=name)
         W = rnn.weight_hh_l0.data
         sigma, rho = np.linalg.norm(W, 2), np.max(np.abs(np.linalg.eigvals(W)))
-        ax.set(xlabel="distance k = T - t (steps back)", ylabel="||dL/dx_{T-k}|| / ||dL/dx_T||",
-               title=f"RNN's W_hh: largest singular value {sigma:.2f}, spectral radius {rho:.2f}")
+        ax.set(xlabel=_("distance k = T - t (steps back)"), ylabel="||dL/dx_{T-k}|| / ||dL/dx_T||",
+               title=_("RNN's W_hh: largest singular value {sigma:.2f}, spectral radius {rho:.2f}").format(
+                   sigma=sigma, rho=rho))
         ax.legend()
         k = seq_len - 1
         ratio = {name: c[k] / c[0] for name, c in self.curves.items()}
-        return (f"{k} steps back the gradient is {ratio['RNN (tanh)']:.1e} of its size at the last step for the "
-                f"RNN and {ratio['LSTM']:.1e} for the LSTM")
+        return _("{k} steps back the gradient is {rnn:.1e} of its size at the last step for the "
+                 "RNN and {lstm:.1e} for the LSTM").format(k=k, rnn=ratio["RNN (tanh)"], lstm=ratio["LSTM"])
+
 
 
 __all__ = ["RNNGradientExplorer", "gradient_norm_vs_distance", "make_models"]

@@ -43,6 +43,7 @@ import numpy as np
 
 from dlcourse import random as package_random
 from dlcourse import runtime
+from dlcourse.i18n import _
 from dlcourse.models import mlp
 from dlcourse.nn.activation import LeakyReLU, ReLU, Sigmoid, Tanh
 from dlcourse.nn.functional import sigmoid
@@ -334,8 +335,9 @@ def train_gan(G: Module, D: Module, opt_G, opt_D, sample_real, num_steps: int, b
             if bad:
                 history.diverged_at = step
                 if on_divergence == "raise":
-                    raise TrainingDivergedError(f"GAN training diverged at step {step} of {num_steps} "
-                                                f"({'; '.join(bad)}); try smaller learning rates", step)
+                    raise TrainingDivergedError(_("GAN training diverged at step {step} of {num_steps} "
+                                                  "({losses}); try smaller learning rates").format(
+                        step=step, num_steps=num_steps, losses="; ".join(bad)), step)
                 break
             history.loss_D.append(float(np.mean(stats["loss_D"])))
             history.loss_G.append(stats["loss_G"])
@@ -359,8 +361,10 @@ class Coverage:
     min_fraction: float
 
     def __str__(self) -> str:
-        return (f"{self.n_covered}/{self.n_modes} modes covered (>= {self.min_fraction:.0%} of samples within "
-                f"{self.n_sigma:g} sigma), {self.high_quality:.1%} of samples within {self.n_sigma:g} sigma of a mode")
+        return _("{covered}/{modes} modes covered (>= {min_fraction:.0%} of samples within "
+                 "{n_sigma:g} sigma), {high_quality:.1%} of samples within {n_sigma:g} sigma of a mode").format(
+            covered=self.n_covered, modes=self.n_modes, min_fraction=self.min_fraction, n_sigma=self.n_sigma,
+            high_quality=self.high_quality)
 
     __repr__ = __str__
 
@@ -398,7 +402,8 @@ def plot_gan_samples(ax, real, fake, surface=None, grid=None, title: str = "", l
         cs = ax.contourf(*grid, surface, levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.45)
     else:
         cs = None
-    ax.scatter(real[:, 0], real[:, 1], s=3, c="#2ca02c", alpha=0.35, label="real")
+    ax.scatter(real[:, 0], real[:, 1], s=3, c="#2ca02c", alpha=0.35, label=_("real"))
+
     ax.scatter(fake[:, 0], fake[:, 1], s=3, c="#d62728", alpha=0.5, label="G(z)")
     ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal", title=title)
     ax.set_xticks([])

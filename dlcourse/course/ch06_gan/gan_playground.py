@@ -29,6 +29,7 @@ from dlcourse import optim
 from dlcourse.course.ch06_gan import gan
 from dlcourse.course.widget import InteractiveFigure
 from dlcourse.data.toy2d import ToySampler
+from dlcourse.i18n import _
 from dlcourse.nn.loss import NonFiniteLossError
 
 
@@ -47,14 +48,14 @@ class GANPlayground(InteractiveFigure):
         slider = dict(continuous_update=False, style={"description_width": "initial"})
         controls = {
             "lr_G": widgets.FloatLogSlider(value=lr_G, base=10, min=-5, max=-1, step=0.1, readout_format=".1e",
-                                           description="generator lr", **slider),
+                                           description=_("generator lr"), **slider),
             "lr_D": widgets.FloatLogSlider(value=lr_D, base=10, min=-5, max=-1, step=0.1, readout_format=".1e",
-                                           description="discriminator lr", **slider),
-            "d_steps": widgets.IntSlider(value=d_steps, min=1, max=10, description="D steps per G step", **slider),
+                                           description=_("discriminator lr"), **slider),
+            "d_steps": widgets.IntSlider(value=d_steps, min=1, max=10, description=_("D steps per G step"), **slider),
             "generator_loss": widgets.Dropdown(options=list(gan.GENERATOR_LOSSES), value="non_saturating",
-                                               description="generator loss"),
+                                               description=_("generator loss")),
         }
-        super().__init__(controls, nrows=1, ncols=3, figsize=(12, 3.9), title="The GAN playground")
+        super().__init__(controls, nrows=1, ncols=3, figsize=(12, 3.9), title=_("The GAN playground"))
         # Lay the figure out once, then freeze it: re-measuring the layout on every redraw is slow.
         engine = self.fig.get_layout_engine()
         if engine is not None:
@@ -80,8 +81,8 @@ class GANPlayground(InteractiveFigure):
             history, sampler = self.train(lr_G, lr_D, d_steps, generator_loss)
         except NonFiniteLossError as err:  # a diverged run: say so in the plot and the readout
             self.last_history, self.last_error = None, str(err)
-            ax_s.text(0.5, 0.5, "diverged", ha="center", va="center", transform=ax_s.transAxes, color="C3")
-            return f"training diverged: {err}"
+            ax_s.text(0.5, 0.5, _("diverged"), ha="center", va="center", transform=ax_s.transAxes, color="C3")
+            return _("training diverged: {error}").format(error=err)
         self.last_error = None
         snap = history.snapshots[-1]
         coverage = gan.mode_coverage(snap.samples, sampler.centers, sampler.std)
@@ -89,31 +90,35 @@ class GANPlayground(InteractiveFigure):
         self.last_settings = dict(lr_G=lr_G, lr_D=lr_D, d_steps=d_steps, generator_loss=generator_loss)
 
         gan.plot_gan_samples(ax_s, self.real, snap.samples, snap.surface, history.grid,
-                             title=f"after {self.num_steps} steps: {coverage.n_covered}/{coverage.n_modes} modes")
+                             title=_("after {steps} steps: {covered}/{modes} modes").format(
+                                 steps=self.num_steps, covered=coverage.n_covered, modes=coverage.n_modes))
         steps = np.arange(1, len(history.loss_D) + 1)
         ax_l.plot(steps, history.loss_D, lw=0.8, label="$L_D$")
         ax_l.plot(steps, history.loss_G, lw=0.8, label="$L_G$")
         ax_l.axhline(math.log(4), color="C0", ls="--", lw=0.8)
         ax_l.axhline(math.log(2) if generator_loss == "non_saturating" else -math.log(2), color="C1", ls="--", lw=0.8)
-        ax_l.set(xlabel="step", ylabel="loss", title="losses (dashed: equilibrium)")
+        ax_l.set(xlabel=_("step"), ylabel=_("loss"), title=_("losses (dashed: equilibrium)"))
         ax_l.legend(loc="upper right")
-        ax_d.plot(steps, history.D_real, lw=0.8, color="C2", label="D(x), real")
-        ax_d.plot(steps, history.D_fake, lw=0.8, color="C3", label="D(G(z)), fake")
+        ax_d.plot(steps, history.D_real, lw=0.8, color="C2", label=_("D(x), real"))
+        ax_d.plot(steps, history.D_fake, lw=0.8, color="C3", label=_("D(G(z)), fake"))
         ax_d.axhline(0.5, color="k", ls="--", lw=0.8)
-        ax_d.set(xlabel="step", ylim=(0, 1), title="discriminator's outputs")
+        ax_d.set(xlabel=_("step"), ylim=(0, 1), title=_("discriminator's outputs"))
         ax_d.legend(loc="lower right")
 
         tail = max(1, len(history.D_fake) // 5)
         d_fake, d_real = float(np.mean(history.D_fake[-tail:])), float(np.mean(history.D_real[-tail:]))
         notes = []
         if d_fake < 0.1 and d_real > 0.9:
-            notes.append("the discriminator wins outright (D(G(z)) near 0): G's gradient carries little "
-                         "information")
+            notes.append(_("the discriminator wins outright (D(G(z)) near 0): G's gradient carries little "
+                           "information"))
         spread = float(np.linalg.norm(snap.samples.std(axis=0)))
         real_spread = float(np.linalg.norm(self.real.std(axis=0)))
         if spread < 0.3 * real_spread:
-            notes.append("mode collapse: G's samples bunch up in a small cloud")
+            notes.append(_("mode collapse: G's samples bunch up in a small cloud"))
         seconds = time.perf_counter() - t0
-        return (f"{coverage}; spread of G's samples {spread:.2f} (the data's {real_spread:.2f}). Last {tail} steps: "
-                f"D(x) = {d_real:.2f}, D(G(z)) = {d_fake:.2f}. Trained {self.num_steps} steps in {seconds:.1f} s."
+        return (_("{coverage}; spread of G's samples {spread:.2f} (the data's {real_spread:.2f}). Last {tail} steps: "
+                  "D(x) = {d_real:.2f}, D(G(z)) = {d_fake:.2f}. Trained {steps} steps in {seconds:.1f} s.").format(
+            coverage=coverage, spread=spread, real_spread=real_spread, tail=tail, d_real=d_real, d_fake=d_fake,
+            steps=self.num_steps, seconds=seconds)
                 + "".join(f" ⚠ {n}." for n in notes))
+

@@ -13,6 +13,7 @@ import ipywidgets as widgets
 import numpy as np
 
 from dlcourse.course.widget import InteractiveFigure
+from dlcourse.i18n import _
 
 RIGHT, WRONG, NEUTRAL = "#2ca02c", "#d62728", "#9ecae1"
 
@@ -24,7 +25,9 @@ class DigitBrowser(InteractiveFigure):
     the selected digits). ``selection(show)`` returns the indices a filter selects, in order.
     """
 
-    def __init__(self, images, labels, probs, title: str = "Test digits and the model's probabilities"):
+    def __init__(self, images, labels, probs, title: str | None = None):
+        if title is None:
+            title = _("Test digits and the model's probabilities")
         images, labels, probs = np.asarray(images), np.asarray(labels), np.asarray(probs, dtype=np.float64)
         if images.ndim != 3:
             raise ValueError(f"DigitBrowser: expected images of shape (N, H, W), got {images.shape}")
@@ -44,11 +47,11 @@ class DigitBrowser(InteractiveFigure):
         self.images, self.labels, self.probs = images, labels, probs
         self.pred = probs.argmax(axis=1)
         self._syncing = False
-        options = [("all digits", "all"), ("mistakes only", "mistakes")]
-        options += [(f"true digit {k}", k) for k in range(num_classes)]
+        options = [(_("all digits"), "all"), (_("mistakes only"), "mistakes")]
+        options += [(_("true digit {k}").format(k=k), k) for k in range(num_classes)]
         controls = {
-            "show": widgets.Dropdown(options=options, value="all", description="show"),
-            "position": widgets.IntSlider(value=0, min=0, max=n - 1, description="digit",
+            "show": widgets.Dropdown(options=options, value="all", description=_("show")),
+            "position": widgets.IntSlider(value=0, min=0, max=n - 1, description=_("digit"),
                                           continuous_update=False),
         }
         super().__init__(controls, nrows=1, ncols=2, figsize=(8, 3.2), title=title)
@@ -84,22 +87,24 @@ class DigitBrowser(InteractiveFigure):
         if len(chosen) == 0:
             for ax in (ax_img, ax_bar):
                 ax.set_axis_off()
-            ax_img.text(0.5, 0.5, "no digit matches", ha="center", va="center", transform=ax_img.transAxes)
-            return f"no digit matches '{show}'"
+            ax_img.text(0.5, 0.5, _("no digit matches"), ha="center", va="center", transform=ax_img.transAxes)
+            return _("no digit matches '{show}'").format(show=show)
         position = self.controls["position"].value
         i = int(chosen[position])
         true, pred, p = int(self.labels[i]), int(self.pred[i]), self.probs[i]
         ax_img.imshow(self.images[i], cmap="gray_r")
         ax_img.set_axis_off()
-        ax_img.set_title(f"test image #{i}: true {true}")
+        ax_img.set_title(_("test image #{i}: true {true}").format(i=i, true=true))
         colors = [NEUTRAL] * len(p)
         colors[pred] = RIGHT if pred == true else WRONG
         bars = ax_bar.bar(np.arange(len(p)), p, color=colors)
         bars[true].set_edgecolor("black")
         bars[true].set_linewidth(2)
-        ax_bar.set(xticks=np.arange(len(p)), ylim=(0, 1), xlabel="class", ylabel="predicted probability",
-                   title=f"predicted {pred} (p = {p[pred]:.3f})")
-        what = {"all": "digits", "mistakes": "mistakes"}.get(show, f"true {show}s")
-        verdict = "right" if pred == true else "wrong"
-        return (f"#{i}: true {true}, predicted {pred} with p = {p[pred]:.3f} ({verdict}); "
-                f"{position + 1} of {len(chosen)} {what}")
+        ax_bar.set(xticks=np.arange(len(p)), ylim=(0, 1), xlabel=_("class"), ylabel=_("predicted probability"),
+                   title=_("predicted {pred} (p = {p:.3f})").format(pred=pred, p=p[pred]))
+        what = {"all": _("digits"), "mistakes": _("mistakes")}.get(show) or _("true {digit}s").format(digit=show)
+        verdict = _("right") if pred == true else _("wrong")
+        return _("#{i}: true {true}, predicted {pred} with p = {p:.3f} ({verdict}); "
+                 "{number} of {total} {what}").format(i=i, true=true, pred=pred, p=p[pred], verdict=verdict,
+                                                      number=position + 1, total=len(chosen), what=what)
+

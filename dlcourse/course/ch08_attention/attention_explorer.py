@@ -14,6 +14,7 @@ import ipywidgets as widgets
 import numpy as np
 
 from dlcourse.course.widget import InteractiveFigure
+from dlcourse.i18n import _
 
 from .recall import token_labels
 
@@ -117,20 +118,20 @@ class AttentionExplorer(InteractiveFigure):
         L = len(self.tokens)
         slider = dict(continuous_update=False, style={"description_width": "initial"})
         controls = {
-            "sequence": widgets.Dropdown(options=list(self.sequences), value=first, description="sequence",
+            "sequence": widgets.Dropdown(options=list(self.sequences), value=first, description=_("sequence"),
                                          style={"description_width": "initial"}),
-            "layer": widgets.IntSlider(value=0, min=0, max=self.num_layers - 1, description="layer", **slider),
-            "head": widgets.IntSlider(value=0, min=0, max=nhead - 1, description="head", **slider),
-            "position": widgets.IntSlider(value=0, min=0, max=L - 2, description="edit the pair at position",
+            "layer": widgets.IntSlider(value=0, min=0, max=self.num_layers - 1, description=_("layer"), **slider),
+            "head": widgets.IntSlider(value=0, min=0, max=nhead - 1, description=_("head"), **slider),
+            "position": widgets.IntSlider(value=0, min=0, max=L - 2, description=_("edit the pair at position"),
                                           **slider),
             "key": widgets.IntSlider(value=int(self.tokens[0, 0]), min=0, max=self.num_keys - 1,
-                                     description="its key", **slider),
+                                     description=_("its key"), **slider),
             "value": widgets.IntSlider(value=int(self.tokens[0, 1]), min=0, max=num_values - 1,
-                                       description="its value", **slider),
-            "causal": widgets.Checkbox(value=False, description="causal mask", indent=False),
-            "scaled": widgets.Checkbox(value=True, description="divide the scores by √d", indent=False),
+                                       description=_("its value"), **slider),
+            "causal": widgets.Checkbox(value=False, description=_("causal mask"), indent=False),
+            "scaled": widgets.Checkbox(value=True, description=_("divide the scores by √d"), indent=False),
         }
-        super().__init__(controls, nrows=1, ncols=2, figsize=(10.5, 4.4), title="Attention explorer")
+        super().__init__(controls, nrows=1, ncols=2, figsize=(10.5, 4.4), title=_("Attention explorer"))
 
     def _on_change(self, change) -> None:
         if self._syncing:
@@ -168,18 +169,22 @@ class AttentionExplorer(InteractiveFigure):
         ax_map.set_xticks(range(L), labels, rotation=90, fontsize=7)
         ax_map.set_yticks(range(L), labels, fontsize=7)
         ax_map.axhline(position, color="w", lw=0.6, ls=":")
-        ax_map.set(xlabel="key (looked at)", ylabel="query (looking)",
-                   title=f"layer {layer}, head {head}: attention weights"
-                         + (", causal" if causal else "") + ("" if scaled else ", no 1/√d"))
+        ax_map.set(xlabel=_("key (looked at)"), ylabel=_("query (looking)"),
+                   title=_("layer {layer}, head {head}: attention weights").format(layer=layer, head=head)
+                         + (_(", causal") if causal else "") + ("" if scaled else _(", no 1/√d")))
         ax_map.grid(False)
         right = self.answer()
         colors = ["#2ca02c" if v == right else "#1f77b4" for v in range(self.num_values)]
         ax_out.bar(range(self.num_values), self.probs, color=colors)
-        ax_out.set(xticks=range(self.num_values), ylim=(0, 1), xlabel="value",
-                   ylabel="probability", title=f"answer to the query {labels[-1]} (green: right)")
+        ax_out.set(xticks=range(self.num_values), ylim=(0, 1), xlabel=_("value"),
+                   ylabel=_("probability"), title=_("answer to the query {query} (green: right)").format(
+                       query=labels[-1]))
         guess = int(np.argmax(self.probs))
         looked = int(np.argmax(self.weights[-1]))
         verdict = "✓" if guess == right else "✗"
-        return (f"The model answers {guess} (p = {self.probs[guess]:.2f}) {verdict}; the right answer is {right}. "
-                f"Layer {layer}, head {head}: the query looks most at position {looked} ({labels[looked]}, weight "
-                f"{self.weights[-1, looked]:.2f}).")
+        return _("The model answers {guess} (p = {p:.2f}) {verdict}; the right answer is {right}. "
+                 "Layer {layer}, head {head}: the query looks most at position {looked} ({label}, weight "
+                 "{weight:.2f}).").format(guess=guess, p=self.probs[guess], verdict=verdict, right=right,
+                                          layer=layer, head=head, looked=looked, label=labels[looked],
+                                          weight=self.weights[-1, looked])
+
