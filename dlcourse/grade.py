@@ -23,7 +23,7 @@ How a submission is graded, and why a learner's edits cannot turn a failure into
   learner's other cells, their ``check`` cells included, are not run; a submission whose check cells differ from
   the course's is graded all the same and says so in its ``notes``.
 * After each cell that checks a step, a cell of the grader's own runs the checker of
-  ``dlcourse.course.exercises`` on the function the course's check cell names. Before the first learner cell the
+  ``dlcourse.course.checker`` on the function the course's check cell names. Before the first learner cell the
   grader keeps the checker's functions and each step's reference and cases; a step whose checker has been
   replaced by then is reported as an error ("the checking code was changed"). This stops accidents and casual
   tampering; a kernel runs the learner's Python, so it is not a sandbox against a determined attacker.
@@ -193,7 +193,7 @@ def _match_exercise_cells(course_nb, chapter: Chapter, sub_nb) -> dict[int, dict
 SETUP = r'''
 def __dlcourse_grader_setup(nonce, workdir, allowed):
     import importlib, json, os, sys, types
-    ex = importlib.import_module("dlcourse.course.exercises")
+    ex = importlib.import_module("dlcourse.course.checker")
     kept = {"_run": ex._run, "_compare": ex._compare, "check": ex.check, "REGISTRY": dict(ex.REGISTRY)}
     kept_steps = {name: (e.reference, e.cases) for name, e in ex.REGISTRY.items()}
     refused = []
@@ -488,11 +488,11 @@ def sample_submission(chapter_path: Path, answers: dict[str, str], extra: dict[s
                              f"got {how!r}")
         if how == "reference":
             cell_defining(step.target).source += (
-                f"\n\nfrom dlcourse.course.exercises import reference as _reference\n"
+                f"\n\nfrom dlcourse.course.checker import reference as _reference\n"
                 f"{step.target} = _reference({step.name!r})\n")
         elif how == "wrong":
             cell_defining(step.target).source += (
-                f"\n\nfrom dlcourse.course.exercises import REGISTRY as _REGISTRY\n"
+                f"\n\nfrom dlcourse.course.checker import REGISTRY as _REGISTRY\n"
                 f"{step.target} = _REGISTRY[{step.name!r}].wrong\n")
     for target, code in (extra or {}).items():
         cell_defining(target).source += "\n\n" + code + "\n"

@@ -1,10 +1,10 @@
 """Mutation testing of the build-it checks: can a wrong function get a ✓?
 
-For every registered exercise (``REGISTRY`` in :mod:`dlcourse.course.exercises`) this makes *mutants* of the
+For every registered exercise (``REGISTRY`` in :mod:`dlcourse.course.checker`) this makes *mutants* of the
 reference, one small automatic edit of its source at a time (an operator swapped, a term dropped, a sign or a
 comparison flipped, a constant changed, ``+=`` turned into ``=``, a keyword such as ``axis=``/``keepdims=`` dropped,
 a statement removed, two arguments swapped, ``max`` for ``min``, ``sum`` for ``mean``, a ``.copy()`` or ``.T``
-dropped, ...), runs the checker on each (``exercises._run``, silent) and counts the mutants it rejects (*killed*).
+dropped, ...), runs the checker on each (``checker._run``, silent) and counts the mutants it rejects (*killed*).
 A mutant that passes every hidden case is a *survivor*: a wrong answer that would get a ✓, unless it is
 *equivalent* (it computes the same thing, e.g. ``x * 2`` vs ``x + x``); those are listed, one by one with the
 reason, in ``tests/mutation_equivalents/chNN.txt`` and set aside.
@@ -56,7 +56,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from dlcourse.course import exercises as ex_mod  # noqa: E402
+from dlcourse.course import checker  # noqa: E402
 
 EQUIVALENTS_DIR = Path(__file__).resolve().parent / "mutation_equivalents"
 MAX_MUTANTS = 200        # per exercise; beyond that a fixed, id-hashed subset (stable from run to run)
@@ -281,7 +281,7 @@ def _called_helpers(tree, module, exclude, classes=False) -> list:
     """Module-level functions (and, with ``classes``, classes) of ``module`` that ``tree`` uses by name (its
     helpers), recursively; not the references of other exercises (the learner's own earlier step plays that part,
     checked on its own). A function's classes (e.g. a NamedTuple it returns) are the chapter's, not the learner's."""
-    references = {id(e.reference) for e in ex_mod.REGISTRY.values()}
+    references = {id(e.reference) for e in checker.REGISTRY.values()}
     found, todo = [], [tree]
     while todo:
         t = todo.pop()
@@ -331,7 +331,7 @@ def _probe(ref):
 
 
 def plan(name: str) -> Plan:
-    ex = ex_mod.REGISTRY[name]
+    ex = checker.REGISTRY[name]
     ref = ex.reference
     if not inspect.isfunction(ref):
         return Plan(name, None, [], [], None, skipped=f"reference is a {type(ref).__name__}")
@@ -418,7 +418,7 @@ class _TimeUp(BaseException):
 
 
 def _supports(param: str) -> bool:
-    return param in inspect.signature(ex_mod._run).parameters
+    return param in inspect.signature(checker._run).parameters
 
 
 @contextlib.contextmanager
@@ -499,7 +499,7 @@ def run_exercise(name: str, equivalents: dict | None = None) -> Result:
     kwargs = {}
     with _quiet():
         t_ref = time.perf_counter()
-        prepared = ex_mod._prepare(name) if hasattr(ex_mod, "_prepare") else None
+        prepared = checker._prepare(name) if hasattr(checker, "_prepare") else None
         t_ref = (time.perf_counter() - t_ref) / max(1, len(prepared) if prepared else 1)
     limit = max(TIME_LIMIT_MIN, TIME_LIMIT_FACTOR * t_ref)
     if prepared is not None and _supports("prepared"):
@@ -526,7 +526,7 @@ def run_exercise(name: str, equivalents: dict | None = None) -> Result:
             fn = _with_own_time_limit(fn, limit)
         try:
             with _quiet():
-                problem = ex_mod._run(name, fn, **kwargs)
+                problem = checker._run(name, fn, **kwargs)
         except _TimeUp as err:
             problem = f"timed out ({err})"
         except Exception as err:  # noqa: BLE001  (the checker itself crashed: killed, but say so)
@@ -552,7 +552,7 @@ def format_survivor(m: Mutant) -> str:
 def main(argv: list[str]) -> int:
     verbose = "-v" in argv
     prefixes = [a for a in argv if not a.startswith("-")] or [""]
-    names = [n for n in sorted(ex_mod.REGISTRY) if any(n.startswith(p) for p in prefixes)]
+    names = [n for n in sorted(checker.REGISTRY) if any(n.startswith(p) for p in prefixes)]
     if not names:
         print(f"no exercise starts with {prefixes}")
         return 2

@@ -30,7 +30,7 @@ from dlcourse.grade import _check_calls, _is_exercise  # noqa: E402
 
 PROGRESS_MD = ("## Your progress\n\nThe build-it steps you have passed so far, in every chapter (kept on this "
                "computer only; `clear_progress()` starts again).")
-PROGRESS_CODE = ("from dlcourse.course.exercises import progress\n\n"
+PROGRESS_CODE = ("from dlcourse.course.checker import progress\n\n"
                  "progress()  # clear_progress(), from the same module, starts again")
 PROGRESS_ID = "dlcourse-progress"
 

@@ -1,8 +1,9 @@
-"""Build-it steps and exercises with a checker, in the style of Kaggle Learn: check / hint / solution / use.
+"""The checker of the build-it steps and exercises, in the style of Kaggle Learn: check / hint / solution / use.
 
-A chapter registers the reference of each step with :func:`exercise` in its
-``dlcourse/course/chNN_topic/exercises.py`` (hidden cases, hints from gentle to specific, a typical wrong
-answer that the tests prove fails). In the notebook, right after the derivation::
+This module is the framework; each chapter's content lives in its own ``dlcourse/course/chNN_topic/exercises.py``,
+which registers the reference of each step with :func:`exercise` when it is imported (hidden cases, hints from
+gentle to specific, a typical wrong answer that the tests prove fails). In the notebook, right after the
+derivation::
 
     def linear_backward(x, W, grad_out):
         grad_W = ...  # your code
@@ -13,7 +14,11 @@ answer that the tests prove fails). In the notebook, right after the derivation:
     linear_backward = use("ch2.linear_backward", linear_backward)   # yours if it passes, else the reference
     solution("ch2.linear_backward")                      # prints the reference's source; only when asked
 
-All chapters' exercises are loaded automatically.
+The checker imports no chapter. A step's name says its chapter (``"ch2.linear_backward"``: chapter 2), and the
+first lookup of a name loads that chapter's ``exercises`` module only (:data:`REGISTRY` does it), found by its
+folder's number (``ch02_*``) without importing the others: ``check`` in chapter 1 never loads the GAN code. What
+lists every step (iterating over :data:`REGISTRY`, :func:`progress`, the error for an unknown name) loads every
+chapter.
 
 What ``check`` accepts and how it compares (each case gets fresh copies of its arguments):
 
@@ -50,21 +55,23 @@ import importlib
 import inspect
 import os
 import pkgutil
+import re
 import signal
 import textwrap
 import threading
 import time
 import types
 import warnings
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
-from typing import Callable
+from functools import cache
+from pathlib import Path
+from typing import Callable, Iterator
 
 import numpy as np
 
 from . import progress as _progress
 from .progress import clear_progress  # noqa: F401 (for learners: beside progress())
-
-REGISTRY: dict[str, "Exercise"] = {}
 
 RTOL, ATOL = 1e-6, 1e-9          # float64 answers (and Python numbers)
 RTOL32, ATOL32 = 1e-4, 1e-5      # float32 answers; ATOL32 is relative to the reference's largest magnitude
@@ -89,21 +96,82 @@ class Exercise:
     hints_shown: int = field(default=0, repr=False)
 
 
-def exercise(name: str, cases, hint=None, wrong=None, rtol: float = RTOL, atol: float = ATOL, hints=None, *,
-             outputs=None, rtol32: float = RTOL32, atol32: float = ATOL32, time_limit: float | None = None):
+@cache
+def chapter_modules() -> dict[int, str]:
+    """Chapter number -> the module of its exercises (``dlcourse.course.chNN_topic.exercises``), from the folder
+    names next to this file; nothing is imported."""
+    found = {}
+    for mod in pkgutil.iter_modules([str(Path(__file__).parent)]):
+        match = re.fullmatch(r"ch(\d+)_\w+", mod.name)
+        if mod.ispkg and match:
+            found[int(match.group(1))] = f"{__package__}.{mod.name}.exercises"
+    return found
+
+
+def _chapter_number(name: str) -> int | None:
+    match = re.match(r"ch(\d+)\.", name)
+    return int(match.group(1)) if match else None
+
+
+class Registry(MutableMapping):
+    """Step name -> :class:`Exercise`, filled by the chapters' :func:`exercise` decorators as they are imported.
+
+    Looking up ``"chN.xxx"`` imports chapter N's ``exercises`` module first (once); iterating or counting imports
+    every chapter's. Any other name (a test's ``"test.toy"``) is only what was registered under it.
+    """
+
+    def __init__(self):
+        self._steps: dict[str, Exercise] = {}
+
+    def load_chapter(self, number: int) -> None:
+        module = chapter_modules().get(number)
+        if module is not None:
+            importlib.import_module(module)  # a no-op after the first time; registers the chapter's steps
+
+    def load_all(self) -> None:
+        for number in sorted(chapter_modules()):
+            self.load_chapter(number)
+
+    def __getitem__(self, name: str) -> Exercise:
+        if name not in self._steps and isinstance(name, str) and _chapter_number(name) is not None:
+            self.load_chapter(_chapter_number(name))
+        return self._steps[name]
+
+    def __setitem__(self, name: str, ex: Exercise) -> None:
+        self._steps[name] = ex
+
+    def __delitem__(self, name: str) -> None:
+        del self._steps[name]
+
+    def __iter__(self) -> Iterator[str]:
+        self.load_all()
+        return iter(list(self._steps))
+
+    def __len__(self) -> int:
+        self.load_all()
+        return len(self._steps)
+
+    def __repr__(self) -> str:
+        return f"Registry({sorted(self._steps)} loaded)"
+
+
+REGISTRY = Registry()
+
+
+def exercise(name: str, cases, *, hints, wrong=None, rtol: float = RTOL, atol: float = ATOL, outputs=None,
+             rtol32: float = RTOL32, atol32: float = ATOL32, time_limit: float | None = None):
     """Decorator for a reference solution: registers it under ``name``.
 
-    ``hints`` (or ``hint``): one string or a list of strings, from a gentle nudge to the last step before the
+    ``hints``: one string or a list of strings, from a gentle nudge to the last step before the
     answer; :func:`hint` reveals them one at a time. ``rtol``/``atol``: the tolerance for float64 answers;
     ``rtol32``/``atol32``: for float32 answers (``atol32`` times the reference's largest magnitude).
     ``outputs``: the names of the return values for the messages, e.g. ``("dx", "dW", "db")`` (default: the
     names in the reference's ``return`` statement, when it returns plain names). ``time_limit``: seconds per case
     (default: :data:`TIME_LIMIT`, or :data:`TIME_LIMIT_FACTOR` times the reference's time when that is longer).
     """
-    given = hints if hints is not None else hint
-    if given is None:
+    levels = [hints] if isinstance(hints, str) else list(hints or [])
+    if not levels:
         raise ValueError(f"exercise {name!r}: expected at least one hint, got none")
-    levels = [given] if isinstance(given, str) else list(given)
     if outputs is not None:
         outputs = (outputs,) if isinstance(outputs, str) else tuple(outputs)
 
@@ -115,8 +183,8 @@ def exercise(name: str, cases, hint=None, wrong=None, rtol: float = RTOL, atol: 
 
 
 def _get(name: str) -> Exercise:
-    if name not in REGISTRY:
-        raise ValueError(f"unknown exercise {name!r}; expected one of {sorted(REGISTRY)}")
+    if name not in REGISTRY:  # loads the name's chapter
+        raise ValueError(f"unknown exercise {name!r}; expected one of {sorted(REGISTRY)}")  # loads them all
     return REGISTRY[name]
 
 
@@ -581,16 +649,5 @@ def progress() -> "_progress.Progress":
 
 
 def list_exercises(prefix: str = "") -> list[str]:
+    """Every step whose name starts with ``prefix``, sorted (every chapter is loaded)."""
     return sorted(k for k in REGISTRY if k.startswith(prefix))
-
-
-def _load_chapters() -> None:
-    """Import every chapter's ``exercises`` module (``dlcourse/course/chNN_topic/exercises.py``)."""
-    import dlcourse.course as course
-
-    for mod in pkgutil.iter_modules(course.__path__):
-        if mod.ispkg and mod.name.startswith("ch"):
-            importlib.import_module(f"dlcourse.course.{mod.name}.exercises")
-
-
-_load_chapters()

@@ -4,11 +4,11 @@
 small JSON file in the user's data folder (``platformdirs.user_data_dir("dlcourse")``), never in the repository;
 ``$DLCOURSE_PROGRESS`` names another file, or ``off`` to record nothing (the tests and the grader set it).
 
-    from dlcourse.course.exercises import clear_progress, progress
+    from dlcourse.course.checker import clear_progress, progress
     progress()          # a table: each chapter's steps, passed or not yet
     clear_progress()    # start again
 
-(``progress()`` lives beside the registry of steps, in :mod:`dlcourse.course.exercises`; this module only keeps the
+(``progress()`` lives beside the registry of steps, in :mod:`dlcourse.course.checker`; this module only keeps the
 record and draws it, so it imports nothing of the course.)
 """
 

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import repo_paths
 
-from dlcourse.course.exercises import REGISTRY, exercise
+from dlcourse.course.checker import REGISTRY, exercise
 
 _spec = importlib.util.spec_from_file_location("mutation", repo_paths.ROOT / "tests" / "mutation.py")
 mutation = sys.modules.setdefault("mutation", importlib.util.module_from_spec(_spec))
@@ -147,7 +147,7 @@ def test_a_mutant_that_never_returns_counts_as_killed(weak_exercise):
     assert ms, [m.id for m in _mutants_of(source, weak_exercise)]
     g = {"np": np}
     exec(compile(ast.Module([ms[0].defs[0]], []), "<mutant>", "exec"), g)
-    problem = mutation.ex_mod._run(weak_exercise, g["looping"], time_limit=0.2)
+    problem = mutation.checker._run(weak_exercise, g["looping"], time_limit=0.2)
     assert problem and "time limit of 0.2 s" in problem
 
 

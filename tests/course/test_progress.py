@@ -8,7 +8,7 @@ import json
 import pytest
 
 from dlcourse.course import progress as P
-from dlcourse.course.exercises import REGISTRY, check, progress, reference, use
+from dlcourse.course.checker import REGISTRY, check, progress, reference, use
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import pytest
 import repo_paths
 
 from dlcourse import grade as G
-from dlcourse.course.exercises import REGISTRY
+from dlcourse.course.checker import REGISTRY
 
 ROOT = repo_paths.ROOT
 CHAPTER = ROOT / "notebooks" / "01_neurons.ipynb"
@@ -57,7 +57,7 @@ def graded(tmp_path_factory):
                                                   TARGET[SECOND]: "import socket\n"
                                                                   "socket.create_connection(('192.0.2.1', 80), 1)"}),
         "tampers": _submission({**ALL_RIGHT, LAST: "wrong"}, {TARGET[LAST]: (
-            "from dlcourse.course import exercises as _E\n"
+            "from dlcourse.course import checker as _E\n"
             f"_E.REGISTRY[{LAST!r}].reference = {TARGET[LAST]}")}),
     }
     edited = _submission({**ALL_RIGHT, FIRST: "wrong"})

@@ -6,7 +6,7 @@ In the lesson (each used by the cells after it): ``ch1.neuron_forward``, ``ch1.p
 
 import numpy as np
 
-from ..exercises import exercise
+from ..checker import exercise
 
 
 def _rng():

@@ -10,7 +10,7 @@ For practice at the end: ``ch2.bce``, ``ch2.mse_grad``.
 
 import numpy as np
 
-from ..exercises import exercise
+from ..checker import exercise
 from . import engine, micro_mlp
 
 

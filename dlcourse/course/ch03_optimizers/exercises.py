@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from ..exercises import exercise
+from ..checker import exercise
 
 
 def _rng():

@@ -10,7 +10,7 @@ single-channel convolution and its weight gradient, receptive fields.
 import numpy as np
 
 from ...nn import functional as F
-from ..exercises import exercise
+from ..checker import exercise
 
 
 def _rng():

@@ -8,7 +8,7 @@ Jacobian, gradient clipping, counting an LSTM's parameters.
 import numpy as np
 from scipy import special
 
-from ..exercises import exercise
+from ..checker import exercise
 
 
 def _rng():

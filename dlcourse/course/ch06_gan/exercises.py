@@ -7,7 +7,7 @@ import numpy as np
 from dlcourse import optim
 from dlcourse.nn.functional import sigmoid
 
-from ..exercises import exercise
+from ..checker import exercise
 from . import gan
 
 

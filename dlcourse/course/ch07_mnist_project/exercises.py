@@ -15,7 +15,7 @@ from dlcourse import random as package_random
 from dlcourse.nn import functional as F
 from dlcourse.train import evaluate
 
-from ..exercises import exercise
+from ..checker import exercise
 
 
 class Curves(NamedTuple):

@@ -4,7 +4,7 @@ the sinusoidal encoding and a parameter count (end of chapter)."""
 
 import numpy as np
 
-from ..exercises import exercise
+from ..checker import exercise
 
 
 def _rng():

@@ -35,7 +35,7 @@ import numpy as np
 from dlcourse import nn
 from dlcourse.nn.parameter import Parameter
 
-from ..exercises import reference
+from ..checker import reference
 from .recall import RecallTransformer
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from dlcourse import gradcheck
-from dlcourse.course.exercises import REGISTRY, check, reference
+from dlcourse.course.checker import REGISTRY, check, reference
 from dlcourse.nn import functional as F
 
 

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as TF
 
 from dlcourse.course.ch02_backprop import engine, micro_mlp
-from dlcourse.course.exercises import check, reference, use
+from dlcourse.course.checker import check, reference, use
 from dlcourse.data import make_spirals
 
 NOTEBOOK = repo_paths.ROOT / "notebooks" / "02_backprop.ipynb"

@@ -8,7 +8,7 @@ import torch
 
 from dlcourse import gradcheck, optim
 from dlcourse.course.ch03_optimizers import surfaces
-from dlcourse.course.exercises import REGISTRY, check, reference
+from dlcourse.course.checker import REGISTRY, check, reference
 
 
 def _adam_eps_inside(w, m, v, g, t, lr, beta1, beta2, eps):

@@ -15,7 +15,7 @@ import torch
 from dlcourse import nn
 from dlcourse.course.ch04_cnn import exercises as ch4
 from dlcourse.course.ch04_cnn.your_layers import YourConv2d
-from dlcourse.course.exercises import REGISTRY, _run, reference
+from dlcourse.course.checker import REGISTRY, _run, reference
 
 rng = np.random.default_rng(4)
 NOTEBOOK = repo_paths.ROOT / "notebooks" / "04_cnn.ipynb"

@@ -12,7 +12,7 @@ import torch
 
 from dlcourse import nn
 from dlcourse.course.ch04_cnn.your_layers import YourBatchNorm2d, YourConv2d, YourMaxPool2d
-from dlcourse.course.exercises import REGISTRY, reference
+from dlcourse.course.checker import REGISTRY, reference
 
 rng = np.random.default_rng(0)
 
@@ -47,7 +47,7 @@ def test_max_pool_backward_reference_matches_torch_on_ties():
 
 
 def test_every_tied_max_is_rejected():
-    from dlcourse.course.exercises import _run
+    from dlcourse.course.checker import _run
     assert "differ" in _run("ch4.max_pool_backward", REGISTRY["ch4.max_pool_backward"].wrong)
 
 

@@ -12,7 +12,7 @@ import torch
 
 from dlcourse import nn
 from dlcourse.course.ch05_rnn_lstm.your_rnn import YourRNN, lstm_sequence
-from dlcourse.course.exercises import reference
+from dlcourse.course.checker import reference
 
 rng = np.random.default_rng(0)
 

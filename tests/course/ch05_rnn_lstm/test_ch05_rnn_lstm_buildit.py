@@ -8,7 +8,7 @@ import torch
 
 from dlcourse import gradcheck, nn
 from dlcourse.course.ch05_rnn_lstm.your_lstm import YourLSTM, compare_lstm_with_torch
-from dlcourse.course.exercises import REGISTRY, _run, reference
+from dlcourse.course.checker import REGISTRY, _run, reference
 
 rng = np.random.default_rng(5)
 

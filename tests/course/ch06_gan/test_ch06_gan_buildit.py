@@ -10,7 +10,7 @@ import pytest
 import dlcourse
 from dlcourse.course.ch06_gan import exercises as ex6
 from dlcourse.course.ch06_gan import gan
-from dlcourse.course.exercises import _run
+from dlcourse.course.checker import _run
 
 
 def _step(zero_D=True, zero_G=True, zero_G_late=False, freeze=True, detach=True, d_step_late=False):

@@ -428,7 +428,7 @@ def test_gan_playground_retrains_and_redraws():
 
 
 def test_ch6_exercises_reference_passes_and_wrong_fails():
-    from dlcourse.course.exercises import REGISTRY, check
+    from dlcourse.course.checker import REGISTRY, check
 
     names = [n for n in REGISTRY if n.startswith("ch6.")]
     assert len(names) >= 3

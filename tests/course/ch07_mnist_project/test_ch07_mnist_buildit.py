@@ -11,7 +11,7 @@ import torch
 
 import dlcourse
 from dlcourse.course.ch07_mnist_project import exercises as ex7
-from dlcourse.course.exercises import _run
+from dlcourse.course.checker import _run
 
 
 def _variant(fn, old, new):

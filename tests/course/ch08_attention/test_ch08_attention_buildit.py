@@ -24,7 +24,7 @@ from dlcourse.course.ch08_attention.your_transformer import (
     YourRecallTransformer,
     YourTransformerBlock,
 )
-from dlcourse.course.exercises import REGISTRY, check, reference
+from dlcourse.course.checker import REGISTRY, check, reference
 
 NOTEBOOK = repo_paths.ROOT / "notebooks" / "08_attention.ipynb"
 

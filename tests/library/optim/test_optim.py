@@ -443,7 +443,7 @@ def test_surface_run_reports_divergence_instead_of_nan():
 
 def test_chapter_exercise_references_agree_with_the_optimizers():
     """The ch3 exercise solutions are the update rules of optim.SGD / Adam / AdamW (and torch's)."""
-    from dlcourse.course.exercises import reference
+    from dlcourse.course.checker import reference
     rng = np.random.default_rng(0)
     w0, g1, g2 = rng.standard_normal(4), rng.standard_normal(4), rng.standard_normal(4)
     p = Parameter(w0.copy())

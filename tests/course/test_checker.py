@@ -1,4 +1,7 @@
-"""The exercise framework (check / hint / solution / reference / use) and every chapter's build-it steps.
+"""The exercise framework, dlcourse/course/checker.py (check / hint / solution / reference / use), and every
+chapter's build-it steps.
+
+- the checker imports no chapter: a step's name loads its own chapter, when first looked up;
 
 - every reference passes its checker and every registered typical wrong answer fails;
 - check says what is wrong without printing the expected values; hints come one level at a time and the first
@@ -14,6 +17,7 @@ import inspect
 import linecache
 import math
 import re
+import subprocess
 import sys
 import threading
 import time
@@ -24,9 +28,9 @@ import pytest
 import repo_paths
 import torch
 
-from dlcourse.course import exercises as ex_mod
+from dlcourse.course import checker
 from dlcourse.course.ch02_backprop import engine
-from dlcourse.course.exercises import REGISTRY, check, hint, reference, solution, use
+from dlcourse.course.checker import REGISTRY, check, hint, reference, solution, use
 
 NOTEBOOKS = repo_paths.ROOT / "notebooks"
 CHAPTERS = sorted(NOTEBOOKS.glob("0[1-7]_*.ipynb"))
@@ -47,12 +51,12 @@ def _expected_numbers(name):
             for item in v:
                 collect(item)
             return
-        arr = np.asarray(ex_mod._to_plain(v))
+        arr = np.asarray(checker._to_plain(v))
         if arr.dtype != object and (np.issubdtype(arr.dtype, np.number)):
             values.extend(float(a) for a in arr.ravel())
 
     for args in ex.cases():
-        collect(ex.reference(*ex_mod._copy_args(args)))
+        collect(ex.reference(*checker._copy_args(args)))
     return values
 
 
@@ -372,8 +376,8 @@ def toy():
     """Register two throw-away exercises: "test.toy" (names from its return statement) and "test.toy_named"
     (names given with outputs=); removed afterwards."""
     hints = ["first", "second"]
-    ex_mod.exercise("test.toy", _toy_cases, hints=hints)(_toy_backward)
-    ex_mod.exercise("test.toy_named", _toy_cases, hints=hints, outputs=("out", "grad_x", "grad_W"))(_toy_backward)
+    checker.exercise("test.toy", _toy_cases, hints=hints)(_toy_backward)
+    checker.exercise("test.toy_named", _toy_cases, hints=hints, outputs=("out", "grad_x", "grad_W"))(_toy_backward)
     yield "test.toy"
     for name in ("test.toy", "test.toy_named"):
         REGISTRY.pop(name, None)
@@ -439,15 +443,15 @@ def test_the_time_limit_also_holds_outside_the_main_thread(monkeypatch):
         while True:
             z = z + 1
 
-    worker = threading.Thread(target=lambda: results.append(ex_mod._run("ch1.sigmoid_grad", forever)))
+    worker = threading.Thread(target=lambda: results.append(checker._run("ch1.sigmoid_grad", forever)))
     worker.start()
     worker.join(10)
     assert not worker.is_alive() and results and "time limit of 0.3 s" in results[0], results
 
 
 def test_the_default_time_limit_is_stated_and_generous():
-    assert ex_mod.TIME_LIMIT >= 5 and ex_mod.TIME_LIMIT_FACTOR >= 10
-    assert "TIME_LIMIT" in ex_mod.__doc__
+    assert checker.TIME_LIMIT >= 5 and checker.TIME_LIMIT_FACTOR >= 10
+    assert "TIME_LIMIT" in checker.__doc__
 
 
 def test_exit_is_reported_and_keyboard_interrupt_still_stops(capsys):
@@ -487,7 +491,7 @@ def test_float32_answers_pass(name):
     default dtype returns them) passes; before the float32 tolerance, 13 exercises refused it with "differ ... by up
     to 0%"."""
     ref = reference(name)
-    problem = ex_mod._run(name, lambda *args: _in_float32(ref(*_in_float32(list(args)))))
+    problem = checker._run(name, lambda *args: _in_float32(ref(*_in_float32(list(args)))))
     if name in ILL_CONDITIONED_IN_FLOAT32:
         assert problem is None or "float32 answers may differ by" in problem, problem
     else:
@@ -557,7 +561,7 @@ def test_a_float_mask_is_not_a_boolean_mask(capsys):
 
 def test_the_old_hint_property_is_gone():
     """Exercise.hint ("kept for old callers") had no callers; hints live in Exercise.hints."""
-    assert not hasattr(ex_mod.Exercise, "hint")
+    assert not hasattr(checker.Exercise, "hint")
 
 
 def test_an_exception_that_cannot_be_printed_is_still_reported(capsys):
@@ -583,3 +587,60 @@ def test_under_nbgrader_a_failing_check_raises_and_a_passing_one_does_not(mode, 
 def test_outside_nbgrader_a_failing_check_only_prints(monkeypatch, capsys):
     monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
     assert check("ch1.relu_grad", REGISTRY["ch1.relu_grad"].wrong) is False
+
+
+# ---- the checker loads a chapter only when one of its steps is looked up ----
+
+LAZY_PROBE = """
+import re
+import sys
+from dlcourse.course import checker
+
+def chapters():
+    return sorted(m.split(".")[2] for m in sys.modules if re.fullmatch(r"dlcourse[.]course[.]ch[0-9]+_[a-z_]+", m))
+
+print(chapters())
+checker.check("ch1.relu_grad", checker.reference("ch1.relu_grad"))
+checker.hint("ch1.relu_grad")
+print(chapters(), "torch" in sys.modules)
+checker.REGISTRY["ch8.causal_mask"]
+print(chapters())
+try:
+    checker.check("ch9.nope", print)
+except ValueError as err:
+    print("ValueError", "ch7.train_epoch" in str(err))
+print(len(chapters()))
+"""
+
+
+def test_a_step_loads_its_own_chapter_only_and_an_unknown_name_lists_every_step():
+    env = {**__import__("os").environ, "DLCOURSE_PROGRESS": "off"}
+    out = subprocess.run([sys.executable, "-c", LAZY_PROBE], capture_output=True, text=True, env=env, timeout=120,
+                         cwd=repo_paths.ROOT, check=True).stdout.splitlines()
+    assert out[0] == "[]", "importing the checker imported a chapter"
+    assert out[1].startswith("✓ ch1.relu_grad") and out[2].startswith("Hint 1 of")
+    assert out[3] == "['ch01_neurons'] False", "check in chapter 1 loaded another chapter (or torch)"
+    assert out[4] == "['ch01_neurons', 'ch08_attention']"
+    assert out[5:] == ["ValueError True", str(len(checker.chapter_modules()))]
+
+
+def test_chapter_modules_are_found_by_folder_number():
+    folders = sorted(p.name for p in (repo_paths.ROOT / "dlcourse" / "course").glob("ch[0-9][0-9]_*") if p.is_dir())
+    assert checker.chapter_modules() == {int(f[2:4]): f"dlcourse.course.{f}.exercises" for f in folders}
+    assert len(folders) == 8
+
+
+def test_an_unknown_step_is_a_value_error_naming_every_step():
+    with pytest.raises(ValueError, match=r"unknown exercise 'ch1\.nope'; expected one of \['ch1\..*'ch8\."):
+        check("ch1.nope", print)
+    with pytest.raises(ValueError, match="unknown exercise 'linear_backward'"):
+        hint("linear_backward")
+    assert "ch1.nope" not in REGISTRY and "ch99.x" not in REGISTRY and "test.x" not in REGISTRY
+
+
+def test_hints_are_a_keyword_and_at_least_one_is_required():
+    with pytest.raises(TypeError):
+        checker.exercise("test.positional", lambda: [], "a hint")
+    with pytest.raises(ValueError, match="expected at least one hint"):
+        checker.exercise("test.none", lambda: [], hints=[])
+    assert "test.positional" not in REGISTRY and "test.none" not in REGISTRY
