@@ -63,11 +63,32 @@ def current_language() -> str:
     return language()
 
 
-def translate_figure_text(text: str) -> str:
-    """A figure's text in the current language: an exact catalog match, or one with its numbers as ``{}``."""
-    if not text or language() == "en":
-        return text
-    table = _translations(language())
+@functools.lru_cache(maxsize=None)
+def _templates(lang: str) -> list[tuple[re.Pattern, str]]:
+    """(pattern, msgstr) for every catalog entry with ``{}`` fields (a notebook f-string's template), longest first.
+
+    ``"{} (lr {})"`` becomes the pattern ``(.+?) \\(lr (.+?)\\)``, so ``"Adam (lr 0.01)"`` finds it too (a field need
+    not be a number)."""
+    import string
+
+    out = []
+    for msgid, msgstr in _translations(lang).items():
+        try:
+            parts = list(string.Formatter().parse(msgid))
+        except ValueError:
+            continue
+        fields = [name for _lit, name, _spec, _conv in parts if name is not None]
+        if not fields or any(fields):  # only templates whose fields are all plain {}
+            continue
+        pattern = "".join(re.escape(literal) + ("(.+?)" if name is not None else "")
+                          for literal, name, _spec, _conv in parts)
+        out.append((re.compile(pattern, re.S), msgstr))
+    return sorted(out, key=lambda item: -len(item[0].pattern))
+
+
+@functools.lru_cache(maxsize=4096)
+def _translate_figure_text(lang: str, text: str) -> str:
+    table = _translations(lang)
     if text in table:
         return table[text]
     numbers = _NUMBER.findall(text)
@@ -78,7 +99,24 @@ def translate_figure_text(text: str) -> str:
                 return table[template].format(*numbers)
             except (IndexError, KeyError, ValueError):
                 return text
+    if re.search(r"[A-Za-z]{2,}", text):  # tick labels (numbers) never match a template
+        for pattern, msgstr in _templates(lang):
+            match = pattern.fullmatch(text)
+            if match:
+                try:
+                    return msgstr.format(*match.groups())
+                except (IndexError, KeyError, ValueError):
+                    return text
     return text
+
+
+def translate_figure_text(text: str) -> str:
+    """A figure's text in the current language: an exact catalog match, one with its numbers as ``{}``, or one
+    that fits a ``{}`` template of the catalog (the notebooks' f-strings, e.g. ``"lr = {}"``)."""
+    if not text or language() == "en":
+        return text
+    return _translate_figure_text(language(), text)
+
 
 
 _installed = False

@@ -181,12 +181,18 @@ def extract() -> tuple[int, int, int]:
 
 # -- checks ---------------------------------------------------------------------------------------------------------
 def placeholders(text: str) -> Counter:
-    """The ``{fields}`` of a format string (name, conversion and format spec), as a multiset."""
+    """The ``{fields}`` of a format string (name, conversion and format spec), as a multiset.
+
+    Plain ``{}`` fields count as ``{0}``, ``{1}``, ... in order, so a translation may reorder them as ``{1} ... {0}``.
+    """
     try:
-        return Counter((name, conversion, spec) for _lit, name, spec, conversion in string.Formatter().parse(text)
-                       if name is not None)
+        fields = [(name, conversion or "", spec or "") for _lit, name, spec, conversion
+                  in string.Formatter().parse(text) if name is not None]
     except ValueError:  # not a valid format string (a formula's lone brace): compare the brace groups themselves
         return Counter(re.findall(r"\{[^{}]*\}", text))
+    auto = iter(range(len(fields)))
+    return Counter((name if name else str(next(auto)), conversion, spec) for name, conversion, spec in fields)
+
 
 
 def placeholder_problem(msgid: str, msgstr: str) -> str | None:
