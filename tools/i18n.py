@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import copy
 import functools
+import io
 import json
 import re
 import sys
 from pathlib import Path
 
 from babel.messages.catalog import Catalog
-from babel.messages.pofile import read_po, write_po
+from babel.messages.pofile import escape, read_po, unescape, write_po
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -205,13 +206,47 @@ def read_catalog(path: Path) -> Catalog:
     if not path.exists():
         return Catalog(locale=LANG)
     with path.open("rb") as f:
-        return read_po(f, locale=LANG)
+        catalog = read_po(f, locale=LANG)
+    previous = _previous_ids(path.read_text(encoding="utf-8"))
+    for message in catalog:
+        message.user_comments = [c for c in message.user_comments if not c.startswith("|")]  # read_po's take on #|
+        if message.context in previous:
+            message.previous_id = [previous[message.context]]
+    return catalog
+
+
+_QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')
+
+
+def _previous_ids(po_text: str) -> dict[str, str]:
+    """{msgctxt: the old English} from the ``#| msgid`` lines of a stale entry (babel writes them, reads them not)."""
+    out = {}
+    for block in re.split(r"\n\s*\n", po_text):
+        lines = block.splitlines()
+        old = [ln[2:].strip() for ln in lines if ln.startswith("#|") and not ln[2:].strip().startswith("msgctxt")]
+        ctx = next((ln for ln in lines if ln.startswith("msgctxt ")), None)
+        if old and ctx:
+            parts = " ".join(old).removeprefix("msgid").strip()
+            out[unescape('"' + _QUOTED.findall(ctx)[0] + '"')] = "".join(
+                unescape(f'"{q}"') for q in _QUOTED.findall(parts))
+    return out
 
 
 def write_catalog(catalog: Catalog, path: Path) -> None:
+    """Write a catalog; a stale entry's old English goes in ``#|`` lines, one per line of the text, as GNU gettext
+    writes them (babel's own ``#|`` lines are wrapped at 76 columns, which loses a code block's indentation)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as f:
-        write_po(f, catalog, width=0, sort_output=False, include_previous=True, omit_header=False)
+    buffer = io.BytesIO()
+    write_po(buffer, catalog, width=0, sort_output=False, include_previous=False, omit_header=False)
+    text = buffer.getvalue().decode("utf-8")
+    for message in catalog:
+        if message.context and message.previous_id:
+            old = message.previous_id[0] if isinstance(message.previous_id, (list, tuple)) else message.previous_id
+            lines = ['#| msgid ""'] + [f"#| {escape(line)}" for line in old.splitlines(keepends=True)]
+            anchor = f"\nmsgctxt {escape(message.context)}\n"
+            assert text.count(anchor) == 1, f"{path.name}: msgctxt {message.context} is not unique"
+            text = text.replace(anchor, "\n" + "\n".join(lines) + anchor)
+    path.write_bytes(text.encode("utf-8"))
 
 
 def _entries_by_context(catalog: Catalog) -> dict[str, object]:
@@ -225,6 +260,8 @@ def extract_notebook(notebook: Path) -> tuple[int, int, int]:
     by_ctx = _entries_by_context(old)
     new = Catalog(locale=LANG, project="dlcourse", version="1", fuzzy=False,
                   header_comment=f"# {notebook.name}: one entry per markdown cell (msgctxt = the cell's id).")
+    if path.exists():  # an unchanged chapter keeps its catalog byte for byte (no new creation date)
+        new.creation_date, new.revision_date = old.creation_date, old.revision_date
     added = stale = 0
     for cell_id, text in markdown_cells(notebook):
         prev = by_ctx.pop(cell_id, None)
