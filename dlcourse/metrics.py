@@ -63,7 +63,7 @@ def confusion_matrix(y_true, y_pred, num_classes: int | None = None) -> np.ndarr
     return np.bincount(y_true * num_classes + y_pred, minlength=num_classes**2).reshape(num_classes, num_classes)
 
 
-def _batches(n: int, batch_size: int, rng=None):
+def batch_indices(n: int, batch_size: int, rng=None):
     """Indices of each mini-batch: a fresh permutation from ``rng``, or slices in order without one."""
     if rng is None:
         for start in range(0, n, batch_size):
@@ -74,7 +74,7 @@ def _batches(n: int, batch_size: int, rng=None):
         yield order[start:start + batch_size]
 
 
-def _as_data(a, name: str, where: str):
+def as_data(a, name: str, where: str):
     """Arrays and tensors as they are; a list or tuple as a NumPy array (``x[index_array]`` needs an array)."""
     if isinstance(a, (list, tuple)):
         try:
@@ -93,7 +93,7 @@ def predict_logits(model: Module, x, batch_size: int = 256) -> np.ndarray:
     model.eval()
     try:
         return np.concatenate([np.asarray(model.forward(x[idx]))
-                               for idx in _batches(len(x), batch_size)])
+                               for idx in batch_indices(len(x), batch_size)])
     finally:
         model.train(was_training)
 
@@ -110,20 +110,20 @@ def evaluate(model: Module, x, y, batch_size: int = 256, criterion=None) -> tupl
     ``criterion``: a dlcourse loss (default ``CrossEntropyLoss()``), applied to the whole set's outputs
     in float64. The accuracy is NaN unless the outputs are class scores (N, C) and y integer labels (N,).
     """
-    x, y = _as_data(x, "x", "evaluate"), _as_data(y, "y", "evaluate")
+    x, y = as_data(x, "x", "evaluate"), as_data(y, "y", "evaluate")
     if len(x) == 0 or len(x) != len(y):
         raise ValueError(f"evaluate: expected as many labels as inputs, at least one, got {len(x)} inputs and "
                          f"{len(y)} labels")
     logits = predict_logits(model, x, batch_size)
     loss = (CrossEntropyLoss() if criterion is None else criterion).forward(logits.astype(np.float64), y)
-    return float(loss), (accuracy(logits, y) if criterion is None or _is_classification(logits, y) else math.nan)
+    return float(loss), (accuracy(logits, y) if criterion is None or is_classification(logits, y) else math.nan)
 
 
-def _is_classification(out, yb) -> bool:
+def is_classification(out, yb) -> bool:
     return out is not None and out.ndim == 2 and yb.ndim == 1 and len(out) == len(yb) and yb.dtype.kind in "iu"
 
 
-def _to_tensor(a, device, dtype=None):
+def to_tensor(a, device, dtype=None):
     import torch
     t = a if isinstance(a, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(a))
     return t.to(device=device, dtype=dtype) if dtype is not None else t.to(device)
@@ -135,7 +135,7 @@ def _predict_torch(model, x, batch_size, device):
     model.eval()
     try:
         with torch.no_grad():
-            xt = _to_tensor(x, device)
+            xt = to_tensor(x, device)
             return torch.cat([model(xt[i:i + batch_size]) for i in range(0, len(xt), batch_size)])
     finally:
         model.train(was_training)
@@ -154,7 +154,7 @@ def evaluate_torch(model, x, y, batch_size: int = 1000, device: str = "cpu", cri
     y integer labels (N,).
     """
     import torch
-    x, y = _as_data(x, "x", "evaluate_torch"), _as_data(y, "y", "evaluate_torch")
+    x, y = as_data(x, "x", "evaluate_torch"), as_data(y, "y", "evaluate_torch")
     if len(x) == 0 or len(x) != len(y):
         raise ValueError(f"evaluate_torch: expected as many labels as inputs, at least one, got {len(x)} inputs and "
                          f"{len(y)} labels")
@@ -164,8 +164,8 @@ def evaluate_torch(model, x, y, batch_size: int = 1000, device: str = "cpu", cri
     if criterion is None:
         return CrossEntropyLoss().forward(logits.astype(np.float64), y_np), accuracy(logits, y_np)
     with torch.no_grad():
-        target = _to_tensor(y, device)
+        target = to_tensor(y, device)
         if target.is_floating_point():
             target = target.to(out.dtype)
         loss = float(criterion(out, target))
-    return loss, (accuracy(logits, y_np) if _is_classification(logits, y_np) else math.nan)
+    return loss, (accuracy(logits, y_np) if is_classification(logits, y_np) else math.nan)

@@ -1,14 +1,21 @@
 """The training loop, written once: ``fit`` for dlcourse models, ``fit_torch`` for PyTorch twins.
 
-Both run the same loop (:func:`_run`): per mini-batch forward, loss, backward, update, with an
+Both run the same loop (:func:`dlcourse.train.loop.run`): per mini-batch forward, loss, backward, update, with an
 optional learning-rate scheduler (per batch or per epoch), data augmentation, validation after
 each epoch, early stopping on a validation metric, a tqdm progress bar and two hooks,
 ``on_step(step, loss)`` and ``on_epoch(epoch, history)``, either of which stops training by
 returning True. Both return a :class:`History` (loss, accuracy and seconds per epoch), so curves
 and tables of the two libraries are drawn by the same code. Every training loop of the package
 runs through here: the chapter-3 toy training, the learning-rate range test, the widgets.
+Both take the same keyword arguments, collected once per run into a :class:`TrainOptions`.
 
-Divergence has one rule, :class:`Divergence`, and one policy switch, ``on_divergence``:
+One job per module: ``options.py`` (the options and the data, checked before training), ``divergence.py``
+(the rule, the guard and the policy), ``loop.py`` (the loop, :class:`History`, :class:`EarlyStopping`),
+``trainers.py`` (``fit`` and ``fit_torch``: one step of each library). Scoring a model is
+:mod:`dlcourse.metrics` (re-exported here: ``from dlcourse.train import evaluate`` works as before).
+
+Divergence has one rule, :class:`Divergence`, and one policy switch, ``on_divergence``, applied in one
+place, :class:`~dlcourse.train.divergence.DivergenceGuard` (chapter 6's GAN loop uses it too):
 
 * a step's training loss has diverged when it is NaN or infinite, or when it is above
   ``max(limit, factor * first_loss)`` (defaults ``limit=1e4``, ``factor=100``; ``first_loss`` is
@@ -41,9 +48,10 @@ from ..metrics import (
     predict_proba,
 )
 from .divergence import DIVERGENCE, ON_DIVERGENCE, Divergence, TrainingDivergedError
-from .loop import EarlyStopping, History, check_data_finite
+from .loop import EarlyStopping, History
+from .options import TrainOptions, check_data_finite
 from .trainers import fit, fit_torch
 
-__all__ = ["fit", "fit_torch", "History", "EarlyStopping", "Divergence", "DIVERGENCE", "ON_DIVERGENCE",
+__all__ = ["fit", "fit_torch", "TrainOptions", "History", "EarlyStopping", "Divergence", "DIVERGENCE", "ON_DIVERGENCE",
            "TrainingDivergedError", "check_data_finite", "accuracy", "confusion_matrix", "evaluate", "evaluate_torch",
            "predict_logits", "predict_logits_torch", "predict_proba"]

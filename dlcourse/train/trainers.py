@@ -1,4 +1,8 @@
-"""The two trainers: fit (dlcourse models) and fit_torch (PyTorch twins)."""
+"""The two trainers, one per library: :func:`fit` (dlcourse models) and :func:`fit_torch` (PyTorch twins).
+
+Each builds the run's :class:`TrainOptions` once from its keyword arguments, wraps the data, and hands both with
+a trainer (the library's one step: forward, loss, backward, update) to the loop, :func:`~.loop.run`.
+"""
 
 from __future__ import annotations
 
@@ -7,43 +11,45 @@ import math
 
 import numpy as np
 
-from ..metrics import _is_classification, _to_tensor, evaluate, evaluate_torch, predict_logits, predict_logits_torch
-from ..nn.loss import CrossEntropyLoss, NonFiniteLossError
+from ..metrics import evaluate, evaluate_torch, is_classification, predict_logits, predict_logits_torch, to_tensor
+from ..nn.loss import CrossEntropyLoss
 from ..nn.module import Module, input_grad_mode
-from .divergence import DIVERGENCE, Divergence, _Monitor, _params_finite
-from .loop import EarlyStopping, History, _check_fit_args, _Data, _probe, _run
+from .divergence import DivergenceGuard
+from .loop import History, run
+from .options import TrainingData, TrainOptions
 
 
 class _NumpyTrainer:
-    def __init__(self, model, optimizer, criterion, data, augment, rule):
-        self.model, self.optimizer, self.criterion, self.data, self.augment = model, optimizer, criterion, data, augment
-        self.monitor = _Monitor(rule)
+    """One step of a dlcourse model (see :func:`~.loop.run` for what a trainer provides)."""
+
+    def __init__(self, model, optimizer, data: TrainingData, options: TrainOptions):
+        self.model, self.optimizer, self.data, self.augment = model, optimizer, data, options.augment
+        self.criterion = CrossEntropyLoss() if options.criterion is None else options.criterion
+        self.guard = DivergenceGuard(data.where, options.on_divergence, options.divergence)
+        self.predict = lambda xs: predict_logits(model, xs)
+        self.score = lambda xs, ys: evaluate(model, xs, ys, criterion=options.criterion)
 
     def start_epoch(self, first_step):
         self.loss_sum, self.correct, self.seen = 0.0, 0, 0
+
+    def _forward(self, xb, yb):
+        out = self.model.forward(xb)
+        return out, self.criterion.forward(out, yb)
 
     def step(self, batch, step, rng):
         xb, yb = batch if self.data.loader else (self.data.x[batch], self.data.y[batch])
         xb, yb = np.asarray(xb), np.asarray(yb)
         if self.augment is not None:
             xb = self.augment(xb, rng)
-        try:
-            out = self.model.forward(xb)
-            loss = self.criterion.forward(out, yb)
-        except NonFiniteLossError:
-            out, loss = None, math.nan
-        except (ValueError, FloatingPointError):  # e.g. a layer refusing NaN input: blown-up weights?
-            if _params_finite(self.model):
-                raise
-            out, loss = None, math.nan
-        self.monitor.check(step, loss)  # raises _Diverged before a diverged loss updates anything
+        out, loss = self.guard.attempt(lambda: self._forward(xb, yb), self.model) or (None, math.nan)
+        self.guard.check(step, loss)  # raises Diverged before a diverged loss updates anything
         self.optimizer.zero_grad()
         self.model.backward(self.criterion.backward())
         self.optimizer.step()
         n = len(yb)
         self.loss_sum += loss * n
         self.seen += n
-        if self.correct is not None and _is_classification(out, yb):
+        if self.correct is not None and is_classification(out, yb):
             self.correct += int(np.count_nonzero(out.argmax(axis=1) == yb))
         else:
             self.correct = None
@@ -54,12 +60,14 @@ class _NumpyTrainer:
         return self.loss_sum / self.seen, acc
 
 
-def fit(model: Module, optimizer, x, y=None, *, num_epochs: int, batch_size: int = 128, criterion=None,
-        shuffle: bool = True, val_data=None, scheduler=None, scheduler_step: str = "batch", augment=None,
-        early_stopping: EarlyStopping | None = None, on_step=None, on_epoch=None, max_steps: int | None = None,
-        on_divergence: str = "raise", divergence: Divergence = DIVERGENCE, seed: int = 0, progress: bool = True,
-        desc: str = "") -> History:
+def fit(model: Module, optimizer, x, y=None, **options) -> History:
     """Train a dlcourse ``model`` on (x, y); return a :class:`History`.
+
+    ``options`` are keyword arguments, collected once into a :class:`TrainOptions` (which lists them with their
+    defaults): ``num_epochs`` (required), ``batch_size=128``, ``criterion=None``, ``shuffle=True``,
+    ``val_data=None``, ``scheduler=None``, ``scheduler_step='batch'``, ``augment=None``, ``early_stopping=None``,
+    ``on_step=None``, ``on_epoch=None``, ``max_steps=None``, ``on_divergence='raise'``,
+    ``divergence=DIVERGENCE``, ``seed=0``, ``progress=True``, ``desc=''``.
 
     x: (N, ...) float inputs; y: (N,) int64 labels (arrays; lists are converted once); or ``x`` a loader
     of ``(xb, yb)`` batches and ``y=None``. ``criterion`` (default ``CrossEntropyLoss()``) is a dlcourse
@@ -92,41 +100,32 @@ def fit(model: Module, optimizer, x, y=None, *, num_epochs: int, batch_size: int
     :class:`TrainingDivergedError` naming the epoch and step; ``'stop'`` returns with
     ``history.diverged_at`` set. A diverged step updates nothing.
     """
-    val_data = _check_fit_args("fit", num_epochs, batch_size, scheduler_step, early_stopping, val_data, on_divergence,
-                               max_steps)
-    data = _Data(x, y, batch_size, shuffle, "fit")
-    trainer = _NumpyTrainer(model, optimizer, CrossEntropyLoss() if criterion is None else criterion, data, augment,
-                            divergence)
-    predict = lambda xs: predict_logits(model, xs)  # noqa: E731
-    score = lambda xs, ys: evaluate(model, xs, ys, criterion=criterion)  # noqa: E731
-    if not data.loader:
-        _probe("fit", "the training data (x, y)", predict, score, data.x, data.y, criterion)
-    val_fn = None
-    if val_data is not None:
-        _probe("fit", "val_data", predict, score, *val_data, criterion)
-        val_fn = lambda: evaluate(model, *val_data, criterion=criterion)  # noqa: E731
+    options = TrainOptions.from_keywords("fit", options)
+    trainer = _NumpyTrainer(model, optimizer, TrainingData(x, y, options.batch_size, options.shuffle, "fit"), options)
     # The input is data: nobody needs dLoss/dInput, so backward skips it (as autograd does for a tensor
     # without requires_grad); the parameter gradients are the same. The model's own setting comes back after.
     with input_grad_mode(model, False) if isinstance(model, Module) else contextlib.nullcontext():
-        return _run(trainer, model, optimizer, num_epochs=num_epochs, scheduler=scheduler,
-                    scheduler_step=scheduler_step, early_stopping=early_stopping, val_fn=val_fn, on_step=on_step,
-                    on_epoch=on_epoch, max_steps=max_steps, on_divergence=on_divergence, seed=seed,
-                    progress=progress, desc=desc)
+        return run(trainer, options)
 
 
 class _TorchTrainer:
     """One step of a torch model. The loss is read back (a device sync) every step on the CPU or when
     ``on_step`` needs it; elsewhere the epoch's losses are checked at its end, in one sync."""
 
-    def __init__(self, model, optimizer, criterion, data, augment, rule, device, sync_each_step):
+    def __init__(self, model, optimizer, data: TrainingData, options: TrainOptions, device):
         import torch
         self.torch = torch
-        self.model, self.optimizer, self.criterion, self.data, self.augment = model, optimizer, criterion, data, augment
-        self.monitor, self.device, self.sync_each_step = _Monitor(rule), device, sync_each_step
+        self.model, self.optimizer, self.data, self.augment = model, optimizer, data, options.augment
+        self.criterion = torch.nn.CrossEntropyLoss() if options.criterion is None else options.criterion
+        self.guard = DivergenceGuard(data.where, options.on_divergence, options.divergence)
+        self.predict = lambda xs: predict_logits_torch(model, xs, device=device)
+        self.score = lambda xs, ys: evaluate_torch(model, xs, ys, device=device, criterion=options.criterion)
+        self.device = device
+        self.sync_each_step = torch.device(device).type == "cpu" or options.on_step is not None
         self.sum_dtype = torch.float32 if torch.device(device).type == "mps" else torch.float64  # mps: no float64
         if not data.loader:  # whole sets go to the device once; batches are gathered there
-            self.x_dev = _to_tensor(data.x, device) if augment is None else None
-            self.y_dev = _to_tensor(np.asarray(data.y, dtype=np.int64) if np.asarray(data.y).dtype.kind in "iu"
+            self.x_dev = to_tensor(data.x, device) if self.augment is None else None
+            self.y_dev = to_tensor(np.asarray(data.y, dtype=np.int64) if np.asarray(data.y).dtype.kind in "iu"
                                     else data.y, device)
 
     def start_epoch(self, first_step):
@@ -140,12 +139,12 @@ class _TorchTrainer:
             xb, yb = batch
             if self.augment is not None:
                 xb = self.augment(np.asarray(xb), rng)
-            return _to_tensor(xb, self.device), _to_tensor(yb, self.device)
-        idx = batch if isinstance(batch, slice) else _to_tensor(batch, self.device)
+            return to_tensor(xb, self.device), to_tensor(yb, self.device)
+        idx = batch if isinstance(batch, slice) else to_tensor(batch, self.device)
         if self.augment is None:
             xb = self.x_dev[idx]
         else:
-            xb = _to_tensor(self.augment(self.data.x[batch], rng), self.device)
+            xb = to_tensor(self.augment(self.data.x[batch], rng), self.device)
         return xb, self.y_dev[idx]
 
     def step(self, batch, step, rng):
@@ -155,7 +154,7 @@ class _TorchTrainer:
         value = None
         if self.sync_each_step:
             value = loss.item()
-            self.monitor.check(step, value)  # raises _Diverged before a diverged loss updates anything
+            self.guard.check(step, value)  # raises Diverged before a diverged loss updates anything
         else:
             self.pending.append(loss.detach())
         self.optimizer.zero_grad()
@@ -172,19 +171,15 @@ class _TorchTrainer:
 
     def end_epoch(self):
         if self.pending:
-            self.monitor.check_many(self.first_step, self.torch.stack(self.pending).cpu().numpy())
+            self.guard.check_many(self.first_step, self.torch.stack(self.pending).cpu().numpy())
         mean_loss = float(self.loss_sum) / self.seen
         return mean_loss, (int(self.correct) / self.seen if self.classification else math.nan)
 
 
-def fit_torch(model, optimizer, x, y=None, *, num_epochs: int, batch_size: int = 128, criterion=None,
-              shuffle: bool = True, val_data=None, scheduler=None, scheduler_step: str = "batch", augment=None,
-              early_stopping: EarlyStopping | None = None, on_step=None, on_epoch=None, max_steps: int | None = None,
-              on_divergence: str = "raise", divergence: Divergence = DIVERGENCE, seed: int = 0,
-              device: str = "cpu", progress: bool = True, desc: str = "") -> History:
+def fit_torch(model, optimizer, x, y=None, *, device: str = "cpu", **options) -> History:
     """:func:`fit` for a ``torch.nn.Module`` (already on ``device``) and a ``torch.optim`` optimizer.
 
-    The same loop and the same options (``criterion`` is a torch loss, default
+    The same loop and the same ``options`` (``criterion`` is a torch loss, default
     ``torch.nn.CrossEntropyLoss()``). The data stay NumPy arrays on the host; the batch order comes
     from the same seeded NumPy generator as in :func:`fit`, and ``augment(xb, rng)`` is the same
     NumPy function, so both libraries see the same batches. Whole training and validation sets go
@@ -194,22 +189,6 @@ def fit_torch(model, optimizer, x, y=None, *, num_epochs: int, batch_size: int =
     ``device`` is a torch device or its name ("cpu", "cpu:0", "cuda:1"); every CPU device checks each step.
     The up-front checks, the weights a stopped run holds and ``err.history`` are as in :func:`fit`.
     """
-    import torch
-
-    val_data = _check_fit_args("fit_torch", num_epochs, batch_size, scheduler_step, early_stopping, val_data,
-                               on_divergence, max_steps)
-    data = _Data(x, y, batch_size, shuffle, "fit_torch")
-    trainer = _TorchTrainer(model, optimizer, torch.nn.CrossEntropyLoss() if criterion is None else criterion, data,
-                            augment, divergence, device,
-                            sync_each_step=torch.device(device).type == "cpu" or on_step is not None)
-    predict = lambda xs: predict_logits_torch(model, xs, device=device)  # noqa: E731
-    score = lambda xs, ys: evaluate_torch(model, xs, ys, device=device, criterion=criterion)  # noqa: E731
-    if not data.loader:
-        _probe("fit_torch", "the training data (x, y)", predict, score, data.x, data.y, criterion)
-    val_fn = None
-    if val_data is not None:
-        _probe("fit_torch", "val_data", predict, score, *val_data, criterion)
-        val_fn = lambda: evaluate_torch(model, *val_data, device=device, criterion=criterion)  # noqa: E731
-    return _run(trainer, model, optimizer, num_epochs=num_epochs, scheduler=scheduler, scheduler_step=scheduler_step,
-                early_stopping=early_stopping, val_fn=val_fn, on_step=on_step, on_epoch=on_epoch,
-                max_steps=max_steps, on_divergence=on_divergence, seed=seed, progress=progress, desc=desc)
+    options = TrainOptions.from_keywords("fit_torch", options)
+    data = TrainingData(x, y, options.batch_size, options.shuffle, "fit_torch")
+    return run(_TorchTrainer(model, optimizer, data, options, device), options)

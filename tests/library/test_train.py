@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -16,7 +17,8 @@ import dlcourse  # noqa: E402
 from dlcourse import nn, optim  # noqa: E402
 from dlcourse.data import BatchIterator, make_moons  # noqa: E402
 from dlcourse.models import mlp  # noqa: E402
-from dlcourse.train import DIVERGENCE, Divergence, TrainingDivergedError, fit, fit_torch  # noqa: E402
+from dlcourse.train import DIVERGENCE, Divergence, TrainingDivergedError, TrainOptions, fit, fit_torch  # noqa: E402
+from dlcourse.train.divergence import Diverged, DivergenceGuard  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -252,6 +254,60 @@ def test_bad_arguments_say_what_was_expected(moons):
     with pytest.raises(ValueError, match="expected a non-empty training set, got 0 samples"):
         fit(model, opt, x[:0], y[:0], num_epochs=1)
 
+
+
+@pytest.mark.parametrize("library", [0, 1], ids=["fit", "fit_torch"])
+def test_fit_and_fit_torch_take_one_set_of_options(moons, library):
+    """Both trainers build one TrainOptions from their keyword arguments: a misspelt option or a missing
+    num_epochs is a TypeError naming it (and the options), before any update."""
+    x, y = moons
+    model = twins()[library]
+    opt = (optim.SGD if library == 0 else torch.optim.SGD)(model.parameters(), lr=0.1)
+    train, where = (fit, "fit") if library == 0 else (fit_torch, "fit_torch")
+    before = _weights(model)
+    with pytest.raises(TypeError, match=rf"{where}\(\) got an unexpected keyword argument 'epochs'; its options are "
+                                        r"num_epochs, batch_size, .*, desc"):
+        train(model, opt, x, y, epochs=3)
+    with pytest.raises(TypeError, match=rf"{where}\(\) missing the keyword argument 'num_epochs'"):
+        train(model, opt, x, y, batch_size=32)
+    for a, b in zip(before, _weights(model)):
+        np.testing.assert_array_equal(a, b)
+    assert [f.name for f in dataclasses.fields(TrainOptions)][:2] == ["num_epochs", "batch_size"]
+    with pytest.raises(TypeError, match="fit_torch\\(\\) got an unexpected keyword argument 'device'"):
+        TrainOptions.from_keywords("fit_torch", {"num_epochs": 1, "device": "cpu"})  # fit_torch's own argument
+
+
+def test_the_divergence_guard_is_the_one_place_that_decides():
+    """attempt: a non-finite loss, or a ValueError while a weight is NaN, is divergence (None); a ValueError with
+    finite weights is a bug and propagates. check: named losses each against their own first value. The policy."""
+    model = mlp(2, (4,), 2, dtype=np.float64)
+    guard = DivergenceGuard("test")
+
+    def refuse(err):
+        raise err
+
+    assert guard.attempt(lambda: refuse(nn.NonFiniteLossError("nan loss")), model) is None
+    with pytest.raises(ValueError, match="a bug"):
+        guard.attempt(lambda: refuse(ValueError("a bug")), model)
+    model[0].weight.data[0, 0] = np.nan
+    assert guard.attempt(lambda: refuse(ValueError("NaN input")), model) is None
+    assert guard.attempt(lambda: 7, model) == 7
+
+    guard.check(1, {"L_D": 1.4, "L_G": 0.7})
+    guard.check(2, {"L_D": 100.0, "L_G": 60.0})  # L_G: 86 x its first value, under the bound 1e4
+    with pytest.raises(Diverged, match=r"^L_G = the loss is nan$") as caught:
+        guard.check(3, {"L_D": 1.0, "L_G": math.nan})
+    assert caught.value.step == 3
+    with pytest.raises(TrainingDivergedError, match="stopped here") as raised:
+        guard.stop_or_raise(caught.value, "stopped here")
+    assert raised.value.step == 3 and math.isnan(raised.value.loss)
+    assert DivergenceGuard("test", "stop").stop_or_raise(caught.value, "no raise") is None
+    many = DivergenceGuard("test")
+    with pytest.raises(Diverged, match="the loss 2e\\+04 is above") as caught:
+        many.check_many(11, np.array([0.7, 0.6, 2e4, math.nan]))
+    assert caught.value.step == 13
+    with pytest.raises(ValueError, match=r"train_gan: on_divergence must be one of \('raise', 'stop'\), got 'skip'"):
+        DivergenceGuard("train_gan", "skip")
 
 # ---------------------------------------------------------------------------------------
 # Issue 20: fit's inputs checked up front, validation with the run's criterion, a failed run keeps its History
