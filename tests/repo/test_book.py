@@ -7,6 +7,12 @@ own notebook, a static figure in place of each widget, and no broken local link 
 the site. The browser has no internet, as the test machines have none: anything loaded from a CDN fails.
 Screenshots go to tests/_output/book-*.png.
 
+The Chinese edition (_build/html/zh/) gets the same checks per chapter, plus: the page is in Chinese (its title
+and text have CJK characters, the <html> element says zh-CN), the CJK text is drawn (a CJK element has a width) in
+a CJK font (the fonts Chromium actually used for its glyphs, from the DevTools protocol, and the computed font stack
+names one), and the language switch of every chapter page, in both languages, opens the same chapter in the other
+language. Screenshots: tests/_output/book-zh-*.png.
+
 Without a built book the tests skip (say so) unless DLCOURSE_REQUIRE_BOOK=1 (set by .ci/run), when they fail.
 """
 
@@ -16,6 +22,7 @@ import functools
 import http.server
 import json
 import os
+import re
 import threading
 import urllib.parse
 import urllib.request
@@ -29,6 +36,9 @@ from browser_helpers import CHROMIUM, OUTPUT_DIR, launch_chromium
 ROOT = repo_paths.ROOT
 HTML = ROOT / "_build" / "html"
 CHAPTERS = sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+HTML_ZH = HTML / "zh"
+CJK_FONT = re.compile(r"CJK|Source Han|PingFang|YaHei|WenQuanYi|Hiragino Sans GB|SimHei|SimSun|Heiti|Songti", re.I)
+CJK_CHAR = re.compile(r"[\u3400-\u9fff]")
 REQUIRED = os.environ.get("DLCOURSE_REQUIRE_BOOK") == "1"
 
 if not (HTML / "index.html").exists():
@@ -70,8 +80,12 @@ def browser():
 def test_the_book_has_every_chapter():
     info = json.loads((HTML / "build-info.json").read_text())
     assert info["chapters"] == [c + ".ipynb" for c in CHAPTERS], f"book built from {info['chapters']}"
+    assert info.get("languages") == ["en", "zh"], f"book built in {info.get('languages')}, expected en and zh"
     for chapter in CHAPTERS:
         assert (HTML / "notebooks" / f"{chapter}.html").exists(), f"no page for {chapter}"
+        assert (HTML_ZH / "notebooks" / f"{chapter}.html").exists(), f"no Chinese page for {chapter}"
+    for page in ("index", "results", "glossary"):
+        assert (HTML_ZH / f"{page}.html").exists(), f"no Chinese {page} page"
 
 
 class _Links(HTMLParser):
@@ -141,6 +155,8 @@ def _check_page(page, url: str) -> dict:
           mermaidSvgs: document.querySelectorAll('.mermaid svg').length,
           binder: [...document.querySelectorAll('a[href*="mybinder.org"]')].map(a => a.href),
           staticWidgets: document.querySelectorAll('.dlcourse-static-widget img').length,
+          switchLinks: [...document.querySelectorAll('a.dlcourse-lang-switch')].map(a => a.href),
+          lang: document.documentElement.lang,
         };
     }""")
     facts["outside"] = requests_outside
@@ -169,6 +185,94 @@ def test_chapter_page_in_a_browser(site, browser, chapter):
     assert any(f"notebooks/{chapter}.ipynb" in href for href in facts["binder"]), \
         f"{chapter}: no Binder link naming notebooks/{chapter}.ipynb (found {facts['binder'][:3]})"
     assert not facts["outside"], f"{chapter}: the page requested something outside the site: {facts['outside'][:5]}"
+    assert facts["switchLinks"] == [site + f"zh/notebooks/{chapter}.html"], \
+        f"{chapter}: the language switch should open zh/notebooks/{chapter}.html, has {facts['switchLinks']}"
+
+
+def _cjk_rendering(page) -> dict:
+    """Where the page draws Chinese: the first heading or paragraph with CJK text, its size, its computed font stack
+    and the platform fonts Chromium drew its glyphs with (DevTools protocol: CSS.getPlatformFontsForNode)."""
+    probe = page.evaluate("""() => {
+        const own = el => [...el.childNodes].filter(n => n.nodeType === 3).map(n => n.textContent).join('');
+        const all = [...document.querySelectorAll('article h1, article p, article li')];
+        const el = all.find(e => (own(e).match(/[\u3400-\u9fff]/g) || []).length >= 4);
+        if (!el) return null;
+        el.setAttribute('data-cjk-probe', '1');
+        const box = el.getBoundingClientRect();
+        return {tag: el.tagName, text: own(el).trim().slice(0, 40), width: box.width, height: box.height,
+                fontFamily: getComputedStyle(el).fontFamily,
+                cjkChars: (document.querySelector('article').innerText.match(/[\u3400-\u9fff]/g) || []).length,
+                title: (document.querySelector('article h1') || {innerText: ''}).innerText};
+    }""")
+    if probe is None:
+        return {"cjkChars": 0}
+    cdp = page.context.new_cdp_session(page)
+    try:
+        cdp.send("DOM.enable")
+        cdp.send("CSS.enable")
+        root = cdp.send("DOM.getDocument", {"depth": 0})["root"]["nodeId"]
+        node = cdp.send("DOM.querySelector", {"nodeId": root, "selector": "[data-cjk-probe]"})["nodeId"]
+        probe["platformFonts"] = cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
+    finally:
+        cdp.detach()
+    return probe
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_chinese_chapter_page_in_a_browser(site, browser, chapter):
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    try:
+        facts = _check_page(page, site + f"zh/notebooks/{chapter}.html")
+        if facts["mermaidBlocks"]:
+            page.wait_for_function("n => document.querySelectorAll('.mermaid svg').length >= n",
+                                   arg=facts["mermaidBlocks"], timeout=30_000)
+            facts["mermaidSvgs"] = page.evaluate("() => document.querySelectorAll('.mermaid svg').length")
+        cjk = _cjk_rendering(page)
+        OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(OUTPUT_DIR / f"book-zh-{chapter}.png"))
+        # the switch goes to the same chapter in English
+        page.locator("a.dlcourse-lang-switch").first.click()
+        page.wait_for_load_state("load")
+        switched_to = page.url
+        english_title = page.evaluate("() => (document.querySelector('article h1') || {innerText: ''}).innerText")
+    finally:
+        page.close()
+    assert facts["lang"] == "zh-CN", f"zh/{chapter}: <html lang={facts['lang']!r}>, expected zh-CN"
+    assert facts["loaded"] >= 3 and facts["loaded"] == facts["images"], \
+        f"zh/{chapter}: {facts['loaded']} of {facts['images']} images loaded (need >= 3, all loaded)"
+    assert facts["math"] > 0 and facts["math"] >= facts["rawMath"], f"zh/{chapter}: math not typeset"
+    assert facts["errorOutputs"] == 0 and not facts["traceback"], f"zh/{chapter}: the page shows an error output"
+    assert facts["mermaidSvgs"] >= facts["mermaidBlocks"], f"zh/{chapter}: a Mermaid diagram is not drawn"
+    assert any(f"notebooks/zh/{chapter}.ipynb" in href for href in facts["binder"]), \
+        f"zh/{chapter}: no Binder link opening notebooks/zh/{chapter}.ipynb (found {facts['binder'][:3]})"
+    assert not facts["outside"], f"zh/{chapter}: the page requested something outside the site: {facts['outside'][:5]}"
+    assert cjk["cjkChars"] >= 200 and CJK_CHAR.search(cjk["title"]), \
+        f"zh/{chapter}: not in Chinese ({cjk['cjkChars']} CJK characters, title {cjk.get('title')!r})"
+    assert cjk["width"] > 0 and cjk["height"] > 0, f"zh/{chapter}: the CJK text {cjk['text']!r} has no size: {cjk}"
+    assert CJK_FONT.search(cjk["fontFamily"]), f"zh/{chapter}: the font stack names no CJK font: {cjk['fontFamily']}"
+    used = sorted(cjk["platformFonts"], key=lambda f: -f["glyphCount"])
+    assert used and CJK_FONT.search(used[0]["familyName"]), \
+        f"zh/{chapter}: {cjk['tag']} {cjk['text']!r} drawn with {used} (no CJK font: apt-get install fonts-noto-cjk)"
+    assert switched_to == site + f"notebooks/{chapter}.html" and not CJK_CHAR.search(english_title), \
+        f"zh/{chapter}: the switch opened {switched_to} (title {english_title!r}), expected notebooks/{chapter}.html"
+
+
+def test_chinese_landing_page_lists_every_chapter_and_switches_to_english(site, browser):
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    try:
+        facts = _check_page(page, site + "zh/index.html")
+        links = page.evaluate("() => [...document.querySelectorAll('a')].map(a => a.getAttribute('href') || '')")
+        cjk = _cjk_rendering(page)
+        page.screenshot(path=str(OUTPUT_DIR / "book-zh-index.png"))
+    finally:
+        page.close()
+    for chapter in CHAPTERS:
+        assert any(f"{chapter}.html" in href for href in links), f"the Chinese landing page does not link {chapter}"
+    assert any("glossary.html" in href for href in links) and any("results.html" in href for href in links)
+    assert facts["switchLinks"] == [site + "index.html"], facts["switchLinks"]
+    assert facts["lang"] == "zh-CN" and CJK_CHAR.search(cjk.get("title", "")), cjk
+    assert CJK_FONT.search(max(cjk["platformFonts"], key=lambda f: f["glyphCount"])["familyName"]), cjk
+    assert not facts["outside"], f"the Chinese landing page requested {facts['outside'][:5]}"
 
 
 def test_widgets_render_as_static_figures():
@@ -197,4 +301,5 @@ def test_landing_page_lists_every_chapter_and_the_glossary(site, browser):
     for chapter in CHAPTERS:
         assert any(f"{chapter}.html" in href for href in links), f"the landing page does not link {chapter}"
     assert any("glossary.html" in href for href in links) and any("results.html" in href for href in links)
+    assert facts["switchLinks"] == [site + "zh/index.html"], facts["switchLinks"]
     assert not facts["outside"], f"the landing page requested {facts['outside'][:5]}"
