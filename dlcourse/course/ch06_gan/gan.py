@@ -48,9 +48,9 @@ from dlcourse.models import mlp
 from dlcourse.nn.activation import LeakyReLU, ReLU, Sigmoid, Tanh
 from dlcourse.nn.functional import sigmoid
 from dlcourse.nn.linear import Linear
-from dlcourse.nn.loss import BCEWithLogitsLoss, NonFiniteLossError
+from dlcourse.nn.loss import BCEWithLogitsLoss
 from dlcourse.nn.module import Module, Sequential
-from dlcourse.train import DIVERGENCE, ON_DIVERGENCE, TrainingDivergedError
+from dlcourse.train.divergence import Diverged, DivergenceGuard
 
 GENERATOR_LOSSES = ("non_saturating", "saturating")
 
@@ -253,10 +253,6 @@ class GANHistory:
     diverged_at: int | None = None                # the step whose losses diverged (on_divergence='stop')
 
 
-def _all_finite(model: Module) -> bool:
-    return all(np.isfinite(p.data).all() for p in model.parameters())
-
-
 def sample_generator(G: Module, n: int, seed: int = 0) -> np.ndarray:
     """n samples G(z), z ~ N(0, I) drawn from ``seed`` (in G's dtype)."""
     first = _first_linear(G)
@@ -283,7 +279,8 @@ def train_gan(G: Module, D: Module, opt_G, opt_D, sample_real, num_steps: int, b
     Each step is ``d_steps`` discriminator updates and one generator update (:func:`gan_step`),
     with noise drawn from ``np.random.default_rng(seed)``. At each step in ``snapshot_steps``
     (0 = before training) the history keeps G's samples for a fixed noise batch and D's
-    probability surface. Divergence follows the package's one rule (:class:`dlcourse.train.Divergence`,
+    probability surface. Divergence is decided by the training loop's guard
+    (:class:`dlcourse.train.divergence.DivergenceGuard`): the package's one rule (:class:`dlcourse.train.Divergence`,
     applied to L_D and to L_G: NaN/inf, or far above the first step's value) and its one policy
     switch: ``on_divergence='raise'`` raises :class:`dlcourse.train.TrainingDivergedError` ("diverged
     at step k"), ``'stop'`` ends training with ``history.diverged_at = k``.
@@ -292,8 +289,7 @@ def train_gan(G: Module, D: Module, opt_G, opt_D, sample_real, num_steps: int, b
     ``num_threads`` limits NumPy's BLAS threads while training (1 by default: for matrices this
     small, extra threads cost more in synchronisation than they save, up to 10x on a busy machine).
     """
-    if on_divergence not in ON_DIVERGENCE:
-        raise ValueError(f"train_gan: on_divergence must be one of {ON_DIVERGENCE}, got {on_divergence!r}")
+    guard = DivergenceGuard("train_gan", on_divergence)  # the training loop's rule and policy (dlcourse.train)
     if num_steps < 0 or d_steps < 1 or batch_size < 1:
         raise ValueError(f"train_gan: expected num_steps >= 0, d_steps >= 1, batch_size >= 1, got "
                          f"{num_steps}, {d_steps}, {batch_size}")
@@ -316,28 +312,22 @@ def train_gan(G: Module, D: Module, opt_G, opt_D, sample_real, num_steps: int, b
         from tqdm.auto import tqdm
         steps = tqdm(steps, desc="GAN steps", leave=False)
     t0 = time.perf_counter()
-    first = None  # the first step's losses: the divergence rule's reference
     with runtime.num_threads(num_threads, torch=False):
         for step in steps:
             real = [sample_real(batch_size) for _ in range(d_steps)]
             z_D = [rng.standard_normal((batch_size, latent_dim)).astype(dtype) for _ in range(d_steps)]
             z_G = rng.standard_normal((batch_size, latent_dim)).astype(dtype)
+            # None when the step blew up (a NaN loss, or a layer refusing the NaN of blown-up weights)
+            stats = guard.attempt(lambda: gan_step(G, D, opt_G, opt_D, real, z_D, z_G, generator_loss), G, D)
+            losses = {"L_D": float(np.mean(stats["loss_D"])), "L_G": stats["loss_G"]} if stats is not None else \
+                {"L_D": math.nan, "L_G": math.nan}
             try:
-                stats = gan_step(G, D, opt_G, opt_D, real, z_D, z_G, generator_loss)
-                losses = {"L_D": float(np.mean(stats["loss_D"])), "L_G": stats["loss_G"]}
-            except ValueError as err:  # a non-finite loss, or a layer refusing the NaN of blown-up weights
-                if not isinstance(err, NonFiniteLossError) and _all_finite(G) and _all_finite(D):
-                    raise
-                stats, losses = None, {"L_D": math.nan, "L_G": math.nan}
-            first = first or losses
-            bad = [f"{name} = {DIVERGENCE.describe(v, first[name])}" for name, v in losses.items()
-                   if DIVERGENCE(v, first[name])]
-            if bad:
+                guard.check(step, losses)  # each loss against its own first value
+            except Diverged as d:
                 history.diverged_at = step
-                if on_divergence == "raise":
-                    raise TrainingDivergedError(_("GAN training diverged at step {step} of {num_steps} "
-                                                  "({losses}); try smaller learning rates").format(
-                        step=step, num_steps=num_steps, losses="; ".join(bad)), step)
+                guard.stop_or_raise(d, _("GAN training diverged at step {step} of {num_steps} "
+                                         "({losses}); try smaller learning rates").format(
+                    step=step, num_steps=num_steps, losses=d.reason))
                 break
             history.loss_D.append(float(np.mean(stats["loss_D"])))
             history.loss_G.append(stats["loss_G"])
