@@ -28,8 +28,9 @@ from dlcourse.i18n import _
 from dlcourse.plotting import PALETTE, plot_decision_boundary
 from dlcourse.runtime import num_threads
 
-# the playground's choices -> (which of momentum / beta1 / beta2 it uses, the registry's name, its settings)
-OPTIMIZERS = {
+# the playground's choices -> (which of momentum / beta1 / beta2 it uses, the name in dlcourse.optim.OPTIMIZERS
+# (the registry), its settings)
+PLAYGROUND_OPTIMIZERS = {
     "SGD": (("momentum",), "sgd", lambda m, b1, b2: dict(momentum=m)),
     "SGD + Nesterov": (("momentum",), "sgd", lambda m, b1, b2: dict(momentum=m, nesterov=m > 0)),
     "Adagrad": ((), "adagrad", lambda m, b1, b2: {}),
@@ -42,11 +43,11 @@ _PLAIN_LOG_FORMAT = FuncFormatter(lambda v, _: f"1e{round(np.log10(v))}" if v > 
 
 
 def make_optimizer(name: str, params, lr: float, momentum: float = 0.0, beta1: float = 0.9, beta2: float = 0.999):
-    """The playground's optimizer ``name`` (a key of ``OPTIMIZERS``) with these settings, from the registry
+    """The playground's optimizer ``name`` (a key of ``PLAYGROUND_OPTIMIZERS``) with these settings, from the registry
     :func:`dlcourse.optim.make_optimizer`."""
-    if name not in OPTIMIZERS:
-        raise ValueError(f"make_optimizer: expected one of {list(OPTIMIZERS)}, got {name!r}")
-    _, registry_name, settings = OPTIMIZERS[name]
+    if name not in PLAYGROUND_OPTIMIZERS:
+        raise ValueError(f"make_optimizer: expected one of {list(PLAYGROUND_OPTIMIZERS)}, got {name!r}")
+    _, registry_name, settings = PLAYGROUND_OPTIMIZERS[name]
     return optim.make_optimizer(registry_name, params, lr=lr, **settings(momentum, beta1, beta2))
 
 
@@ -65,7 +66,8 @@ class LRPlayground(InteractiveFigure):
         controls = {
             "lr": widgets.FloatLogSlider(value=lr, base=10, min=-5, max=1, step=0.1, description=_("learning rate"),
                                          readout_format=".2g", **slider),
-            "optimizer": widgets.Dropdown(options=list(OPTIMIZERS), value=optimizer, description=_("optimizer")),
+            "optimizer": widgets.Dropdown(options=list(PLAYGROUND_OPTIMIZERS), value=optimizer,
+                                          description=_("optimizer")),
             "momentum": widgets.FloatSlider(value=0.9, min=0.0, max=0.99, step=0.01, description=_("momentum"),
                                             **slider),
             "beta1": widgets.FloatSlider(value=0.9, min=0.0, max=0.99, step=0.01, description="β1", **slider),
@@ -105,7 +107,7 @@ class LRPlayground(InteractiveFigure):
         return text
 
     def _draw(self, lr, optimizer, momentum, beta1, beta2, num_steps, surface):
-        uses = OPTIMIZERS[optimizer][0]
+        uses = PLAYGROUND_OPTIMIZERS[optimizer][0]
         for name in ("momentum", "beta1", "beta2"):
             self.controls[name].disabled = name not in uses
         s, traj, model, run = self._run(optimizer, lr, momentum, beta1, beta2, num_steps, surface)

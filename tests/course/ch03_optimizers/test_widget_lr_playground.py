@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dlcourse.course.ch03_optimizers.lr_playground import OPTIMIZERS, LRPlayground, make_optimizer
+from dlcourse.course.ch03_optimizers.lr_playground import PLAYGROUND_OPTIMIZERS, LRPlayground, make_optimizer
 from dlcourse.course.ch03_optimizers.surfaces import SURFACES
 
 
@@ -25,7 +25,7 @@ def test_controls(playground):
     for name, control in playground.controls.items():
         if hasattr(control, "continuous_update"):
             assert control.continuous_update is False, name
-    assert set(playground.controls["optimizer"].options) == set(OPTIMIZERS)
+    assert set(playground.controls["optimizer"].options) == set(PLAYGROUND_OPTIMIZERS)
     assert "final loss" in playground.readout.value
 
 
@@ -64,10 +64,10 @@ def test_a_divergent_learning_rate_says_so(playground):
 
 
 def test_every_optimizer_and_surface_runs(playground):
-    for name in OPTIMIZERS:
+    for name in PLAYGROUND_OPTIMIZERS:
         playground.controls["optimizer"].value = name
         assert name in playground.readout.value
-        uses = OPTIMIZERS[name][0]
+        uses = PLAYGROUND_OPTIMIZERS[name][0]
         for slider in ("momentum", "beta1", "beta2"):
             assert playground.controls[slider].disabled == (slider not in uses), (name, slider)
     for surface in ("rosenbrock", "saddle", "plateau", "quadratic"):
