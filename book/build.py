@@ -346,8 +346,6 @@ def stage(names: list[str], setting: str, lang: str = "en") -> None:
         nbformat.write(nb, src / "notebooks" / name)
     shutil.copy(ROOT / "docs" / "glossary.md", src / "glossary_source.md")
     shutil.copy(ROOT / "README.md", src / "readme_source.md")
-    if (ROOT / "README.zh-CN.md").exists():
-        shutil.copy(ROOT / "README.zh-CN.md", src / "readme_zh_source.md")
     vendor = src / "_static" / "vendor"
     vendor.mkdir(parents=True, exist_ok=True)
     shutil.copy(fetch_mermaid(), vendor / "mermaid.min.js")

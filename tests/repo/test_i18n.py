@@ -330,3 +330,61 @@ def test_lint_catches_mutants_of_real_translations(kind):
             break
     assert tried > 0, f"no translated entry could carry a {kind} mutant"
     assert not missed, f"{kind} mutants not caught ({len(missed)} of {tried}): {missed[:10]}"
+
+
+# ------------------------------------------------------------------------------------------ launching in Chinese
+
+LAB_PATH = re.compile(r"(?:urlpath=lab/tree/|localhost:\d+/lab/tree/)([^)\s\"'>]+)")
+
+
+def _relative_links(text):
+    return [t for t in re.findall(r"\]\(([^)\s]+)\)", text) if not re.match(r"[a-z]+:", t)]
+
+
+def test_readme_links_the_chinese_readme_at_its_top():
+    top = "\n".join((ROOT / "README.md").read_text(encoding="utf-8").splitlines()[:12])
+    assert "(README.zh-CN.md)" in top, "README.md should link README.zh-CN.md near its top"
+    assert "notebooks/zh/01_neurons.ipynb" in top, "README.md's top should launch the Chinese notebooks too"
+
+
+def test_chinese_readme_has_the_same_commands():
+    text = (ROOT / "README.zh-CN.md").read_text(encoding="utf-8")
+    for command in (".venv/bin/pip install -r requirements.txt", ".venv/bin/jupyter lab notebooks/zh/01_neurons.ipynb",
+                    ".venv/bin/python -m pytest", ".venv/bin/python book/build.py",
+                    "pip install jupyterlab-language-pack-zh-cn"):
+        assert command in text, f"README.zh-CN.md lacks {command!r}"
+    english = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "python3 -m venv .venv && .venv/bin/pip install -r requirements.txt" in english  # the same install line
+    assert "python3 -m venv .venv && .venv/bin/pip install -r requirements.txt" in text
+
+
+@pytest.mark.parametrize("readme", ["README.zh-CN.md", "README.md"])
+def test_launch_links_open_files_that_exist(readme):
+    """Every Binder / local JupyterLab link opens a file of the repository; every relative link exists."""
+    text = (ROOT / readme).read_text(encoding="utf-8")
+    targets = LAB_PATH.findall(text)
+    assert targets, f"{readme} has no launch link"
+    missing = [t for t in targets + [link.split("#")[0] for link in _relative_links(text)] if not (ROOT / t).exists()]
+    assert not missing, f"{readme}: links to files that do not exist: {missing}"
+
+
+def test_chinese_launch_links_open_every_chinese_notebook():
+    text = (ROOT / "README.zh-CN.md").read_text(encoding="utf-8")
+    targets = LAB_PATH.findall(text)
+    assert all(t.startswith("notebooks/zh/") for t in targets), \
+        f"README.zh-CN.md launches an English notebook: {[t for t in targets if not t.startswith('notebooks/zh/')]}"
+    for chapter in CHAPTERS:
+        binder = f"mybinder.org/v2/gh/dlcourse/dlcourse/HEAD?urlpath=lab/tree/notebooks/zh/{chapter}.ipynb"
+        local = f"localhost:8888/lab/tree/notebooks/zh/{chapter}.ipynb"
+        assert binder in text and local in text, f"README.zh-CN.md: no Binder and local launch link for {chapter}"
+
+
+def test_book_launch_lines_open_the_chinese_notebooks():
+    spec = importlib.util.spec_from_file_location("dlcourse_book_build", ROOT / "book" / "build.py")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    for chapter in CHAPTERS:
+        text = build.launch_cell(f"{chapter}.ipynb", "zh").source
+        targets = LAB_PATH.findall(text)
+        assert len(targets) == 2 and all(t == f"notebooks/zh/{chapter}.ipynb" for t in targets), targets
+        assert all((ROOT / t).exists() for t in targets)
