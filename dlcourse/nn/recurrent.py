@@ -188,8 +188,8 @@ class _RNNBase(Module):
             for d, suffix in enumerate(self._suffixes()):
                 idx = layer * D + d
                 weights = [None if p is None else p.data for p in self._layer_params(layer, suffix)]
-                o, states_n, cache = self.recurrence.forward(x if d == 0 else x[::-1],
-                                                             *(s[idx] for s in states0), *weights)
+                o, states_n, cache = RF.layer_forward(self.recurrence.forward, x if d == 0 else x[::-1],
+                                                      [s[idx] for s in states0], *weights)
                 for final, s in zip(finals, states_n):
                     final[idx] = s
                 out[:, :, d * H:(d + 1) * H] = o if d == 0 else o[::-1]
@@ -226,8 +226,9 @@ class _RNNBase(Module):
                 g_dir = None if g is None else g[:, :, d * H:(d + 1) * H]
                 if g_dir is not None and d == 1:
                     g_dir = g_dir[::-1]
-                dx, grads0, grads = self.recurrence.backward(
-                    g_dir, *(None if s is None else s[idx] for s in grad_finals), cache.layers[layer][d], need_dx)
+                dx, grads0, grads = RF.layer_backward(self.recurrence.backward, g_dir,
+                                                      [None if s is None else s[idx] for s in grad_finals],
+                                                      cache.layers[layer][d], need_dx)
                 for grad_state0, gs in zip(grad_states0, grads0):
                     grad_state0[idx] = gs
                 for p, gp in zip(self._layer_params(layer, suffix), grads):

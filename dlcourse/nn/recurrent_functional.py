@@ -12,14 +12,18 @@ Speed: the input products W_ih x_t of all time steps are one matrix product befo
 parameter gradients are one matrix product after it, and the loop itself works in preallocated
 buffers; only the recurrent product h_{t-1} W_hh^T and a few elementwise operations run per step.
 The per-step math is the readable one of ``rnn_cells.py``, which the tests check against the same
-PyTorch layers.
+PyTorch layers. With more than one thread allowed (``dlcourse.runtime.num_threads``), ``layer_forward``
+and ``layer_backward`` run a kernel on slices of the batch on that many threads (see the end of the file).
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+
+from ._batch_threads import blas_threads
 
 # ---------------------------------------------------------------------------------------
 # What the forward passes keep for backpropagation through time
@@ -291,3 +295,72 @@ def gru_layer_backward(grad_out, grad_h_n, cache: GRULayerCache, need_dx: bool =
     grads = _param_grads(dgi, dgh, x, hs[:-1], has_bias)
     dx = (dgi.reshape(T * N, -1) @ weight_ih).reshape(x.shape) if need_dx else None
     return dx, (dh,), grads
+
+
+# ---------------------------------------------------------------------------------------
+# Using more than one core: the batch split over threads
+# ---------------------------------------------------------------------------------------
+# The time loop is sequential, and its per-step products (N, H) @ (H, G*H) are too small for BLAS's threads
+# to pay off: with 2 threads, NumPy would leave the second core mostly idle. The samples of a batch are
+# independent, though, so each thread runs the whole recurrence on its own slice of the batch (BLAS at one
+# thread each, NumPy releases the GIL inside its loops), and the parameter gradients of the slices are summed.
+
+MIN_ROWS = 16  # a slice of fewer samples loses more to handing work over than it gains
+_pool: ThreadPoolExecutor | None = None
+
+
+@dataclass
+class BatchSlices:
+    """The caches of a layer run on batch slices in parallel: ``slices[i]`` is the part of the batch whose
+    layer cache is ``caches[i]``."""
+
+    slices: list
+    caches: list
+
+
+def _batch_slices(N: int) -> list:
+    """As many slices of range(N) as BLAS may use threads (``dlcourse.runtime.num_threads``), >= MIN_ROWS each."""
+    k = max(1, min(blas_threads(), N // MIN_ROWS))
+    return [slice(N * i // k, N * (i + 1) // k) for i in range(k)]
+
+
+def _on_threads(fn, slices):
+    """[fn(s) for s in slices], one slice per thread (this one included), BLAS at one thread meanwhile."""
+    global _pool
+    from ..runtime import num_threads
+    if _pool is None or _pool._max_workers < len(slices) - 1:
+        _pool = ThreadPoolExecutor(max_workers=len(slices) - 1, thread_name_prefix="dlcourse-rnn")
+    with num_threads(1, torch=False):
+        futures = [_pool.submit(fn, s) for s in slices[1:]]
+        return [fn(slices[0])] + [f.result() for f in futures]
+
+
+def layer_forward(forward, x, states0, *weights):
+    """``forward(x, *states0, *weights)`` (a kernel above) on the whole batch, split over threads when more
+    than one is allowed; the same (out, final states, cache) come back, the cache a :class:`BatchSlices`
+    when split."""
+    slices = _batch_slices(x.shape[1])
+    if len(slices) == 1:
+        return forward(x, *states0, *weights)
+    results = _on_threads(lambda s: forward(np.ascontiguousarray(x[:, s]), *(h[s] for h in states0), *weights),
+                          slices)
+    out = np.concatenate([r[0] for r in results], axis=1)
+    finals = tuple(np.concatenate(parts, axis=0) for parts in zip(*(r[1] for r in results)))
+    return out, finals, BatchSlices(slices, [r[2] for r in results])
+
+
+def layer_backward(backward, grad_out, grad_states_n, cache, need_dx: bool = True):
+    """``backward(grad_out, *grad_states_n, cache, need_dx)`` for a cache of :func:`layer_forward`: the slices
+    on as many threads, their dx and initial-state gradients put together, their parameter gradients summed."""
+    if not isinstance(cache, BatchSlices):
+        return backward(grad_out, *grad_states_n, cache, need_dx)
+
+    def part(i):
+        s = cache.slices[i]
+        return backward(None if grad_out is None else grad_out[:, s],
+                        *(None if g is None else g[s] for g in grad_states_n), cache.caches[i], need_dx)
+    results = _on_threads(part, list(range(len(cache.slices))))
+    dx = np.concatenate([r[0] for r in results], axis=1) if need_dx else None
+    grads0 = tuple(np.concatenate(parts, axis=0) for parts in zip(*(r[1] for r in results)))
+    param_grads = tuple(None if g[0] is None else sum(g[1:], g[0]) for g in zip(*(r[2] for r in results)))
+    return dx, grads0, param_grads

@@ -139,6 +139,24 @@ def test_sequence_unbatched_no_bias_and_state_only_loss(kind):
     run_sequence_case(kind, np.float64, 5, use_out=False, with_state=True, num_layers=2)
 
 
+@pytest.mark.parametrize("kind", list(SEQ))
+def test_batch_split_over_threads_matches_torch(kind, monkeypatch):
+    """With several BLAS threads allowed, every thread runs the recurrence on its own slice of the batch
+    (recurrent_functional.layer_forward / layer_backward): outputs and every gradient must not change."""
+    from dlcourse.nn import recurrent_functional as RF
+    monkeypatch.setattr(RF, "blas_threads", lambda: 3)  # three slices, of unequal sizes for most batches
+    monkeypatch.setattr(RF, "MIN_ROWS", 1)
+    options = [{}, {"num_layers": 2, "bidirectional": True, "batch_first": True},
+               {"use_out": False, "with_state": True}, {"bias": False, "with_state": True}]
+    for seed, kw in enumerate(options):
+        run_sequence_case(kind, np.float64, 20 + seed, **kw)
+        run_sequence_case(kind, np.float32, 30 + seed, **kw)
+    rnn = SEQ[kind][0](3, 4, **SEQ[kind][2])
+    rnn.forward(np.zeros((5, 7, 3), np.float32))
+    split = rnn._cache.layers[0][0]
+    assert isinstance(split, RF.BatchSlices) and [(s.start, s.stop) for s in split.slices] == [(0, 2), (2, 4), (4, 7)]
+
+
 def test_larger_lstm_random_sizes():
     """The benchmark's shape class (long sequence, wider layer) in float64."""
     for seed in range(2):
