@@ -3,17 +3,19 @@
 Each setting is an environment variable, read when asked for (not at import), so that a notebook's first cell, a
 test or a kernel's environment can set it:
 
-=====================  ==========================================================================================
-``DLCOURSE_QUICK``     ``1``: quick mode — smaller data sets and fewer epochs, so every notebook executes in CI
-                       within its budget (the test run and the quick book set it). Unset: the full setting, which
-                       reproduces the headline numbers.
-``DLCOURSE_DATA``      the course's data folder; MNIST is looked for in ``$DLCOURSE_DATA/mnist``.
-``DLCOURSE_LANG``      ``zh``: the package's messages (checks, hints, widgets, figures) in Simplified Chinese; the
-                       Chinese notebooks set it in their first cell. Unset: English.
-``DLCOURSE_BOOK``      ``1`` while the book is built: widgets also render a static figure (no kernel behind the page).
-``DLCOURSE_PROGRESS``  where ``check`` records a learner's passed steps: a file path, or ``off`` (the test run).
-                       Unset: the user's data folder.
-=====================  ==========================================================================================
+======================  ==========================================================================================
+``DLCOURSE_QUICK``      ``1``: quick mode — smaller data sets and fewer epochs, so every notebook executes in CI
+                        within its budget (the test run and the quick book set it). Unset: the full setting, which
+                        reproduces the headline numbers.
+``DLCOURSE_DATA``       the course's data folder; MNIST is looked for in ``$DLCOURSE_DATA/mnist``.
+``DLCOURSE_LANG``       ``zh``: the package's messages (checks, hints, widgets, figures) in Simplified Chinese; the
+                        Chinese notebooks set it in their first cell. Unset: English.
+``DLCOURSE_BOOK``       ``1`` while the book is built: widgets also render a static figure (no kernel behind the page).
+``DLCOURSE_PROGRESS``   where ``check`` records a learner's passed steps: a file path, or ``off`` (the test run).
+                        Unset: the user's data folder.
+``NBGRADER_EXECUTION``  set by nbgrader, not by us: ``autograde`` or ``validate`` while it grades a notebook, when a
+                        failing ``check`` raises (so the grader sees it) instead of printing.
+======================  ==========================================================================================
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ DATA_ENV = "DLCOURSE_DATA"
 LANG_ENV = "DLCOURSE_LANG"
 BOOK_ENV = "DLCOURSE_BOOK"
 PROGRESS_ENV = "DLCOURSE_PROGRESS"
+NBGRADER_ENV = "NBGRADER_EXECUTION"
 
 LANGUAGES = ("en", "zh")
 _TRUE = {"1", "true", "yes", "on"}
@@ -65,6 +68,12 @@ def book_build() -> bool:
 def progress_setting() -> str:
     """``$DLCOURSE_PROGRESS`` as given: a path, ``off``, or empty (the user's data folder)."""
     return _setting(PROGRESS_ENV)
+
+
+def nbgrader_grading() -> bool:
+    """True while nbgrader executes a notebook to grade or validate it (``$NBGRADER_EXECUTION`` is ``autograde`` or
+    ``validate``)."""
+    return _setting(NBGRADER_ENV) in ("autograde", "validate")
 
 
 def development_data_dir(repo_root: Path) -> Path | None:

@@ -53,7 +53,6 @@ import copy
 import ctypes
 import importlib
 import inspect
-import os
 import pkgutil
 import re
 import signal
@@ -70,6 +69,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from .. import config
 from . import progress as _progress
 from .progress import clear_progress  # noqa: F401 (for learners: beside progress())
 
@@ -597,7 +597,7 @@ def check(name: str, fn: Callable, verbose: bool = True) -> bool:
             print(f"✗ {name}: {problem}.  Stuck? hint({name!r}) gives a hint.")
     if problem is None:
         _progress.record(name)
-    elif os.environ.get("NBGRADER_EXECUTION") in ("autograde", "validate"):
+    elif config.nbgrader_grading():
         # under nbgrader a check cell is an autograder test: it scores only when the cell raises on a failure
         raise AssertionError(f"{name}: {problem}")
     return problem is None
