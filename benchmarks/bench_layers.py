@@ -27,8 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _harness  # noqa: E402  (one process per measurement, threads pinned, the command line)
 
 CASES: dict = {}  # name -> (function, description)
-#: case -> the ratio NumPy / PyTorch the project aims for, at 1 and at 2 threads (issue 11).
-TARGETS = {"conv1": 2.0, "conv2": 2.0, "maxpool": 1.0, "cnn_step": 1.5, "lstm": 2.0}
+#: case -> the ratio NumPy / PyTorch the project aims for, at 1 and at 2 threads (issue 11; recurrent: issue 21).
+TARGETS = {"conv1": 2.0, "conv2": 2.0, "maxpool": 1.0, "cnn_step": 1.5,
+           "lstm": 1.5, "lstm64": 1.5, "gru": 1.5, "gru64": 1.5}
 
 
 def case(name: str, description: str):
@@ -40,7 +41,7 @@ def case(name: str, description: str):
 
 
 # ---------------------------------------------------------------------------------------
-# Cases (float32, batch 64, MNIST shapes)
+# Cases (float32, batch 64 unless a case says otherwise, MNIST shapes)
 # ---------------------------------------------------------------------------------------
 
 BATCH = 64
@@ -146,31 +147,52 @@ def cnn_step(lib):
     return step
 
 
-@case("lstm", "LSTM 28->128 over 50 steps, batch 32: forward + backpropagation through time "
-              "(dx and every weight gradient; random upstream gradient on every output)")
-def bench_lstm(lib):
+def _recurrent_step(lib, kind, batch):
+    """``kind`` ("LSTM" or "GRU") 28->128 over 50 steps: forward + backpropagation through time (dx and every
+    weight gradient; a random upstream gradient on every output)."""
     import numpy as np
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((50, 32, 28), dtype=np.float32)  # (seq_len, batch, input_size)
-    g = rng.standard_normal((50, 32, 128), dtype=np.float32)
+    x = rng.standard_normal((50, batch, 28), dtype=np.float32)  # (seq_len, batch, input_size)
+    g = rng.standard_normal((50, batch, 128), dtype=np.float32)
     if lib == "torch":
         import torch
-        lstm = torch.nn.LSTM(28, 128)
+        layer = getattr(torch.nn, kind)(28, 128)
         xt, gt = torch.tensor(x, requires_grad=True), torch.tensor(g)
 
         def step():
             xt.grad = None
-            lstm.zero_grad(set_to_none=True)
-            lstm(xt)[0].backward(gt)
+            layer.zero_grad(set_to_none=True)
+            layer(xt)[0].backward(gt)
         return step
     from dlcourse import nn
-    lstm = nn.LSTM(28, 128)
+    layer = getattr(nn, kind)(28, 128)
 
     def step():
-        lstm.zero_grad()
-        lstm.forward(x)
-        lstm.backward(g)
+        layer.zero_grad()
+        layer.forward(x)
+        layer.backward(g)
     return step
+
+
+@case("lstm", "LSTM 28->128 over 50 steps, batch 32: forward + backpropagation through time "
+              "(dx and every weight gradient; random upstream gradient on every output)")
+def bench_lstm(lib):
+    return _recurrent_step(lib, "LSTM", 32)
+
+
+@case("lstm64", "LSTM 28->128 over 50 steps, batch 64: forward + backpropagation through time")
+def bench_lstm64(lib):
+    return _recurrent_step(lib, "LSTM", 64)
+
+
+@case("gru", "GRU 28->128 over 50 steps, batch 32: forward + backpropagation through time")
+def bench_gru(lib):
+    return _recurrent_step(lib, "GRU", 32)
+
+
+@case("gru64", "GRU 28->128 over 50 steps, batch 64: forward + backpropagation through time")
+def bench_gru64(lib):
+    return _recurrent_step(lib, "GRU", 64)
 
 
 # ---------------------------------------------------------------------------------------
