@@ -70,6 +70,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from .. import config
+from ..i18n import N_, _
 from . import progress as _progress
 from .progress import clear_progress  # noqa: F401 (for learners: beside progress())
 
@@ -184,7 +185,8 @@ def exercise(name: str, cases, *, hints, wrong=None, rtol: float = RTOL, atol: f
 
 def _get(name: str) -> Exercise:
     if name not in REGISTRY:  # loads the name's chapter
-        raise ValueError(f"unknown exercise {name!r}; expected one of {sorted(REGISTRY)}")  # loads them all
+        raise ValueError(_("unknown exercise {name!r}; expected one of {names}").format(
+            name=name, names=sorted(REGISTRY)))  # loads them all
     return REGISTRY[name]
 
 
@@ -259,13 +261,14 @@ def _numbers(g, label: str):
     """(NumPy array of real numbers or booleans, None) for a numeric answer ``g``, else (None, why it is not one)."""
     kind = type(g).__name__
     if isinstance(g, (str, bytes)):
-        return None, f"{label}expected a number or an array of numbers, got a string ({kind}): return the number"
+        return None, _("{label}expected a number or an array of numbers, got a string ({kind}): return the "
+                       "number").format(label=label, kind=kind)
     if isinstance(g, (types.GeneratorType, map, filter, zip, dict, set, frozenset)) or (
             hasattr(g, "__next__") and not isinstance(g, np.ndarray)):
-        return None, f"{label}expected a number or an array of numbers, got a {kind}"
+        return None, _("{label}expected a number or an array of numbers, got a {kind}").format(label=label, kind=kind)
     if isinstance(g, _LowPrecision):
-        return None, (f"{label}is {g.dtype_name}, which keeps only about 3 significant digits: compute in float32 "
-                      f"or float64 (e.g. .float() or .double())")
+        return None, _("{label}is {dtype}, which keeps only about 3 significant digits: compute in float32 "
+                       "or float64 (e.g. .float() or .double())").format(label=label, dtype=g.dtype_name)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", np.exceptions.ComplexWarning if hasattr(np, "exceptions")
@@ -277,17 +280,20 @@ def _numbers(g, label: str):
                 else:
                     raw = raw.astype(np.float64)
     except Exception:  # noqa: BLE001  (ragged lists, lists of objects, anything NumPy refuses)
-        return None, (f"{label}expected a number or an array of numbers, got a {kind} that NumPy cannot turn into "
-                      f"one (a ragged list, or objects that are not numbers?)")
+        return None, _("{label}expected a number or an array of numbers, got a {kind} that NumPy cannot turn into "
+                       "one (a ragged list, or objects that are not numbers?)").format(label=label, kind=kind)
     if raw.dtype.kind == "c":
-        return None, f"{label}expected real numbers, got complex ones ({raw.dtype})"
+        return None, _("{label}expected real numbers, got complex ones ({dtype})").format(label=label,
+                                                                                          dtype=raw.dtype)
     if raw.dtype.kind in "USa":
-        return None, f"{label}expected a number or an array of numbers, got strings ({kind} of {raw.dtype})"
+        return None, _("{label}expected a number or an array of numbers, got strings ({kind} of {dtype})").format(
+            label=label, kind=kind, dtype=raw.dtype)
     if raw.dtype.kind == "f" and raw.dtype.itemsize < 4:
-        return None, (f"{label}is {raw.dtype}, which keeps only about 3 significant digits: compute in float32 or "
-                      f"float64")
+        return None, _("{label}is {dtype}, which keeps only about 3 significant digits: compute in float32 or "
+                       "float64").format(label=label, dtype=raw.dtype)
     if raw.dtype.kind not in "fiub":
-        return None, f"{label}expected a number or an array of numbers, got {kind} of {raw.dtype}"
+        return None, _("{label}expected a number or an array of numbers, got {kind} of {dtype}").format(
+            label=label, kind=kind, dtype=raw.dtype)
     return raw, None
 
 
@@ -299,24 +305,26 @@ def _fmt(x: float) -> str:
 def _compare(expected, got, ex: Exercise) -> str | None:
     """None when they agree, else a message saying how they differ (never the expected values)."""
     if got is None:
-        return "your function returned None: is a `return` missing?"
+        return _("your function returned None: is a `return` missing?")
     if got is Ellipsis or (isinstance(got, (tuple, list)) and any(g is Ellipsis for g in got)):
-        return "your function still returns `...`: replace each `...  # your code` with your code"
+        return _("your function still returns `...`: replace each `...  # your code` with your code")
     exp_t = _as_tuple(expected)
     if len(exp_t) > 1 and isinstance(got, list) and not isinstance(expected, list):
         got = tuple(got)  # a list where a tuple of return values is expected: fine
     got_t = _as_tuple(got) if isinstance(got, tuple) or len(exp_t) > 1 else (got,)
     if len(exp_t) > 1 and not isinstance(got, tuple):
-        return f"expected a tuple of {len(exp_t)} return values, got one {type(got).__name__}"
+        return _("expected a tuple of {count} return values, got one {kind}").format(count=len(exp_t),
+                                                                                     kind=type(got).__name__)
     if len(exp_t) != len(got_t):
-        return f"expected {len(exp_t)} return value(s), got {len(got_t)}"
+        return _("expected {count} return value(s), got {got}").format(count=len(exp_t), got=len(got_t))
     for i, (e, g) in enumerate(zip(exp_t, got_t)):
         problem = _compare_one(e, g, ex, "")
         if problem:  # name the output only now: reading the reference's source takes time
             names = _output_names(ex, len(exp_t))
             if len(exp_t) > 1:
-                label = (f"`{names[i]}` (return value {i + 1} of {len(exp_t)}): " if names else
-                         f"return value {i + 1} of {len(exp_t)}: ")
+                label = (_("`{name}` (return value {number} of {count}): ") if names else
+                         _("return value {number} of {count}: ")).format(name=names[i] if names else "",
+                                                                         number=i + 1, count=len(exp_t))
             else:
                 label = f"`{names[0]}`: " if names else ""
             return label + problem
@@ -325,10 +333,11 @@ def _compare(expected, got, ex: Exercise) -> str | None:
 
 def _compare_one(e, g, ex: Exercise, label: str) -> str | None:
     if g is None:
-        return f"{label}is None: is something not computed or not returned?"
+        return _("{label}is None: is something not computed or not returned?").format(label=label)
     if isinstance(e, str):
-        return None if g == e else f"{label}expected a string, got {type(g).__name__}" if not isinstance(
-            g, str) else f"{label}differs from the reference"
+        return None if g == e else _("{label}expected a string, got {kind}").format(
+            label=label, kind=type(g).__name__) if not isinstance(
+            g, str) else _("{label}differs from the reference").format(label=label)
     g = _to_plain(g)
     e_arr = np.asarray(_to_plain(e))
     if e_arr.dtype == bool:
@@ -336,18 +345,21 @@ def _compare_one(e, g, ex: Exercise, label: str) -> str | None:
         if problem:
             return problem
         if g_arr.dtype != bool:
-            return f"{label}expected booleans (True/False, dtype bool), got dtype {g_arr.dtype}"
+            return _("{label}expected booleans (True/False, dtype bool), got dtype {dtype}").format(
+                label=label, dtype=g_arr.dtype)
         if e_arr.shape != g_arr.shape:
-            return f"{label}expected shape {e_arr.shape}, got shape {g_arr.shape}"
+            return _("{label}expected shape {want}, got shape {got}").format(label=label, want=e_arr.shape,
+                                                                             got=g_arr.shape)
         if not np.array_equal(e_arr, g_arr):
-            return f"{label}{int(np.sum(e_arr != g_arr))} of {e_arr.size} value(s) differ from the reference"
+            return _("{label}{bad} of {size} value(s) differ from the reference").format(
+                label=label, bad=int(np.sum(e_arr != g_arr)), size=e_arr.size)
         return None
     if not (np.issubdtype(e_arr.dtype, np.number)):  # the reference returns something else: compare as objects
         try:
             same = bool(np.all(e_arr == np.asarray(g, dtype=e_arr.dtype)))
         except Exception:  # noqa: BLE001
             same = False
-        return None if same else f"{label}differs from the reference"
+        return None if same else _("{label}differs from the reference").format(label=label)
     g_arr, problem = _numbers(g, label)
     if problem:
         return problem
@@ -355,18 +367,19 @@ def _compare_one(e, g, ex: Exercise, label: str) -> str | None:
     g_arr = g_arr.astype(np.float64)
     e_arr = e_arr.astype(np.float64)
     if e_arr.shape != g_arr.shape:
-        return f"{label}expected shape {e_arr.shape}, got shape {g_arr.shape}"
+        return _("{label}expected shape {want}, got shape {got}").format(label=label, want=e_arr.shape,
+                                                                         got=g_arr.shape)
     if not np.all(np.isfinite(g_arr) | ~np.isfinite(e_arr)):
-        return f"{label}contains NaN or inf (an overflow, a log of 0 or a division by 0?)"
+        return _("{label}contains NaN or inf (an overflow, a log of 0 or a division by 0?)").format(label=label)
     finite = np.isfinite(e_arr)
     scale = float(np.max(np.abs(e_arr[finite]))) if finite.any() else 0.0
     if single:
         rtol, atol = max(ex.rtol, ex.rtol32), max(ex.atol, ex.atol32 * scale)
-        allowed = (f"float32 answers may differ by {_fmt(rtol)} x |reference| + {_fmt(atol)} (float64 keeps "
-                   f"every digit)")
+        allowed = _("float32 answers may differ by {rtol} x |reference| + {atol} (float64 keeps "
+                    "every digit)").format(rtol=_fmt(rtol), atol=_fmt(atol))
     else:
         rtol, atol = ex.rtol, ex.atol
-        allowed = f"allowed: {_fmt(rtol)} x |reference| + {_fmt(atol)}"
+        allowed = _("allowed: {rtol} x |reference| + {atol}").format(rtol=_fmt(rtol), atol=_fmt(atol))
     with np.errstate(invalid="ignore"):
         bad = ~np.isclose(g_arr, e_arr, rtol=rtol, atol=atol, equal_nan=True)
     if not bad.any():
@@ -375,13 +388,15 @@ def _compare_one(e, g, ex: Exercise, label: str) -> str | None:
         diff = np.where(bad, np.abs(g_arr - e_arr), 0.0)
     diff = np.where(np.isnan(diff), np.inf, diff)
     idx = np.unravel_index(np.argmax(diff), e_arr.shape) if e_arr.ndim else ()
-    where = f" (largest at index {tuple(int(i) for i in idx)})" if e_arr.ndim else ""
+    where = _(" (largest at index {index})").format(index=tuple(int(i) for i in idx)) if e_arr.ndim else ""
     n_bad = int(bad.sum())
     # How far off, relative to the reference's size: an absolute difference would print the answer itself
     # whenever the learner's value is 0.
-    size = (f"by up to {_fmt(float(np.max(diff)) / scale)} of the reference's largest magnitude" if scale > 0
-            else "where the reference is all zeros")
-    return f"{label}{n_bad} of {bad.size} value(s) differ from the reference {size}{where}; {allowed}"
+    size = (_("by up to {ratio} of the reference's largest magnitude").format(ratio=_fmt(float(np.max(diff)) / scale))
+            if scale > 0 else _("where the reference is all zeros"))
+    return _("{label}{bad} of {size} value(s) differ from the reference {how}{where}; {allowed}").format(
+        label=label, bad=n_bad, size=bad.size, how=size, where=where, allowed=allowed)
+
 
 
 def _still_has_placeholder(fn: Callable) -> bool:
@@ -400,7 +415,7 @@ def _still_has_placeholder(fn: Callable) -> bool:
                for node in ast.walk(tree))
 
 
-PLACEHOLDER_NOTE = " (a `...  # your code` line is still in your function)"
+PLACEHOLDER_NOTE = N_(" (a `...  # your code` line is still in your function)")  # shown as _(PLACEHOLDER_NOTE)
 
 
 def _copy_args(args):
@@ -524,7 +539,7 @@ def _argument_name(fn: Callable, index: int, count: int) -> str:
                 return f"`{pname}`"
     except (TypeError, ValueError):
         pass
-    return f"argument {index + 1}"
+    return _("argument {number}").format(number=index + 1)
 
 
 def _run(name: str, fn: Callable, *, prepared: list | None = None, time_limit: float | None = None) -> str | None:
@@ -535,51 +550,62 @@ def _run(name: str, fn: Callable, *, prepared: list | None = None, time_limit: f
     """
     ex = _get(name)
     if not callable(fn):
-        raise TypeError(f"check: expected a function for {name!r}, got {type(fn).__name__}")
+        raise TypeError(_("check: expected a function for {name!r}, got {kind}").format(name=name,
+                                                                                       kind=type(fn).__name__))
+
     cases = _prepare(name) if prepared is None else prepared
     for k, c in enumerate(cases, 1):
         args = c.args
         shapes = ", ".join(_describe(a) for a in _as_tuple(args) if isinstance(a, np.ndarray))
         label = args[0] if isinstance(args, tuple) and args and isinstance(args[0], str) else None
-        details = ", ".join(([repr(label)] if label else []) + ([f"inputs: {shapes}"] if shapes else []))
-        case = f"case {k} of {len(cases)}" + (f" ({details})" if details else "")
+        details = ", ".join(([repr(label)] if label else [])
+                            + ([_("inputs: {shapes}").format(shapes=shapes)] if shapes else []))
+        case = _("case {number} of {count}").format(number=k, count=len(cases)) + (
+            _(" ({details})").format(details=details) if details else "")
         limit = (time_limit if time_limit is not None else ex.time_limit if ex.time_limit is not None
                  else max(TIME_LIMIT, TIME_LIMIT_FACTOR * c.seconds))
         call = _copy_args(args)
         try:
             got = _call_with_time_limit(fn, call, limit)
         except NotImplementedError:
-            return "not implemented yet"
+            return _("not implemented yet")
         except _CaseTimeout:
-            return (f"{case} did not finish within the time limit of {_fmt(limit)} s per case (an endless loop, or "
-                    f"a loop that never reaches its end?)")
+            return _("{case} did not finish within the time limit of {limit} s per case (an endless loop, or "
+                     "a loop that never reaches its end?)").format(case=case, limit=_fmt(limit))
         except KeyboardInterrupt:  # the notebook's stop button: stop the check too
             raise
         except SystemExit as err:
-            return (f"{case} called exit() or sys.exit() (SystemExit: {err.code!r}): return the result instead of "
-                    f"exiting")
+            return _("{case} called exit() or sys.exit() (SystemExit: {code!r}): return the result instead of "
+                     "exiting").format(case=case, code=err.code)
         except Exception as err:  # the learner's code raised: say which case and why
-            unfinished = (PLACEHOLDER_NOTE if _still_has_placeholder(fn) else
-                          " (is a `...` still in your code?)" if "ellipsis" in _safe_str(err) else "")
-            return f"{case} raised {type(err).__name__}: {_safe_str(err)}{unfinished}"
+            unfinished = (_(PLACEHOLDER_NOTE) if _still_has_placeholder(fn) else
+                          _(" (is a `...` still in your code?)") if "ellipsis" in _safe_str(err) else "")
+            return _("{case} raised {error}: {message}{unfinished}").format(
+                case=case, error=type(err).__name__, message=_safe_str(err), unfinished=unfinished)
         except BaseException as err:  # noqa: BLE001  (GeneratorExit and other escapes: a failure, not a crash)
-            return f"{case} raised {type(err).__name__}: {_safe_str(err)}"
+            return _("{case} raised {error}: {message}{unfinished}").format(
+                case=case, error=type(err).__name__, message=_safe_str(err), unfinished="")
         try:
             problem = _compare(c.expected, got, ex)
         except Exception as err:  # noqa: BLE001  (check never crashes on what a function returns)
-            problem = (f"check could not compare what your function returned ({type(got).__name__}: "
-                       f"{type(err).__name__}); return numbers or arrays")
+            problem = _("check could not compare what your function returned ({kind}: "
+                        "{error}); return numbers or arrays").format(kind=type(got).__name__,
+                                                                     error=type(err).__name__)
         if problem is None:
             changed = [i for i, (b, a) in enumerate(zip(_as_tuple(args), call))
                        if i not in c.writes and not _same(b, a)]
             if changed:
                 which = ", ".join(_argument_name(fn, i, len(call)) for i in changed)
-                problem = (f"your function changed its input {which} in place; the results are right, but the "
-                           f"caller's array{'s' if len(changed) > 1 else ''} must stay as they were: work on a copy "
-                           f"(x = x.copy()) or build new arrays (x = x - m instead of x -= m)")
+                problem = (_("your function changed its input {which} in place; the results are right, but the "
+                             "caller's arrays must stay as they were: work on a copy "
+                             "(x = x.copy()) or build new arrays (x = x - m instead of x -= m)") if len(changed) > 1
+                           else _("your function changed its input {which} in place; the results are right, but the "
+                                  "caller's array must stay as they were: work on a copy "
+                                  "(x = x.copy()) or build new arrays (x = x - m instead of x -= m)")).format(
+                    which=which)
         if problem:
-            unfinished = PLACEHOLDER_NOTE if "`...`" not in problem and _still_has_placeholder(fn) else ""
-            return f"{case}: {problem}{unfinished}"
+            unfinished = _(PLACEHOLDER_NOTE) if "`...`" not in problem and _still_has_placeholder(fn) else ""
+            return _("{case}: {problem}{unfinished}").format(case=case, problem=problem, unfinished=unfinished)
     return None
 
 
@@ -592,9 +618,9 @@ def check(name: str, fn: Callable, verbose: bool = True) -> bool:
     problem = _run(name, fn)
     if verbose:
         if problem is None:
-            print(f"✓ {name}: all {len(ex.cases())} hidden cases pass")
+            print(_("✓ {name}: all {count} hidden cases pass").format(name=name, count=len(ex.cases())))
         else:
-            print(f"✗ {name}: {problem}.  Stuck? hint({name!r}) gives a hint.")
+            print(_("✗ {name}: {problem}.  Stuck? hint({name!r}) gives a hint.").format(name=name, problem=problem))
     if problem is None:
         _progress.record(name)
     elif config.nbgrader_grading():
@@ -608,11 +634,13 @@ def hint(name: str) -> None:
     ex = _get(name)
     if ex.hints_shown < len(ex.hints):
         ex.hints_shown += 1
-        print(f"Hint {ex.hints_shown} of {len(ex.hints)} for {name}: {ex.hints[ex.hints_shown - 1]}")
+        print(_("Hint {number} of {count} for {name}: {text}").format(
+            number=ex.hints_shown, count=len(ex.hints), name=name, text=_(ex.hints[ex.hints_shown - 1])))
     else:
         for k, text in enumerate(ex.hints, 1):
-            print(f"Hint {k} of {len(ex.hints)} for {name}: {text}")
-        print(f"That was the last hint. solution({name!r}) shows the reference code.")
+            print(_("Hint {number} of {count} for {name}: {text}").format(number=k, count=len(ex.hints), name=name,
+                                                                          text=_(text)))
+        print(_("That was the last hint. solution({name!r}) shows the reference code.").format(name=name))
 
 
 def solution(name: str) -> None:
@@ -634,9 +662,11 @@ def use(name: str, fn: Callable) -> Callable:
     problem = _run(name, fn)
     if problem is None:
         _progress.record(name)
-        print(f"→ using your {name} from here on")
+        print(_("→ using your {name} from here on").format(name=name))
         return fn
-    print(f"→ using the course's reference {name} from here on (yours: {problem})")
+    print(_("→ using the course's reference {name} from here on (yours: {problem})").format(name=name,
+                                                                                          problem=problem))
+
     return reference(name)
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import PROGRESS_ENV, progress_setting
+from ..i18n import _
 
 ENV = PROGRESS_ENV
 
@@ -96,9 +97,11 @@ class Progress:
         lines = []
         for ch, done, total in self.summary():
             marks = " ".join(("✓ " if s in self.passed else "· ") + s.split(".", 1)[1] for s in self.steps[ch])
-            lines.append(f"chapter {ch}: {done}/{total}  {marks}")
+            lines.append(_("chapter {chapter}: {done}/{total}  {marks}").format(chapter=ch, done=done, total=total,
+                                                                               marks=marks))
         where = progress_file()
-        lines.append(f"(kept in {where}; clear_progress() starts again)" if where else "(progress recording is off)")
+        lines.append(_("(kept in {where}; clear_progress() starts again)").format(where=where) if where
+                     else _("(progress recording is off)"))
         return "\n".join(lines)
 
     __repr__ = __str__
@@ -108,7 +111,11 @@ class Progress:
         for ch, done, total in self.summary():
             cells = " ".join(f'<span title="{s}">{"✅" if s in self.passed else "⬜"} {s.split(".", 1)[1]}</span>'
                              for s in self.steps[ch])
-            rows.append(f"<tr><td>chapter {ch}</td><td>{done}/{total}</td>"
+            chapter = _("chapter {chapter}").format(chapter=ch)
+            rows.append(f"<tr><td>{chapter}</td><td>{done}/{total}</td>"
                         f"<td style='text-align:left'>{cells}</td></tr>")
-        return ("<table><tr><th>chapter</th><th>passed</th><th style='text-align:left'>build-it steps</th></tr>"
+        headers = (_("chapter"), _("passed"), _("build-it steps"))
+        return ("<table><tr><th>{}</th><th>{}</th><th style='text-align:left'>{}</th></tr>".format(*headers)
                 + "".join(rows) + "</table>")
+
+

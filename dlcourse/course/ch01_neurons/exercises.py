@@ -6,6 +6,7 @@ In the lesson (each used by the cells after it): ``ch1.neuron_forward``, ``ch1.p
 
 import numpy as np
 
+from ...i18n import N_
 from ..checker import exercise
 
 
@@ -26,10 +27,12 @@ def _neuron_cases():
 
 
 @exercise("ch1.neuron_forward", _neuron_cases,
-          hints=["Two steps: a weighted sum of the inputs plus the bias, then the activation function applied to it.",
-                 "For a batch x of shape (N, d) and w of shape (d,), one matrix-vector product gives all N weighted "
-                 "sums at once; the bias is added to each of them. The sigmoid is 1 / (1 + e^(-z)).",
-                 "z = x @ w + b works for one input (d,) and for a batch (N, d); then return 1 / (1 + np.exp(-z))."],
+          hints=[N_("Two steps: a weighted sum of the inputs plus the bias, then the activation function applied "
+                    "to it."),
+                 N_("For a batch x of shape (N, d) and w of shape (d,), one matrix-vector product gives all N weighted "
+                    "sums at once; the bias is added to each of them. The sigmoid is 1 / (1 + e^(-z))."),
+                 N_("z = x @ w + b works for one input (d,) and for a batch (N, d); then return 1 / (1 + "
+                    "np.exp(-z)).")],
           wrong=lambda x, w, b: _sigmoid(x @ w))
 def neuron_forward(x, w, b):
     """A sigmoid neuron's output a = sigmoid(x . w + b) for one input x (d,) or a batch (N, d); w (d,), b a number."""
@@ -54,11 +57,11 @@ def _perceptron_always(w, b, x, y, lr):
 
 
 @exercise("ch1.perceptron_update", _perceptron_cases,
-          hints=["The rule changes nothing when the sample is already on its correct side. When is a sample "
-                 "misclassified, in terms of its label y in {-1, +1} and its score w . x + b?",
-                 "A sample is misclassified when y (w . x + b) <= 0 (a score of exactly 0 counts as a mistake, or "
-                 "a perceptron started at zero would never move). Otherwise return w and b unchanged.",
-                 "On a mistake the boundary moves towards the sample: add lr * y * x to w and lr * y to b."],
+          hints=[N_("The rule changes nothing when the sample is already on its correct side. When is a sample "
+                    "misclassified, in terms of its label y in {-1, +1} and its score w . x + b?"),
+                 N_("A sample is misclassified when y (w . x + b) <= 0 (a score of exactly 0 counts as a mistake, or "
+                    "a perceptron started at zero would never move). Otherwise return w and b unchanged."),
+                 N_("On a mistake the boundary moves towards the sample: add lr * y * x to w and lr * y to b.")],
           wrong=_perceptron_always, outputs=("w", "b"))
 def perceptron_update(w, b, x, y, lr):
     """One step of the perceptron rule for a sample x (d,) with label y in {-1, +1}: returns (w, b)."""
@@ -73,11 +76,11 @@ def _z_cases():
 
 
 @exercise("ch1.sigmoid_grad", _z_cases,
-          hints=["Differentiate 1 / (1 + e^(-z)) with the quotient (or chain) rule, then write the result using "
-                 "sigma(z) itself.",
-                 "The derivative is sigma(z) (1 - sigma(z)). Evaluate sigma at the pre-activation z first; "
-                 "z (1 - z) is not it.",
-                 "s = 1 / (1 + np.exp(-z)); return s * (1 - s)."],
+          hints=[N_("Differentiate 1 / (1 + e^(-z)) with the quotient (or chain) rule, then write the result using "
+                    "sigma(z) itself."),
+                 N_("The derivative is sigma(z) (1 - sigma(z)). Evaluate sigma at the pre-activation z first; "
+                    "z (1 - z) is not it."),
+                 N_("s = 1 / (1 + np.exp(-z)); return s * (1 - s).")],
           wrong=lambda z: z * (1 - z))
 def sigmoid_grad(z):
     """The derivative of the sigmoid at the pre-activation z (any shape)."""
@@ -103,11 +106,12 @@ def _naive_softmax(z):
 
 
 @exercise("ch1.softmax", _softmax_cases,
-          hints=["Exponentiate, then normalise each row so that it sums to 1. Then look at case 2: what does "
-                 "np.exp(1000.0) give?",
-                 "softmax(z) = softmax(z - c) for any constant c per row (e^(-c) cancels). Choose c so that no "
-                 "exponent is positive.",
-                 "Subtract z.max(axis=1, keepdims=True) before np.exp, and divide by the row sums with keepdims=True."],
+          hints=[N_("Exponentiate, then normalise each row so that it sums to 1. Then look at case 2: what does "
+                    "np.exp(1000.0) give?"),
+                 N_("softmax(z) = softmax(z - c) for any constant c per row (e^(-c) cancels). Choose c so that no "
+                    "exponent is positive."),
+                 N_("Subtract z.max(axis=1, keepdims=True) before np.exp, and divide by the row sums with "
+                    "keepdims=True.")],
           wrong=_naive_softmax)
 def softmax(z):
     """Row-wise softmax of a (N, C) array, stable for logits of +-1000."""
@@ -122,9 +126,9 @@ def _relu_cases():
 
 
 @exercise("ch1.relu_grad", _relu_cases,
-          hints=["ReLU is the identity on one side of 0 and constant on the other: what is the slope on each side?",
-                 "The slope is 1 where z > 0 and 0 where z < 0. At exactly z = 0 PyTorch uses 0: mind > versus >=.",
-                 "A comparison gives booleans; turn them into floats with .astype(float)."],
+          hints=[N_("ReLU is the identity on one side of 0 and constant on the other: what is the slope on each side?"),
+                 N_("The slope is 1 where z > 0 and 0 where z < 0. At exactly z = 0 PyTorch uses 0: mind > versus >=."),
+                 N_("A comparison gives booleans; turn them into floats with .astype(float).")],
           wrong=lambda z: (z >= 0).astype(float))
 def relu_grad(z):
     """The derivative of ReLU, with ReLU'(0) = 0 (PyTorch's convention)."""
@@ -142,10 +146,10 @@ def _diagonal_only(z):
 
 
 @exercise("ch1.softmax_jacobian", _jacobian_cases,
-          hints=["Every output s_i depends on every input z_j (through the sum in the denominator), so most "
-                 "entries of the Jacobian are not zero.",
-                 "ds_i/dz_j = s_i (delta_ij - s_j): s_i (1 - s_i) on the diagonal, -s_i s_j off it.",
-                 "With s the (stable) softmax of z: np.diag(s) - np.outer(s, s)."],
+          hints=[N_("Every output s_i depends on every input z_j (through the sum in the denominator), so most "
+                    "entries of the Jacobian are not zero."),
+                 N_("ds_i/dz_j = s_i (delta_ij - s_j): s_i (1 - s_i) on the diagonal, -s_i s_j off it."),
+                 N_("With s the (stable) softmax of z: np.diag(s) - np.outer(s, s).")],
           wrong=_diagonal_only)
 def softmax_jacobian(z):
     """The (C, C) Jacobian ds_i/dz_j of the softmax of one score vector z (C,)."""

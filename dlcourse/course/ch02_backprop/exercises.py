@@ -10,6 +10,7 @@ For practice at the end: ``ch2.bce``, ``ch2.mse_grad``.
 
 import numpy as np
 
+from ...i18n import N_
 from ..checker import exercise
 from . import engine, micro_mlp
 
@@ -25,11 +26,11 @@ def _delta_cases():
 
 
 @exercise("ch2.sigmoid_output_delta", _delta_cases,
-          hints=["Write the chain rule from the loss J down to the pre-activation z: which two derivatives are "
-                 "multiplied, and in which order?",
-                 "dJ/dz = dJ/da * da/dz. With J = (a - y)^2 the first factor is 2 (a - y); with a = sigma(z) the "
-                 "second is sigma'(z), which you can write with a alone.",
-                 "sigma'(z) = a (1 - a), so dJ/dz = 2 (a - y) a (1 - a)."],
+          hints=[N_("Write the chain rule from the loss J down to the pre-activation z: which two derivatives are "
+                    "multiplied, and in which order?"),
+                 N_("dJ/dz = dJ/da * da/dz. With J = (a - y)^2 the first factor is 2 (a - y); with a = sigma(z) the "
+                    "second is sigma'(z), which you can write with a alone."),
+                 N_("sigma'(z) = a (1 - a), so dJ/dz = 2 (a - y) a (1 - a).")],
           wrong=lambda a, y: 2 * (a - y))
 def sigmoid_output_delta(a, y):
     """dJ/dz for J = (a - y)^2 per sample, where the output a = sigma(z) is given (any shape)."""
@@ -45,11 +46,11 @@ def _linear_cases():
 
 @exercise("ch2.linear_backward", _linear_cases,
           outputs=("dx", "dW", "db"),
-          hints=["Each gradient has the shape of what it differentiates: dx like x (N, in), dW like W (out, in), "
-                 "db like b (out,). Which products of grad_out (N, out), W and x have those shapes?",
-                 "Differentiate Y_nk = sum_i x_ni W_ki + b_k entry by entry: dL/dx_ni sums over k, dL/dW_ki sums over "
-                 "the batch n, and so does dL/db_k.",
-                 "dx = grad_out @ W, dW = grad_out.T @ x, db = grad_out.sum(axis=0)."],
+          hints=[N_("Each gradient has the shape of what it differentiates: dx like x (N, in), dW like W (out, in), "
+                    "db like b (out,). Which products of grad_out (N, out), W and x have those shapes?"),
+                 N_("Differentiate Y_nk = sum_i x_ni W_ki + b_k entry by entry: dL/dx_ni sums over k, dL/dW_ki "
+                    "sums over the batch n, and so does dL/db_k."),
+                 N_("dx = grad_out @ W, dW = grad_out.T @ x, db = grad_out.sum(axis=0).")],
           wrong=lambda x, W, g: (g @ W, x.T @ g, g.sum(axis=0)))
 def linear_backward(x, W, grad_out):
     """Gradients (dx, dW, db) of y = x W^T + b: x (N, in), W (out, in), grad_out = dL/dy (N, out)."""
@@ -72,12 +73,12 @@ def _ce_no_mean(logits, labels):
 
 
 @exercise("ch2.softmax_ce_grad", _ce_cases,
-          hints=["The derivation above ends in a very short formula per sample; the loss is the mean over the N "
-                 "samples of the batch.",
-                 "Per sample, dL/dz = p - y with p = softmax(z) and y the one-hot label; the mean over N samples "
-                 "divides every row by N. Use a softmax that does not overflow: case 3 has logits of +-1000, and "
-                 "exp(1000) is inf in float64; subtract each row's own maximum.",
-                 "p = stable softmax of logits; p[np.arange(N), labels] -= 1; return p / N."],
+          hints=[N_("The derivation above ends in a very short formula per sample; the loss is the mean over the N "
+                    "samples of the batch."),
+                 N_("Per sample, dL/dz = p - y with p = softmax(z) and y the one-hot label; the mean over N samples "
+                    "divides every row by N. Use a softmax that does not overflow: case 3 has logits of +-1000, and "
+                    "exp(1000) is inf in float64; subtract each row's own maximum."),
+                 N_("p = stable softmax of logits; p[np.arange(N), labels] -= 1; return p / N.")],
           wrong=_ce_no_mean)
 def softmax_ce_grad(logits, labels):
     """dL/dlogits (N, C) of the mean softmax cross-entropy of logits (N, C) against integer labels (N,)."""
@@ -108,13 +109,13 @@ _value_ops = engine.op_probe(engine.Value)
 _value_ops.__wrapped__ = engine.Value  # solution() shows the reference class, not this probe
 exercise("ch2.value_ops", _op_cases,
          outputs=("out.data", "x.grad", "y.grad"),
-         hints=["Each _backward adds to its inputs' .grad: out.grad (the gradient arriving from above) times the "
-                "local derivative of this one operation.",
-                "The local derivatives: d(a b)/da = b; tanh'(x) = 1 - tanh(x)^2 (t is already computed); ReLU'(x) is 1 "
-                "for x > 0, else 0 (also at x = 0, as in PyTorch); exp'(x) = exp(x). Use .data, the numbers, not the "
-                "Values, and add (+=): a Value used twice collects both shares.",
-                "For the product: self.grad += other.data * out.grad and other.grad += self.data * out.grad; for tanh "
-                "self.grad += (1 - t**2) * out.grad."],
+         hints=[N_("Each _backward adds to its inputs' .grad: out.grad (the gradient arriving from above) times the "
+                   "local derivative of this one operation."),
+                N_("The local derivatives: d(a b)/da = b; tanh'(x) = 1 - tanh(x)^2 (t is already computed); "
+                   "ReLU'(x) is 1 for x > 0, else 0 (also at x = 0, as in PyTorch); exp'(x) = exp(x). Use .data, "
+                   "the numbers, not the Values, and add (+=): a Value used twice collects both shares."),
+                N_("For the product: self.grad += other.data * out.grad and other.grad += self.data * out.grad; "
+                   "for tanh self.grad += (1 - t**2) * out.grad.")],
          wrong=_value_ops_no_local_derivative)(_value_ops)
 
 
@@ -150,12 +151,12 @@ _value_graph = engine.graph_probe(engine.Value)
 _value_graph.__wrapped__ = engine.Value.backward
 exercise("ch2.value_backward", _graph_cases,
          outputs=("output", "gradients"),
-         hints=["backward() must call every node's _backward exactly once, and a node only after every node that "
-                "uses it has added its share to that node's .grad.",
-                "Order the nodes topologically: a depth-first search that appends a node after all of its _prev. Then "
-                "set self.grad = 1 and walk that list from the end.",
-                "topo, seen = [], set(); def build(v): if v not in seen: seen.add(v); [build(p) for p in v._prev]; "
-                "topo.append(v). Then build(self), self.grad = 1.0, and for v in reversed(topo): v._backward()."],
+         hints=[N_("backward() must call every node's _backward exactly once, and a node only after every node that "
+                   "uses it has added its share to that node's .grad."),
+                N_("Order the nodes topologically: a depth-first search that appends a node after all of its "
+                   "_prev. Then set self.grad = 1 and walk that list from the end."),
+                N_("topo, seen = [], set(); def build(v): if v not in seen: seen.add(v); [build(p) for p in v._prev]; "
+                   "topo.append(v). Then build(self), self.grad = 1.0, and for v in reversed(topo): v._backward().")],
          wrong=_value_graph_unsorted)(_value_graph)
 
 
@@ -183,14 +184,14 @@ _mlp = micro_mlp.mlp_probe(micro_mlp.MLP)
 _mlp.__wrapped__ = micro_mlp.MLP  # solution() shows the reference MLP (Neuron and Layer: micro_mlp.py)
 exercise("ch2.mlp", _mlp_cases,
          outputs=("outputs", "parameter gradients", "input gradients"),
-         hints=["A neuron's pre-activation is a weighted sum of its inputs plus its bias; a layer applies each of its "
-                "neurons to the same inputs; the network feeds each layer's outputs to the next layer.",
-                "Neuron: start the sum at the bias, sum(w_i * x_i for w_i, x_i in zip(self.w, x)) with start value "
-                "self.b, then .tanh() only if self.nonlin. Layer: one output per neuron, in order. parameters(): "
-                "each neuron's w then b, neuron after neuron.",
-                "Neuron: z = sum((w_i * x_i for w_i, x_i in zip(self.w, x)), self.b); return z.tanh() if self.nonlin "
-                "else z. Layer: [n(x) for n in self.neurons] and [p for n in self.neurons for p in n.parameters()]. "
-                "MLP: x = layer(x)."],
+         hints=[N_("A neuron's pre-activation is a weighted sum of its inputs plus its bias; a layer applies each "
+                   "of its neurons to the same inputs; the network feeds each layer's outputs to the next layer."),
+                N_("Neuron: start the sum at the bias, sum(w_i * x_i for w_i, x_i in zip(self.w, x)) with start value "
+                   "self.b, then .tanh() only if self.nonlin. Layer: one output per neuron, in order. parameters(): "
+                   "each neuron's w then b, neuron after neuron."),
+                N_("Neuron: z = sum((w_i * x_i for w_i, x_i in zip(self.w, x)), self.b); return z.tanh() if "
+                   "self.nonlin else z. Layer: [n(x) for n in self.neurons] and [p for n in self.neurons for p in "
+                   "n.parameters()]. MLP: x = layer(x).")],
          wrong=micro_mlp.mlp_probe(_MLPTanhEverywhere))(_mlp)
 
 
@@ -221,13 +222,13 @@ _train_step = micro_mlp.train_step_probe(micro_mlp.train_step)
 _train_step.__wrapped__ = micro_mlp.train_step
 exercise("ch2.train_step", _train_step_cases,
          outputs=("losses", "parameters after the steps"),
-         hints=["Four parts, in this order: reset the gradients, forward pass and loss, backward pass, update. The "
-                "probe runs several steps, so what the previous step left in .grad matters.",
-                "backward() adds to .grad, so set every parameter's .grad to 0 first. The loss is the mean: the sum "
-                "of cross_entropy(model(x), label) over the batch, divided by N. Gradient descent moves each "
-                "parameter against its gradient.",
-                "for p in model.parameters(): p.grad = 0.0; loss = sum(cross_entropy(model(x), label) for x, label "
-                "in zip(X, y)) / len(X); loss.backward(); for p in model.parameters(): p.data -= lr * p.grad."],
+         hints=[N_("Four parts, in this order: reset the gradients, forward pass and loss, backward pass, update. The "
+                   "probe runs several steps, so what the previous step left in .grad matters."),
+                N_("backward() adds to .grad, so set every parameter's .grad to 0 first. The loss is the mean: the sum "
+                   "of cross_entropy(model(x), label) over the batch, divided by N. Gradient descent moves each "
+                   "parameter against its gradient."),
+                N_("for p in model.parameters(): p.grad = 0.0; loss = sum(cross_entropy(model(x), label) for x, label "
+                   "in zip(X, y)) / len(X); loss.backward(); for p in model.parameters(): p.data -= lr * p.grad.")],
          wrong=micro_mlp.train_step_probe(_train_step_no_zero_grad))(_train_step)
 
 
@@ -240,10 +241,10 @@ def _bce_cases():
 
 
 @exercise("ch2.bce", _bce_cases,
-          hints=["The loss must be positive for every sample and grow when p moves away from y; check your formula "
-                 "on p = 0.9, y = 0.",
-                 "One minus sign covers both terms: -[y log p + (1 - y) log(1 - p)], then the mean over samples.",
-                 "float(np.mean(-(y * np.log(p) + (1 - y) * np.log(1 - p))))."],
+          hints=[N_("The loss must be positive for every sample and grow when p moves away from y; check your formula "
+                    "on p = 0.9, y = 0."),
+                 N_("One minus sign covers both terms: -[y log p + (1 - y) log(1 - p)], then the mean over samples."),
+                 N_("float(np.mean(-(y * np.log(p) + (1 - y) * np.log(1 - p)))).")],
           wrong=lambda p, y: np.mean(-y * np.log(p) + (1 - y) * np.log(1 - p)))
 def bce(p, y):
     """Mean binary cross-entropy of probabilities p against labels y in {0, 1}."""
@@ -257,9 +258,11 @@ def _mse_cases():
 
 
 @exercise("ch2.mse_grad", _mse_cases,
-          hints=["Differentiate L = (1/n) sum_i (y_hat_i - y_i)^2 with respect to one y_hat_i; n counts every entry.",
-                 "Mind two things: the sign (the gradient points towards larger loss, i.e. away from y) and the 1/n.",
-                 "2 * (y_hat - y) / y_hat.size."],
+          hints=[N_("Differentiate L = (1/n) sum_i (y_hat_i - y_i)^2 with respect to one y_hat_i; n counts every "
+                    "entry."),
+                 N_("Mind two things: the sign (the gradient points towards larger loss, i.e. away from y) and the "
+                    "1/n."),
+                 N_("2 * (y_hat - y) / y_hat.size.")],
           wrong=lambda y_hat, y: 2 * (y - y_hat))
 def mse_grad(y_hat, y):
     """dL/dy_hat of the mean squared error over all n entries."""

@@ -9,6 +9,7 @@ single-channel convolution and its weight gradient, receptive fields.
 
 import numpy as np
 
+from ...i18n import N_
 from ...nn import functional as F
 from ..checker import exercise
 
@@ -72,13 +73,14 @@ def _naive_ignoring_stride(x, w, b, stride=1, pad=0):
 
 
 @exercise("ch4.conv_forward_naive", lambda: _conv_cases_of(_NAIVE_SHAPES),
-          hints=["Four loops: over the images n, the filters f, and the output rows i and columns j. Each output "
-                 "value is one filter laid over one window of the padded input: multiply elementwise, add up, add "
-                 "the filter's bias.",
-                 "Pad first: np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad))) pads only height and width. With "
-                 "stride s, output (i, j) reads the window whose top-left corner is (i*s, j*s) of the padded input.",
-                 "out[n, f, i, j] = np.sum(x_pad[n, :, i*stride:i*stride + kh, j*stride:j*stride + kw] * w[f]) + b[f], "
-                 "with H_out = (H + 2*pad - kh) // stride + 1 (and the same for W_out)."],
+          hints=[N_("Four loops: over the images n, the filters f, and the output rows i and columns j. Each output "
+                    "value is one filter laid over one window of the padded input: multiply elementwise, add up, add "
+                    "the filter's bias."),
+                 N_("Pad first: np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad))) pads only height and width. "
+                    "With stride s, output (i, j) reads the window whose top-left corner is (i*s, j*s) of the "
+                    "padded input."),
+                 N_("out[n, f, i, j] = np.sum(x_pad[n, :, i*stride:i*stride + kh, j*stride:j*stride + kw] * w[f]) "
+                    "+ b[f], with H_out = (H + 2*pad - kh) // stride + 1 (and the same for W_out).")],
           wrong=_naive_ignoring_stride)
 def conv_forward_naive(x, w, b, stride=1, pad=0):
     """Convolution (PyTorch's conv2d) with plain loops over images, filters and output pixels.
@@ -115,14 +117,15 @@ def _naive_backward_overwriting(x, w, grad_out, stride=1, pad=0):
 
 
 @exercise("ch4.conv_backward_naive", lambda: _backward_cases_of(_NAIVE_SHAPES),
-          hints=["Walk the forward pass's loops again. One step computed out[n, f, i, j] = sum(window * w[f]) + b[f]; "
-                 "its upstream gradient g = grad_out[n, f, i, j] flows back to each of the three things it used.",
-                 "That step sends g * w[f] to the window of the padded input, g * window to w[f], and g to b[f]. "
-                 "Windows overlap and every filter reads the same pixels, so all three gradients are *accumulated* "
-                 "(+=) over the loops, never assigned.",
-                 "dx_pad[n, :, rows, cols] += g * w[f]; dw[f] += g * x_pad[n, :, rows, cols]; db[f] += g, with "
-                 "rows = slice(i*stride, i*stride + kh); at the end cut the padding off: "
-                 "dx = dx_pad[:, :, pad:pad + H, pad:pad + W]."],
+          hints=[N_("Walk the forward pass's loops again. One step computed out[n, f, i, j] = sum(window * w[f]) + "
+                    "b[f]; its upstream gradient g = grad_out[n, f, i, j] flows back to each of the three things "
+                    "it used."),
+                 N_("That step sends g * w[f] to the window of the padded input, g * window to w[f], and g to b[f]. "
+                    "Windows overlap and every filter reads the same pixels, so all three gradients are *accumulated* "
+                    "(+=) over the loops, never assigned."),
+                 N_("dx_pad[n, :, rows, cols] += g * w[f]; dw[f] += g * x_pad[n, :, rows, cols]; db[f] += g, with "
+                    "rows = slice(i*stride, i*stride + kh); at the end cut the padding off: "
+                    "dx = dx_pad[:, :, pad:pad + H, pad:pad + W].")],
           wrong=_naive_backward_overwriting, outputs=("dx", "dw", "db"))
 def conv_backward_naive(x, w, grad_out, stride=1, pad=0):
     """Gradients of out = conv_forward_naive(x, w, b, stride, pad), with the forward pass's loops.
@@ -167,13 +170,14 @@ def _im2col_kernel_major(x, kh, kw, stride=1, padding=0):
 
 
 @exercise("ch4.im2col", _im2col_cases,
-          hints=["Kernel entry (i, j) meets, at output pixel (p, q), the padded input pixel (p*s + i, q*s + j). For "
-                 "a fixed (i, j) those pixels, over all output positions, form a strided slice of the padded input: "
-                 "loop over the kh*kw kernel entries, not over the pixels.",
-                 "x_pad[:, :, i:i + s*H_out:s, j:j + s*W_out:s] has shape (N, C, H_out, W_out): it is what kernel "
-                 "entry (i, j) sees everywhere. Store it in cols[:, :, i, j] of an array (N, C, kh, kw, H_out, W_out).",
-                 "After the loops, cols.reshape(N, C*kh*kw, H_out*W_out): rows in (channel, kernel row, kernel "
-                 "column) order, the order of weight.reshape(O, -1); columns in row-major output order."],
+          hints=[N_("Kernel entry (i, j) meets, at output pixel (p, q), the padded input pixel (p*s + i, q*s + j). For "
+                    "a fixed (i, j) those pixels, over all output positions, form a strided slice of the padded input: "
+                    "loop over the kh*kw kernel entries, not over the pixels."),
+                 N_("x_pad[:, :, i:i + s*H_out:s, j:j + s*W_out:s] has shape (N, C, H_out, W_out): it is what "
+                    "kernel entry (i, j) sees everywhere. Store it in cols[:, :, i, j] of an array (N, C, kh, kw, "
+                    "H_out, W_out)."),
+                 N_("After the loops, cols.reshape(N, C*kh*kw, H_out*W_out): rows in (channel, kernel row, kernel "
+                    "column) order, the order of weight.reshape(O, -1); columns in row-major output order.")],
           wrong=_im2col_kernel_major)
 def im2col(x, kh, kw, stride=1, padding=0):
     """Unfold x (N, C, H, W) into columns (N, C*kh*kw, H_out*W_out), as ``torch.nn.functional.unfold``.
@@ -215,13 +219,13 @@ def _col2im_overwriting(cols, H, W, kh, kw, stride=1, padding=0):
 
 
 @exercise("ch4.col2im", _col2im_cases,
-          hints=["col2im is im2col run backwards: im2col copied padded pixel (p*s + i, q*s + j) into row (c, i, j), "
-                 "column (p, q); col2im sends every entry of the columns back to the pixel it was copied from.",
-                 "A pixel inside several windows was copied several times, so it receives the *sum* of those "
-                 "entries (that is what makes col2im the adjoint of im2col, and dx the sum over every use of x): "
-                 "accumulate with +=, for each kernel entry (i, j), into a zero padded array.",
-                 "c6 = cols.reshape(N, C, kh, kw, H_out, W_out); for each (i, j): "
-                 "out[:, :, i:i + s*H_out:s, j:j + s*W_out:s] += c6[:, :, i, j]; finally cut the padding off."],
+          hints=[N_("col2im is im2col run backwards: im2col copied padded pixel (p*s + i, q*s + j) into row (c, i, j), "
+                    "column (p, q); col2im sends every entry of the columns back to the pixel it was copied from."),
+                 N_("A pixel inside several windows was copied several times, so it receives the *sum* of those "
+                    "entries (that is what makes col2im the adjoint of im2col, and dx the sum over every use of x): "
+                    "accumulate with +=, for each kernel entry (i, j), into a zero padded array."),
+                 N_("c6 = cols.reshape(N, C, kh, kw, H_out, W_out); for each (i, j): "
+                    "out[:, :, i:i + s*H_out:s, j:j + s*W_out:s] += c6[:, :, i, j]; finally cut the padding off.")],
           wrong=_col2im_overwriting)
 def col2im(cols, H, W, kh, kw, stride=1, padding=0):
     """Fold columns (N, C*kh*kw, H_out*W_out) back onto (N, C, H, W), *adding* overlaps
@@ -251,12 +255,13 @@ def _conv_forward_flipped(x, weight, bias, stride=1, padding=0):
 
 
 @exercise("ch4.conv2d_forward", _conv_forward_cases,
-          hints=["Every column of X_cols is one receptive field, and each output channel is one filter: a dot product "
-                 "of one row of weights with one column gives one output pixel of one channel.",
-                 "weight.reshape(O, -1) lists each filter's numbers in the same order as a column (channel, then "
-                 "kernel row, then kernel column). `@` with a 3-D array multiplies every image of the batch at once.",
-                 "Y = W_mat @ X_cols has shape (N, O, H_out*W_out); the bias is one number per output channel, so it "
-                 "needs the shape (O, 1) to be added to every pixel of its channel."],
+          hints=[N_("Every column of X_cols is one receptive field, and each output channel is one filter: a dot "
+                    "product of one row of weights with one column gives one output pixel of one channel."),
+                 N_("weight.reshape(O, -1) lists each filter's numbers in the same order as a column (channel, "
+                    "then kernel row, then kernel column). `@` with a 3-D array multiplies every image of the "
+                    "batch at once."),
+                 N_("Y = W_mat @ X_cols has shape (N, O, H_out*W_out); the bias is one number per output channel, "
+                    "so it needs the shape (O, 1) to be added to every pixel of its channel.")],
           wrong=_conv_forward_flipped)
 def conv2d_forward(x, weight, bias, stride=1, padding=0):
     """Convolution (PyTorch's conv2d) as one matrix product.
@@ -289,12 +294,13 @@ def _conv_backward_ignoring_stride(x, weight, grad_out, stride=1, padding=0):
 
 
 @exercise("ch4.conv2d_backward", _conv_backward_cases,
-          hints=["Write the forward pass as Y = W_mat X_cols (+ b) for each image, with G = dL/dY of the same shape "
-                 "(O, H_out*W_out). A matrix product's gradients are again matrix products: check the shapes.",
-                 "dL/dW_mat = G X_cols^T and dL/dX_cols = W_mat^T G (per image). The weight is shared by every image, "
-                 "so its gradient sums over the batch; so does the bias's, which also sums over the pixels.",
-                 "dW = (G @ cols.transpose(0, 2, 1)).sum(axis=0) reshaped to weight.shape; db = G.sum(axis=(0, 2)); "
-                 "dcols = W_mat.T @ G, then col2im adds each column back onto the pixels it came from."],
+          hints=[N_("Write the forward pass as Y = W_mat X_cols (+ b) for each image, with G = dL/dY of the same shape "
+                    "(O, H_out*W_out). A matrix product's gradients are again matrix products: check the shapes."),
+                 N_("dL/dW_mat = G X_cols^T and dL/dX_cols = W_mat^T G (per image). The weight is shared by every "
+                    "image, so its gradient sums over the batch; so does the bias's, which also sums over the "
+                    "pixels."),
+                 N_("dW = (G @ cols.transpose(0, 2, 1)).sum(axis=0) reshaped to weight.shape; db = G.sum(axis=(0, 2)); "
+                    "dcols = W_mat.T @ G, then col2im adds each column back onto the pixels it came from.")],
           wrong=_conv_backward_ignoring_stride)
 def conv2d_backward(x, weight, grad_out, stride=1, padding=0):
     """Gradients of y = conv2d_forward(x, weight, bias, stride, padding).
@@ -350,13 +356,13 @@ def _every_tied_max(x, grad_out):
 
 
 @exercise("ch4.max_pool_backward", _pool_cases,
-          hints=["Each output of the pool is one input of its window, the maximum: only that input influenced the "
-                 "output, so only it receives the upstream gradient; the other inputs get 0. On a tie, PyTorch (and "
-                 "the chapter) picks one: the first in row-major order.",
-                 "Rearrange x into windows of 4 values, shape (N, C, H/2, W/2, 4): x.reshape(N, C, H/2, 2, W/2, 2), "
-                 "then move the two within-window axes to the end. np.argmax returns the FIRST maximum.",
-                 "Build a one-hot mask from the argmax (np.eye(4)[idx] or np.put_along_axis), multiply it by "
-                 "grad_out[..., None], then undo the rearrangement to get back (N, C, H, W)."],
+          hints=[N_("Each output of the pool is one input of its window, the maximum: only that input influenced the "
+                    "output, so only it receives the upstream gradient; the other inputs get 0. On a tie, PyTorch (and "
+                    "the chapter) picks one: the first in row-major order."),
+                 N_("Rearrange x into windows of 4 values, shape (N, C, H/2, W/2, 4): x.reshape(N, C, H/2, 2, W/2, 2), "
+                    "then move the two within-window axes to the end. np.argmax returns the FIRST maximum."),
+                 N_("Build a one-hot mask from the argmax (np.eye(4)[idx] or np.put_along_axis), multiply it by "
+                    "grad_out[..., None], then undo the rearrangement to get back (N, C, H, W).")],
           wrong=_every_tied_max)
 def max_pool_backward(x, grad_out):
     """dL/dx of a 2x2, stride-2 max pool of x (N, C, H, W) (H, W even), given grad_out = dL/dy (N, C, H/2, W/2).
@@ -406,15 +412,15 @@ def _bn_graph_without_mean_path(x, gamma, grad_out, eps=1e-5):
 
 
 @exercise("ch4.batchnorm_backward_graph", _bn_cases,
-          hints=["Go down the graph from y one node at a time. A node out = f(a, b) passes out's gradient to each "
-                 "input times the local derivative; an input used by several nodes (xc, x) adds up what it receives; "
-                 "a per-channel node (mu, var, inv_std, gamma, beta) that was broadcast over the M rows sums over "
-                 "them (axis 0).",
-                 "y = gamma*x_hat + beta: dbeta = sum g, dgamma = sum g*x_hat, dx_hat = g*gamma. x_hat = xc*inv_std: "
-                 "dxc = dx_hat*inv_std, dinv_std = sum dx_hat*xc. inv_std = 1/std: dstd = -dinv_std/std**2. "
-                 "std = sqrt(var + eps): dvar = dstd / (2*std).",
-                 "var = mean(xc**2): dxc = dxc + 2*xc*dvar/M. xc = x - mu: dmu = -sum dxc (axis 0). "
-                 "mu = mean(x): dx = dxc + dmu/M."],
+          hints=[N_("Go down the graph from y one node at a time. A node out = f(a, b) passes out's gradient to "
+                    "each input times the local derivative; an input used by several nodes (xc, x) adds up what it "
+                    "receives; a per-channel node (mu, var, inv_std, gamma, beta) that was broadcast over the M "
+                    "rows sums over them (axis 0)."),
+                 N_("y = gamma*x_hat + beta: dbeta = sum g, dgamma = sum g*x_hat, dx_hat = g*gamma. x_hat = "
+                    "xc*inv_std: dxc = dx_hat*inv_std, dinv_std = sum dx_hat*xc. inv_std = 1/std: dstd = "
+                    "-dinv_std/std**2. std = sqrt(var + eps): dvar = dstd / (2*std)."),
+                 N_("var = mean(xc**2): dxc = dxc + 2*xc*dvar/M. xc = x - mu: dmu = -sum dxc (axis 0). "
+                    "mu = mean(x): dx = dxc + dmu/M.")],
           wrong=_bn_graph_without_mean_path)
 def batchnorm_backward_graph(x, gamma, grad_out, eps=1e-5):
     """Batch normalisation's backward pass, one node of its computational graph at a time (training mode).
@@ -444,12 +450,13 @@ def batchnorm_backward_graph(x, gamma, grad_out, eps=1e-5):
 
 
 @exercise("ch4.batchnorm_backward", _bn_cases,
-          hints=["x reaches the loss along three paths: directly through x_hat, through the batch mean mu and through "
-                 "the batch variance. The gradients of gamma and beta are the easy part: sum over the batch.",
-                 "dbeta = sum_m g, dgamma = sum_m g * x_hat. With dx_hat = g * gamma, the derivation of the chapter "
-                 "collapses the three paths into one line that uses only dx_hat, x_hat and their batch means.",
-                 "dx = (1 / sqrt(var + eps)) * (dx_hat - mean_m(dx_hat) - x_hat * mean_m(dx_hat * x_hat)), every mean "
-                 "over axis 0 (the batch); var is the biased batch variance, x.var(axis=0)."],
+          hints=[N_("x reaches the loss along three paths: directly through x_hat, through the batch mean mu and "
+                    "through the batch variance. The gradients of gamma and beta are the easy part: sum over the "
+                    "batch."),
+                 N_("dbeta = sum_m g, dgamma = sum_m g * x_hat. With dx_hat = g * gamma, the derivation of the chapter "
+                    "collapses the three paths into one line that uses only dx_hat, x_hat and their batch means."),
+                 N_("dx = (1 / sqrt(var + eps)) * (dx_hat - mean_m(dx_hat) - x_hat * mean_m(dx_hat * x_hat)), "
+                    "every mean over axis 0 (the batch); var is the biased batch variance, x.var(axis=0).")],
           wrong=_bn_constant_stats)
 def batchnorm_backward(x, gamma, grad_out, eps=1e-5):
     """Gradients of batch normalisation in training mode, y = gamma * (x - mu) / sqrt(var + eps) + beta.
@@ -477,11 +484,11 @@ def _size_cases():
 
 
 @exercise("ch4.output_size", _size_cases,
-          hints=["Count the positions where the window's first pixel can start so that its last pixel is still "
-                 "inside the padded input.",
-                 "The padded input has H + 2p pixels (padding on both sides); the last possible start is H + 2p - k, "
-                 "and the starts are 0, s, 2s, ...",
-                 "Integer-divide the last start by the stride (//) and add 1 for the start at 0."],
+          hints=[N_("Count the positions where the window's first pixel can start so that its last pixel is still "
+                    "inside the padded input."),
+                 N_("The padded input has H + 2p pixels (padding on both sides); the last possible start is H + 2p "
+                    "- k, and the starts are 0, s, 2s, ..."),
+                 N_("Integer-divide the last start by the stride (//) and add 1 for the start at 0.")],
           wrong=lambda H, k, s, p: (H + p - k) // s + 1)
 def output_size(H, k, s, p):
     """Output height of a convolution with kernel k, stride s and padding p on an input of height H."""
@@ -501,11 +508,12 @@ def _true_convolution(x, w):
 
 
 @exercise("ch4.conv2d_valid", _conv_cases,
-          hints=["The output has H - kh + 1 rows and W - kw + 1 columns; each output pixel is the sum of an "
-                 "elementwise product of the kernel with one window of x.",
-                 "Deep-learning 'convolution' does not flip the kernel: y[p, q] = sum_{i, j} w[i, j] x[p + i, q + j].",
-                 "Loop over the kernel offsets (i, j), not the pixels: y += w[i, j] * (the slice of x shifted by "
-                 "(i, j) with the output's shape)."],
+          hints=[N_("The output has H - kh + 1 rows and W - kw + 1 columns; each output pixel is the sum of an "
+                    "elementwise product of the kernel with one window of x."),
+                 N_("Deep-learning 'convolution' does not flip the kernel: y[p, q] = sum_{i, j} w[i, j] x[p + i, q "
+                    "+ j]."),
+                 N_("Loop over the kernel offsets (i, j), not the pixels: y += w[i, j] * (the slice of x shifted by "
+                    "(i, j) with the output's shape).")],
           wrong=_true_convolution)
 def conv2d_valid(x, w):
     """'Valid' 2-D convolution (cross-correlation) of an image x (H, W) with a kernel w (kh, kw), stride 1."""
@@ -526,11 +534,11 @@ def _dw_cases():
 
 
 @exercise("ch4.conv_weight_grad", _dw_cases,
-          hints=["w[i, j] touches every output y[p, q], through the single term w[i, j] x[p + i, q + j]: sum the "
-                 "chain rule over all outputs.",
-                 "dL/dw[i, j] = sum_{p, q} g[p, q] x[p + i, q + j]: the same shape of sum as the forward pass, with g "
-                 "in the kernel's place.",
-                 "It is a 'valid' convolution of x with g as the kernel, with no flip: conv2d_valid(x, g)."],
+          hints=[N_("w[i, j] touches every output y[p, q], through the single term w[i, j] x[p + i, q + j]: sum the "
+                    "chain rule over all outputs."),
+                 N_("dL/dw[i, j] = sum_{p, q} g[p, q] x[p + i, q + j]: the same shape of sum as the forward pass, "
+                    "with g in the kernel's place."),
+                 N_("It is a 'valid' convolution of x with g as the kernel, with no flip: conv2d_valid(x, g).")],
           wrong=lambda x, g: conv2d_valid(x, g[::-1, ::-1]))
 def conv_weight_grad(x, grad_out):
     """dL/dw of y = conv2d_valid(x, w), given x (H, W) and g = dL/dy (H - kh + 1, W - kw + 1)."""
@@ -542,10 +550,10 @@ def _rf_cases():
 
 
 @exercise("ch4.receptive_field", _rf_cases,
-          hints=["Start from one output pixel (a field of 1) and walk down: how many more input pixels does one "
-                 "stride-1 k x k layer add along one side?",
-                 "A k-wide window centred on each of r pixels covers r + k - 1 pixels.",
-                 "r = 1 + sum over the layers of (k_l - 1)."],
+          hints=[N_("Start from one output pixel (a field of 1) and walk down: how many more input pixels does one "
+                    "stride-1 k x k layer add along one side?"),
+                 N_("A k-wide window centred on each of r pixels covers r + k - 1 pixels."),
+                 N_("r = 1 + sum over the layers of (k_l - 1).")],
           wrong=lambda kernel_sizes: int(sum(kernel_sizes)))
 def receptive_field(kernel_sizes):
     """Receptive field (in input pixels, along one side) of stacked stride-1 convolutions of these kernel sizes."""

@@ -8,6 +8,7 @@ Jacobian, gradient clipping, counting an LSTM's parameters.
 import numpy as np
 from scipy import special
 
+from ...i18n import N_
 from ..checker import exercise
 
 
@@ -27,11 +28,11 @@ def _rnn_step_cases():
 
 
 @exercise("ch5.rnn_step", _rnn_step_cases,
-          hints=["The new state mixes the input and the old state through their own weight matrices, adds the biases "
-                 "and squashes the sum with tanh.",
-                 "Rows are samples: x is (N, I) and W_ih is (H, I), so W_ih x_t becomes x @ W_ih.T; likewise for h. "
-                 "PyTorch keeps two biases, b_ih and b_hh: both count.",
-                 "h' = np.tanh(x @ W_ih.T + b_ih + h @ W_hh.T + b_hh)."],
+          hints=[N_("The new state mixes the input and the old state through their own weight matrices, adds the "
+                    "biases and squashes the sum with tanh."),
+                 N_("Rows are samples: x is (N, I) and W_ih is (H, I), so W_ih x_t becomes x @ W_ih.T; likewise for h. "
+                    "PyTorch keeps two biases, b_ih and b_hh: both count."),
+                 N_("h' = np.tanh(x @ W_ih.T + b_ih + h @ W_hh.T + b_hh).")],
           wrong=lambda x, h, W_ih, W_hh, b_ih, b_hh: np.tanh(x @ W_ih.T + h @ W_hh.T + b_ih))
 def rnn_step(x, h, W_ih, W_hh, b_ih, b_hh):
     """One step of a tanh RNN, PyTorch's layout: x (N, I), h (N, H), W_ih (H, I), W_hh (H, H)."""
@@ -61,14 +62,14 @@ def _backward_one_step_only(x, h0, hs, W_ih, W_hh, grad_hs):
 
 
 @exercise("ch5.rnn_backward", _rnn_backward_cases,
-          hints=["Go backwards in time, t = T, ..., 1, and carry one array along: the gradient that reaches h_t from "
-                 "the future (zero after the last step). At each step, the total dL/dh_t is the loss's own "
-                 "gradient at t plus what came back from t + 1.",
-                 "Through tanh: dL/da_t = dL/dh_t * (1 - h_t^2). From dL/da_t: dx_t = dL/da_t @ W_ih, the gradient "
-                 "handed to h_{t-1} is dL/da_t @ W_hh, and the weights' gradients ADD UP over the steps "
-                 "(dW_ih += da_t.T @ x_t, dW_hh += da_t.T @ h_{t-1}, db += da_t summed over the batch).",
-                 "h_{t-1} is h0 at the first step and hs[t - 1] after it; dh0 is what is carried back after the loop "
-                 "ends. Return (dx, dh0, dW_ih, dW_hh, db)."],
+          hints=[N_("Go backwards in time, t = T, ..., 1, and carry one array along: the gradient that reaches h_t "
+                    "from the future (zero after the last step). At each step, the total dL/dh_t is the loss's own "
+                    "gradient at t plus what came back from t + 1."),
+                 N_("Through tanh: dL/da_t = dL/dh_t * (1 - h_t^2). From dL/da_t: dx_t = dL/da_t @ W_ih, the gradient "
+                    "handed to h_{t-1} is dL/da_t @ W_hh, and the weights' gradients ADD UP over the steps "
+                    "(dW_ih += da_t.T @ x_t, dW_hh += da_t.T @ h_{t-1}, db += da_t summed over the batch)."),
+                 N_("h_{t-1} is h0 at the first step and hs[t - 1] after it; dh0 is what is carried back after the "
+                    "loop ends. Return (dx, dh0, dW_ih, dW_hh, db).")],
           wrong=_backward_one_step_only, outputs=("dx", "dh0", "dW_ih", "dW_hh", "db"))
 def rnn_backward(x, h0, hs, W_ih, W_hh, grad_hs):
     """Backpropagation through time for a tanh RNN (the states hs come from rnn_step, run forward).
@@ -115,11 +116,11 @@ def _lstm_wrong_order(x, h, c, W_ih, W_hh, b_ih, b_hh):
 
 
 @exercise("ch5.lstm_step", _lstm_step_cases,
-          hints=["All four gates come from ONE affine map of x and h, with 4H outputs; cut it into four blocks of H "
-                 "columns. Three gates are fractions in (0, 1), the candidate is in (-1, 1).",
-                 "PyTorch's order of the blocks is i, f, g, o (np.split(z, 4, axis=1)); i, f, o go through the "
-                 "sigmoid, g through tanh.",
-                 "c' = f * c + i * g, then h' = o * tanh(c'); return the pair (h', c')."],
+          hints=[N_("All four gates come from ONE affine map of x and h, with 4H outputs; cut it into four blocks of H "
+                    "columns. Three gates are fractions in (0, 1), the candidate is in (-1, 1)."),
+                 N_("PyTorch's order of the blocks is i, f, g, o (np.split(z, 4, axis=1)); i, f, o go through the "
+                    "sigmoid, g through tanh."),
+                 N_("c' = f * c + i * g, then h' = o * tanh(c'); return the pair (h', c').")],
           wrong=_lstm_wrong_order, outputs=("h_new", "c_new"))
 def lstm_step(x, h, c, W_ih, W_hh, b_ih, b_hh):
     """One LSTM step, PyTorch's layout and gate order (i, f, g, o): returns (h', c')."""
@@ -150,16 +151,17 @@ def _lstm_backward_without_the_cell_path(x, h, c, W_ih, W_hh, b_ih, b_hh, dh_nex
 
 
 @exercise("ch5.lstm_step_backward", _lstm_step_backward_cases,
-          hints=["Walk the forward lines backwards: h' = o * tanh(c'), then c' = f * c + i * g, then each gate's "
-                 "activation, then the affine map z = x W_ih^T + b_ih + h W_hh^T + b_hh. The new cell state c' "
-                 "reaches the loss in two ways: directly (dc_next, through the next step's cell state) and through h'.",
-                 "dc = dc_next + dh_next * o * (1 - tanh(c')^2). Then do = dh_next * tanh(c'), di = dc * g, "
-                 "dg = dc * i, df = dc * c (the OLD cell state), and each through its activation: "
-                 "sigma' = s (1 - s) for i, f, o and tanh' = 1 - g^2 for g; put the four blocks side by side, "
-                 "order i, f, g, o: dz (N, 4H).",
-                 "From dz as for a Linear layer: dx = dz @ W_ih, dh_prev = dz @ W_hh, dW_ih = dz.T @ x, "
-                 "dW_hh = dz.T @ h, db = dz.sum(axis=0); along the cell path dc_prev = dc * f. Return "
-                 "(dx, dh_prev, dc_prev, dW_ih, dW_hh, db)."],
+          hints=[N_("Walk the forward lines backwards: h' = o * tanh(c'), then c' = f * c + i * g, then each "
+                    "gate's activation, then the affine map z = x W_ih^T + b_ih + h W_hh^T + b_hh. The new cell "
+                    "state c' reaches the loss in two ways: directly (dc_next, through the next step's cell state) "
+                    "and through h'."),
+                 N_("dc = dc_next + dh_next * o * (1 - tanh(c')^2). Then do = dh_next * tanh(c'), di = dc * g, "
+                    "dg = dc * i, df = dc * c (the OLD cell state), and each through its activation: "
+                    "sigma' = s (1 - s) for i, f, o and tanh' = 1 - g^2 for g; put the four blocks side by side, "
+                    "order i, f, g, o: dz (N, 4H)."),
+                 N_("From dz as for a Linear layer: dx = dz @ W_ih, dh_prev = dz @ W_hh, dW_ih = dz.T @ x, "
+                    "dW_hh = dz.T @ h, db = dz.sum(axis=0); along the cell path dc_prev = dc * f. Return "
+                    "(dx, dh_prev, dc_prev, dW_ih, dW_hh, db).")],
           wrong=_lstm_backward_without_the_cell_path,
           outputs=("dx", "dh_prev", "dc_prev", "dW_ih", "dW_hh", "db"))
 def lstm_step_backward(x, h, c, W_ih, W_hh, b_ih, b_hh, dh_next, dc_next):
@@ -188,12 +190,12 @@ def _jacobian_cases():
 
 
 @exercise("ch5.recurrent_jacobian", _jacobian_cases,
-          hints=["Chain rule through h_t = tanh(a_t), a_t = W_hh h_{t-1} + ...: first the derivative of a_t with "
-                 "respect to h_{t-1}, then that of tanh, expressed with h_t itself.",
-                 "da_t/dh_{t-1} = W_hh and tanh'(a) = 1 - tanh(a)^2 = 1 - h_t^2, elementwise: the Jacobian is "
-                 "diag(1 - h_t^2) W_hh.",
-                 "Multiplying by a diagonal matrix from the left scales the ROWS: row k by 1 - h_t[k]^2 "
-                 "(use [:, None] to broadcast)."],
+          hints=[N_("Chain rule through h_t = tanh(a_t), a_t = W_hh h_{t-1} + ...: first the derivative of a_t with "
+                    "respect to h_{t-1}, then that of tanh, expressed with h_t itself."),
+                 N_("da_t/dh_{t-1} = W_hh and tanh'(a) = 1 - tanh(a)^2 = 1 - h_t^2, elementwise: the Jacobian is "
+                    "diag(1 - h_t^2) W_hh."),
+                 N_("Multiplying by a diagonal matrix from the left scales the ROWS: row k by 1 - h_t[k]^2 "
+                    "(use [:, None] to broadcast).")],
           wrong=lambda h, W_hh: W_hh * (1 - h ** 2)[None, :])
 def recurrent_jacobian(h_t, W_hh):
     """The Jacobian dh_t/dh_{t-1} (H, H) of one tanh-RNN step, given h_t (H,) and W_hh (H, H)."""
@@ -219,11 +221,11 @@ def _clip_each(grads, max_norm):
 
 
 @exercise("ch5.clip_grad_norm", _clip_cases,
-          hints=["Clipping keeps the direction of the whole update: all gradients are scaled by ONE common factor, "
-                 "and only when they are too long together.",
-                 "The total norm is sqrt(sum of the squares of every entry of every gradient); the factor is "
-                 "min(1, max_norm / (total + 1e-6)), PyTorch's formula.",
-                 "Return tuple(g * factor for g in grads)."],
+          hints=[N_("Clipping keeps the direction of the whole update: all gradients are scaled by ONE common factor, "
+                    "and only when they are too long together."),
+                 N_("The total norm is sqrt(sum of the squares of every entry of every gradient); the factor is "
+                    "min(1, max_norm / (total + 1e-6)), PyTorch's formula."),
+                 N_("Return tuple(g * factor for g in grads).")],
           wrong=_clip_each)
 def clip_grad_norm(grads, max_norm):
     """Gradients (a tuple of arrays) rescaled together so that their total 2-norm is at most max_norm."""
@@ -237,10 +239,10 @@ def _count_cases():
 
 
 @exercise("ch5.lstm_num_parameters", _count_cases,
-          hints=["Count per layer: four gates, each with an input weight matrix, a hidden weight matrix and biases. "
-                 "PyTorch keeps TWO bias vectors per gate (b_ih and b_hh).",
-                 "One layer with input size I has 4H (I + H + 2) numbers.",
-                 "Layers after the first read the H outputs of the layer below: their input size is H."],
+          hints=[N_("Count per layer: four gates, each with an input weight matrix, a hidden weight matrix and biases. "
+                    "PyTorch keeps TWO bias vectors per gate (b_ih and b_hh)."),
+                 N_("One layer with input size I has 4H (I + H + 2) numbers."),
+                 N_("Layers after the first read the H outputs of the layer below: their input size is H.")],
           wrong=lambda I, H, L: 4 * H * (I + H + 1) + (L - 1) * 4 * H * (2 * H + 1))
 def lstm_num_parameters(input_size, hidden_size, num_layers):
     """How many numbers torch.nn.LSTM(input_size, hidden_size, num_layers) trains (unidirectional)."""

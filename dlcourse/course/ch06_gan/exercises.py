@@ -7,6 +7,7 @@ import numpy as np
 from dlcourse import optim
 from dlcourse.nn.functional import sigmoid
 
+from ...i18n import N_
 from ..checker import exercise
 from . import gan
 
@@ -30,10 +31,10 @@ def _density_cases():
 
 
 @exercise("ch6.optimal_discriminator", _density_cases,
-          hints=["For a fixed G, V is an integral over x: choose D(x) separately at every x to maximise "
-                 "p_data(x) log D + p_g(x) log(1 - D).",
-                 "Set the derivative of a log y + b log(1 - y) with respect to y to zero.",
-                 "a / y = b / (1 - y): solve for y, with a = p_data(x) and b = p_g(x)."],
+          hints=[N_("For a fixed G, V is an integral over x: choose D(x) separately at every x to maximise "
+                    "p_data(x) log D + p_g(x) log(1 - D)."),
+                 N_("Set the derivative of a log y + b log(1 - y) with respect to y to zero."),
+                 N_("a / y = b / (1 - y): solve for y, with a = p_data(x) and b = p_g(x).")],
           wrong=lambda p_data, p_g: p_g / (p_data + p_g))
 def optimal_discriminator(p_data, p_g):
     """D*(x) from the two densities evaluated at the same points x (arrays of the same shape)."""
@@ -54,10 +55,11 @@ def _kl(p, q):
 
 
 @exercise("ch6.js_divergence", _dist_cases,
-          hints=["Build the mixture of the two distributions first; the JS divergence compares each of them with it.",
-                 "JSD(p, q) is the average of KL(p || m) and KL(q || m), in nats (natural log).",
-                 "Entries with p_i = 0 contribute 0 to KL(p || m) (0 log 0 = 0): leave them out of the sum. "
-                 "Sanity checks: JSD(p, p) = 0, and JSD never exceeds log 2."],
+          hints=[N_("Build the mixture of the two distributions first; the JS divergence compares each of them "
+                    "with it."),
+                 N_("JSD(p, q) is the average of KL(p || m) and KL(q || m), in nats (natural log)."),
+                 N_("Entries with p_i = 0 contribute 0 to KL(p || m) (0 log 0 = 0): leave them out of the sum. "
+                    "Sanity checks: JSD(p, p) = 0, and JSD never exceeds log 2.")],
           wrong=lambda p, q: _kl(p, (p + q) / 2) + _kl(q, (p + q) / 2))
 def js_divergence(p, q):
     """The Jensen-Shannon divergence (natural log) of two discrete distributions p, q (arrays (K,))."""
@@ -91,12 +93,12 @@ def _d_loss_one_sign(logits_real, logits_fake):
 
 
 @exercise("ch6.discriminator_loss", _d_loss_cases,
-          hints=["It is binary cross-entropy on D's logits: label 1 for the real samples, label 0 for the fakes; "
-                 "each half is averaged over its own size and the two means are added.",
-                 "In terms of a logit l: -log sigmoid(l) = log(1 + e^(-l)) and -log(1 - sigmoid(l)) = log(1 + e^l). "
-                 "Their derivatives with respect to l are sigmoid(l) - 1 and sigmoid(l).",
-                 "np.logaddexp(0, x) = log(1 + e^x) without overflow, and dlcourse.nn.functional.sigmoid is stable; "
-                 "each half's gradient is divided by that half's size."],
+          hints=[N_("It is binary cross-entropy on D's logits: label 1 for the real samples, label 0 for the fakes; "
+                    "each half is averaged over its own size and the two means are added."),
+                 N_("In terms of a logit l: -log sigmoid(l) = log(1 + e^(-l)) and -log(1 - sigmoid(l)) = log(1 + e^l). "
+                    "Their derivatives with respect to l are sigmoid(l) - 1 and sigmoid(l)."),
+                 N_("np.logaddexp(0, x) = log(1 + e^x) without overflow, and dlcourse.nn.functional.sigmoid is stable; "
+                    "each half's gradient is divided by that half's size.")],
           wrong=_d_loss_one_sign)
 def discriminator_loss(logits_real, logits_fake):
     """L_D = BCE(logits_real, 1) + BCE(logits_fake, 0) and its gradients with respect to both logit arrays.
@@ -126,12 +128,12 @@ def _non_saturating(logits_fake):
 
 
 @exercise("ch6.generator_loss", _g_loss_cases,
-          hints=["The generator wants D to call its samples real. Which label does that mean in a binary "
-                 "cross-entropy on the fake logits?",
-                 "The non-saturating loss is -mean log D(G(z)) = BCE(logits, 1), not the minimax "
-                 "mean log(1 - D(G(z))). The derivative of -log sigmoid(l) with respect to l is sigmoid(l) - 1.",
-                 "Average over the batch and divide the gradient by the batch size too; np.logaddexp(0, -l) "
-                 "keeps large |l| finite."],
+          hints=[N_("The generator wants D to call its samples real. Which label does that mean in a binary "
+                    "cross-entropy on the fake logits?"),
+                 N_("The non-saturating loss is -mean log D(G(z)) = BCE(logits, 1), not the minimax "
+                    "mean log(1 - D(G(z))). The derivative of -log sigmoid(l) with respect to l is sigmoid(l) - 1."),
+                 N_("Average over the batch and divide the gradient by the batch size too; np.logaddexp(0, -l) "
+                    "keeps large |l| finite.")],
           wrong=_saturating)
 def generator_loss(logits_fake):
     """The non-saturating L_G = -mean log sigmoid(logits_fake) and its gradient: (M, 1) -> (float, (M, 1))."""
@@ -220,15 +222,15 @@ def _gan_step_cases():
 
 
 exercise("ch6.gan_step", _gan_step_cases,
-         hints=["Two optimizers, two updates, in this order: D's (on the real rows and on fakes that are constants "
-                "for it), then G's (through D). Each update must use only its own loss's gradient: what is in the "
-                "two models' .grad when the step begins, and what must not be added to it on the way?",
-                "Start with opt_D.zero_grad() and opt_G.zero_grad(). Discriminator: D.forward on the real and fake "
-                "rows stacked, your discriminator_loss on the two halves, one D.backward with the two gradients "
-                "stacked in the same order, opt_D.step(); never G.backward here (that is PyTorch's .detach()). "
-                "Generator: D.forward(G.forward(z_G)), your generator_loss.",
-                "Inside `with gan.frozen(D):`, grad = D.backward(grad_logits) returns the gradient with respect to "
-                "D's input and leaves D's .grad alone; then G.backward(grad) and opt_G.step()."],
+         hints=[N_("Two optimizers, two updates, in this order: D's (on the real rows and on fakes that are constants "
+                   "for it), then G's (through D). Each update must use only its own loss's gradient: what is in the "
+                   "two models' .grad when the step begins, and what must not be added to it on the way?"),
+                N_("Start with opt_D.zero_grad() and opt_G.zero_grad(). Discriminator: D.forward on the real and fake "
+                   "rows stacked, your discriminator_loss on the two halves, one D.backward with the two gradients "
+                   "stacked in the same order, opt_D.step(); never G.backward here (that is PyTorch's .detach()). "
+                   "Generator: D.forward(G.forward(z_G)), your generator_loss."),
+                N_("Inside `with gan.frozen(D):`, grad = D.backward(grad_logits) returns the gradient with respect to "
+                   "D's input and leaves D's .grad alone; then G.backward(grad) and opt_G.step().")],
          wrong=_gan_step_not_detached, rtol=1e-7, atol=1e-10)(gan_step)
 
 
@@ -238,10 +240,10 @@ exercise("ch6.gan_step", _gan_step_cases,
 
 
 @exercise("ch6.saturating_generator_loss", _g_loss_cases,
-          hints=["The minimax game as written: G minimises mean log(1 - D(G(z))), i.e. minus the BCE with label 0.",
-                 "log(1 - sigmoid(l)) = -log(1 + e^l); its derivative with respect to l is -sigmoid(l).",
-                 "Divide the gradient by the batch size; compare your gradient with the non-saturating one where "
-                 "D(G(z)) is close to 0."],
+          hints=[N_("The minimax game as written: G minimises mean log(1 - D(G(z))), i.e. minus the BCE with label 0."),
+                 N_("log(1 - sigmoid(l)) = -log(1 + e^l); its derivative with respect to l is -sigmoid(l)."),
+                 N_("Divide the gradient by the batch size; compare your gradient with the non-saturating one where "
+                    "D(G(z)) is close to 0.")],
           wrong=_non_saturating)
 def saturating_generator_loss(logits_fake):
     """L_G^sat = mean log(1 - sigmoid(logits_fake)) and its gradient: (M, 1) -> (float, (M, 1))."""

@@ -15,6 +15,7 @@ from dlcourse import random as package_random
 from dlcourse.nn import functional as F
 from dlcourse.train import evaluate
 
+from ...i18n import N_
 from ..checker import exercise
 
 
@@ -43,10 +44,10 @@ def _one_hot_cases():
 
 
 @exercise("ch7.one_hot", _one_hot_cases,
-          hints=["Row n stands for sample n; it has one entry per class. Which entry is 1?",
-                 "Start from an (N, num_classes) array of zeros and set one entry in each row.",
-                 "Integer-array indexing sets one entry per row at once: out[rows, columns] = 1 with rows = "
-                 "np.arange(N)."],
+          hints=[N_("Row n stands for sample n; it has one entry per class. Which entry is 1?"),
+                 N_("Start from an (N, num_classes) array of zeros and set one entry in each row."),
+                 N_("Integer-array indexing sets one entry per row at once: out[rows, columns] = 1 with rows = "
+                    "np.arange(N).")],
           wrong=lambda labels, num_classes: np.eye(num_classes)[:, labels])
 def one_hot(labels, num_classes):
     """(N,) integer labels -> (N, num_classes) one-hot rows."""
@@ -66,9 +67,9 @@ def _standardize_leaky(train, test):
 
 
 @exercise("ch7.standardize", _standardize_cases,
-          hints=["Which of the two sets is allowed to decide the preprocessing? The other one only receives it.",
-                 "Compute one mean and one standard deviation over all the training values (not per column).",
-                 "Apply those same two numbers to the test set; never its own statistics."],
+          hints=[N_("Which of the two sets is allowed to decide the preprocessing? The other one only receives it."),
+                 N_("Compute one mean and one standard deviation over all the training values (not per column)."),
+                 N_("Apply those same two numbers to the test set; never its own statistics.")],
           wrong=_standardize_leaky)
 def standardize(train, test):
     """Return (train, test) standardised with the mean and standard deviation of all training values."""
@@ -84,9 +85,9 @@ def _accuracy_cases():
 
 
 @exercise("ch7.accuracy", _accuracy_cases,
-          hints=["The predicted class of a sample is the class with the largest logit. Along which axis?",
-                 "Rows are samples, columns classes: argmax along axis=1 gives the N predictions.",
-                 "Accuracy is the mean of a boolean array: predictions == labels."],
+          hints=[N_("The predicted class of a sample is the class with the largest logit. Along which axis?"),
+                 N_("Rows are samples, columns classes: argmax along axis=1 gives the N predictions."),
+                 N_("Accuracy is the mean of a boolean array: predictions == labels.")],
           wrong=lambda logits, labels: float(np.mean(logits.argmax(axis=0)[: len(labels)] == labels)))
 def accuracy(logits, labels):
     """Fraction of samples whose largest logit is at the label's index (logits (N, C), labels (N,))."""
@@ -108,11 +109,12 @@ def _cm_fancy_index(y_true, y_pred, num_classes):
 
 
 @exercise("ch7.confusion_matrix", _cm_cases,
-          hints=["Start from a (K, K) array of zeros. Each sample adds 1 to exactly one cell: which row, which column?",
-                 "Row = true class, column = predicted class; the diagonal holds the correct answers, and all "
-                 "entries add up to N.",
-                 "A loop over the samples is fine. Careful with the vectorised cm[rows, cols] += 1: a pair that "
-                 "occurs twice is counted once (numpy's unbuffered np.add.at counts it twice)."],
+          hints=[N_("Start from a (K, K) array of zeros. Each sample adds 1 to exactly one cell: which row, which "
+                    "column?"),
+                 N_("Row = true class, column = predicted class; the diagonal holds the correct answers, and all "
+                    "entries add up to N."),
+                 N_("A loop over the samples is fine. Careful with the vectorised cm[rows, cols] += 1: a pair that "
+                    "occurs twice is counted once (numpy's unbuffered np.add.at counts it twice).")],
           wrong=_cm_fancy_index)
 def confusion_matrix(y_true, y_pred, num_classes):
     """(num_classes, num_classes) counts: rows are true classes, columns predicted classes (y_true, y_pred (N,))."""
@@ -141,11 +143,11 @@ def _confident_any(probs, labels, k):
 
 
 @exercise("ch7.most_confident_mistakes", _mistake_cases,
-          hints=["Two steps: find the mistakes, then rank them by how sure the model was.",
-                 "A mistake is a row whose argmax differs from its label; the model's confidence in a row is the "
-                 "probability of its predicted class.",
-                 "np.argsort sorts ascending: sort by minus the confidence (kind='stable' keeps ties in index order), "
-                 "and map the positions back to indices of the whole array."],
+          hints=[N_("Two steps: find the mistakes, then rank them by how sure the model was."),
+                 N_("A mistake is a row whose argmax differs from its label; the model's confidence in a row is the "
+                    "probability of its predicted class."),
+                 N_("np.argsort sorts ascending: sort by minus the confidence (kind='stable' keeps ties in index "
+                    "order), and map the positions back to indices of the whole array.")],
           wrong=_confident_any)
 def most_confident_mistakes(probs, labels, k):
     """Indices of the k misclassified samples with the highest predicted-class probability, most confident first."""
@@ -182,12 +184,12 @@ def _mse_no_jacobian(logits, labels):
 
 
 @exercise("ch7.mse_on_softmax", _mse_cases,
-          hints=["Two stages: the loss as a function of p = softmax(z), then the chain rule back through the softmax, "
-                 "row by row (each row's softmax only depends on its own logits).",
-                 "L = mean over all N*C entries of (p - Y)^2, so dL/dp = 2 (p - Y) / (N C). The softmax's Jacobian "
-                 "is diag(p) - p p^T for one row: dL/dz = p * (dL/dp - sum_j p_j dL/dp_j).",
-                 "Subtract each row's maximum before np.exp (logits of 1000 overflow); the row sum in the last step "
-                 "is np.sum(p * grad_p, axis=1, keepdims=True)."],
+          hints=[N_("Two stages: the loss as a function of p = softmax(z), then the chain rule back through the "
+                    "softmax, row by row (each row's softmax only depends on its own logits)."),
+                 N_("L = mean over all N*C entries of (p - Y)^2, so dL/dp = 2 (p - Y) / (N C). The softmax's Jacobian "
+                    "is diag(p) - p p^T for one row: dL/dz = p * (dL/dp - sum_j p_j dL/dp_j)."),
+                 N_("Subtract each row's maximum before np.exp (logits of 1000 overflow); the row sum in the last step "
+                    "is np.sum(p * grad_p, axis=1, keepdims=True).")],
           wrong=_mse_no_jacobian)
 def mse_on_softmax(logits, labels):
     """L = mean over all N*C entries of (softmax(logits) - one_hot(labels))^2 and dL/dlogits.
@@ -295,11 +297,12 @@ def _train_epoch_no_zero_grad(model, optimizer, x, y, batch_size, rng, scheduler
 
 
 exercise("ch7.train_epoch", _train_epoch_cases,
-         hints=["Each batch needs the same five steps, in this order: forward, loss, zero the gradients, backward, "
-                "update.",
-                "The loss module's backward() returns dL/dlogits; model.backward(...) takes it and fills every "
-                "parameter's .grad; the optimizer reads the .grad.",
-                "Without optimizer.zero_grad() before model.backward, the gradients of all earlier batches add up."],
+         hints=[N_("Each batch needs the same five steps, in this order: forward, loss, zero the gradients, backward, "
+                   "update."),
+                N_("The loss module's backward() returns dL/dlogits; model.backward(...) takes it and fills every "
+                   "parameter's .grad; the optimizer reads the .grad."),
+                N_("Without optimizer.zero_grad() before model.backward, the gradients of all earlier batches add "
+                   "up.")],
          wrong=_train_epoch_no_zero_grad)(train_epoch)
 
 
@@ -370,11 +373,11 @@ def _fit_keeps_last(model, optimizer, x, y, x_val, y_val, max_epochs, patience, 
 
 
 exercise("ch7.fit_early_stopping", _fit_cases,
-         hints=["Three things to track across epochs: the lowest validation loss so far, the epoch it came from (with "
-                "a copy of its weights), and how many epochs in a row have not beaten it.",
-                "A new best (strictly lower: an exact tie is no improvement) resets the count to 0 and stores "
-                "copy.deepcopy(model.state_dict()); otherwise the count grows, and training stops once it reaches "
-                "`patience`.",
-                "After the loop, model.load_state_dict(...) with the stored copy: the model must end with the best "
-                "epoch's weights, not the last epoch's."],
+         hints=[N_("Three things to track across epochs: the lowest validation loss so far, the epoch it came from "
+                   "(with a copy of its weights), and how many epochs in a row have not beaten it."),
+                N_("A new best (strictly lower: an exact tie is no improvement) resets the count to 0 and stores "
+                   "copy.deepcopy(model.state_dict()); otherwise the count grows, and training stops once it reaches "
+                   "`patience`."),
+                N_("After the loop, model.load_state_dict(...) with the stored copy: the model must end with the best "
+                   "epoch's weights, not the last epoch's.")],
          wrong=_fit_keeps_last)(fit_early_stopping)

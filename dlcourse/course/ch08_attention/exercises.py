@@ -4,6 +4,7 @@ the sinusoidal encoding and a parameter count (end of chapter)."""
 
 import numpy as np
 
+from ...i18n import N_
 from ..checker import exercise
 
 
@@ -53,13 +54,13 @@ def _attention_unscaled(Q, K, V, mask=None):
 
 
 @exercise("ch8.attention_forward", _attention_cases,
-          hints=["Three steps: similarity scores between every query and every key, a softmax that turns each "
-                 "query's row of scores into weights, and a weighted average of the values.",
-                 "scores = Q K^T / sqrt(d) with d = Q.shape[-1]; K's last two axes swap (np.swapaxes(K, -1, -2)), "
-                 "so batch axes in front stay. The mask says True where a query MAY look: set the other scores to "
-                 "-inf before the softmax.",
-                 "softmax over the LAST axis (the keys), after subtracting each row's maximum; return "
-                 "(weights @ V, weights)."],
+          hints=[N_("Three steps: similarity scores between every query and every key, a softmax that turns each "
+                    "query's row of scores into weights, and a weighted average of the values."),
+                 N_("scores = Q K^T / sqrt(d) with d = Q.shape[-1]; K's last two axes swap (np.swapaxes(K, -1, -2)), "
+                    "so batch axes in front stay. The mask says True where a query MAY look: set the other scores to "
+                    "-inf before the softmax."),
+                 N_("softmax over the LAST axis (the keys), after subtracting each row's maximum; return "
+                    "(weights @ V, weights).")],
           wrong=_attention_unscaled, outputs=("output", "weights"))
 def attention_forward(Q, K, V, mask=None):
     """softmax(Q K^T / sqrt(d) [masked]) V. Q (..., Lq, d), K (..., Lk, d), V (..., Lk, dv); mask bool,
@@ -96,12 +97,12 @@ def _attention_backward_no_softmax_jacobian(grad_out, Q, K, V, weights):
 
 
 @exercise("ch8.attention_backward", _attention_backward_cases,
-          hints=["Go backwards through the three steps of the forward pass: the weighted average (O = A V), the "
-                 "softmax (A = softmax(S)), and the scores (S = Q K^T / sqrt(d)).",
-                 "O = A V gives dV = A^T G and dA = G V^T. Through a row-wise softmax, "
-                 "dS = A * (dA - sum(dA * A, over the keys, keepdims)).",
-                 "S = Q K^T / sqrt(d) gives dQ = dS K / sqrt(d) and dK = dS^T Q / sqrt(d); transpose only the last "
-                 "two axes (np.swapaxes(x, -1, -2)). Return (dQ, dK, dV)."],
+          hints=[N_("Go backwards through the three steps of the forward pass: the weighted average (O = A V), the "
+                    "softmax (A = softmax(S)), and the scores (S = Q K^T / sqrt(d))."),
+                 N_("O = A V gives dV = A^T G and dA = G V^T. Through a row-wise softmax, "
+                    "dS = A * (dA - sum(dA * A, over the keys, keepdims))."),
+                 N_("S = Q K^T / sqrt(d) gives dQ = dS K / sqrt(d) and dK = dS^T Q / sqrt(d); transpose only the last "
+                    "two axes (np.swapaxes(x, -1, -2)). Return (dQ, dK, dV).")],
           wrong=_attention_backward_no_softmax_jacobian, outputs=("grad_Q", "grad_K", "grad_V"))
 def attention_backward(grad_out, Q, K, V, weights):
     """Gradients of scaled dot-product attention. grad_out (..., Lq, dv) = dL/dO, weights (..., Lq, Lk) the
@@ -123,12 +124,12 @@ def _split_cases():
 
 
 @exercise("ch8.split_heads", _split_cases,
-          hints=["Each head works on its own slice of the embedding: features 0..d-1 go to head 0, d..2d-1 to "
-                 "head 1, and so on, with d = E // num_heads.",
-                 "First reshape (N, L, E) to (N, L, num_heads, d): that cuts each token's features into slices. "
-                 "Then the head axis must come before the sequence axis.",
-                 "After the reshape the axes are (N, L, heads, d); a .transpose with the new order of the axes "
-                 "puts heads second."],
+          hints=[N_("Each head works on its own slice of the embedding: features 0..d-1 go to head 0, d..2d-1 to "
+                    "head 1, and so on, with d = E // num_heads."),
+                 N_("First reshape (N, L, E) to (N, L, num_heads, d): that cuts each token's features into slices. "
+                    "Then the head axis must come before the sequence axis."),
+                 N_("After the reshape the axes are (N, L, heads, d); a .transpose with the new order of the axes "
+                    "puts heads second.")],
           wrong=lambda x, h: x.reshape(x.shape[0], h, x.shape[1], x.shape[2] // h))
 def split_heads(x, num_heads):
     """(N, L, E) -> (N, num_heads, L, E // num_heads): head k gets features k*d .. (k+1)*d - 1 of every token."""
@@ -143,9 +144,10 @@ def _merge_cases():
 
 
 @exercise("ch8.merge_heads", _merge_cases,
-          hints=["merge_heads undoes split_heads: merge_heads(split_heads(x, h)) must give x back.",
-                 "Bring the sequence axis back in front of the head axis first, then join the last two axes.",
-                 "A .transpose that swaps the head and sequence axes back, then a reshape to (N, L, num_heads * d)."],
+          hints=[N_("merge_heads undoes split_heads: merge_heads(split_heads(x, h)) must give x back."),
+                 N_("Bring the sequence axis back in front of the head axis first, then join the last two axes."),
+                 N_("A .transpose that swaps the head and sequence axes back, then a reshape to (N, L, num_heads * "
+                    "d).")],
           wrong=lambda x: x.reshape(x.shape[0], x.shape[2], x.shape[1] * x.shape[3]))
 def merge_heads(x):
     """(N, num_heads, L, d) -> (N, L, num_heads * d), the inverse of split_heads."""
@@ -173,12 +175,12 @@ def _layer_norm_over_batch(x, weight, bias, eps):
 
 
 @exercise("ch8.layer_norm", _layer_norm_forward_cases,
-          hints=["Each token (each row of the last axis) is normalised on its own: subtract its mean, divide by its "
-                 "standard deviation, then scale by weight and shift by bias.",
-                 "Means over the LAST axis with keepdims=True (x.mean(axis=-1, keepdims=True)), and the biased "
-                 "variance (np.var's default, dividing by E).",
-                 "x_hat = (x - mean) / np.sqrt(var + eps), with eps inside the square root; return "
-                 "x_hat * weight + bias."],
+          hints=[N_("Each token (each row of the last axis) is normalised on its own: subtract its mean, divide by its "
+                    "standard deviation, then scale by weight and shift by bias."),
+                 N_("Means over the LAST axis with keepdims=True (x.mean(axis=-1, keepdims=True)), and the biased "
+                    "variance (np.var's default, dividing by E)."),
+                 N_("x_hat = (x - mean) / np.sqrt(var + eps), with eps inside the square root; return "
+                    "x_hat * weight + bias.")],
           wrong=_layer_norm_over_batch)
 def layer_norm(x, weight, bias, eps):
     """y = (x - mean) / sqrt(var + eps) * weight + bias, mean and (biased) variance over the last axis.
@@ -206,12 +208,13 @@ def _layer_norm_backward_no_mean_terms(grad_out, x, weight, eps):
 
 
 @exercise("ch8.layer_norm_backward", _layer_norm_cases,
-          hints=["The mean and the variance are functions of x too: every feature of a token influences the "
-                 "normalised value of every other feature of that token, so dx has three terms.",
-                 "With x_hat = (x - mu) / sigma, sigma = sqrt(var + eps) (over the last axis) and g_hat = grad_out * "
-                 "weight: dx = (g_hat - mean(g_hat) - x_hat * mean(g_hat * x_hat)) / sigma, means over the last axis.",
-                 "dweight = sum of grad_out * x_hat and dbias = sum of grad_out, summed over every axis except the "
-                 "last. Return (dx, dweight, dbias)."],
+          hints=[N_("The mean and the variance are functions of x too: every feature of a token influences the "
+                    "normalised value of every other feature of that token, so dx has three terms."),
+                 N_("With x_hat = (x - mu) / sigma, sigma = sqrt(var + eps) (over the last axis) and g_hat = "
+                    "grad_out * weight: dx = (g_hat - mean(g_hat) - x_hat * mean(g_hat * x_hat)) / sigma, means "
+                    "over the last axis."),
+                 N_("dweight = sum of grad_out * x_hat and dbias = sum of grad_out, summed over every axis except the "
+                    "last. Return (dx, dweight, dbias).")],
           wrong=_layer_norm_backward_no_mean_terms, outputs=("grad_x", "grad_weight", "grad_bias"))
 def layer_norm_backward(grad_out, x, weight, eps):
     """Backward of y = (x - mean) / sqrt(var + eps) * weight + bias over the last axis (biased variance).
@@ -227,9 +230,9 @@ def layer_norm_backward(grad_out, x, weight, eps):
 
 # -- end of chapter -------------------------------------------------------------------------------------------
 @exercise("ch8.causal_mask", lambda: [(1,), (4,), (7,)],
-          hints=["A token may look at itself and at the tokens before it, never at later ones.",
-                 "Row i is the query at position i, column j the key at position j: allowed exactly when j <= i.",
-                 "A lower-triangular boolean matrix: np.tril of ones, dtype bool."],
+          hints=[N_("A token may look at itself and at the tokens before it, never at later ones."),
+                 N_("Row i is the query at position i, column j the key at position j: allowed exactly when j <= i."),
+                 N_("A lower-triangular boolean matrix: np.tril of ones, dtype bool.")],
           wrong=lambda L: np.triu(np.ones((L, L), dtype=bool)))
 def causal_mask(L):
     """Boolean (L, L) mask, True where query i may attend to key j (j <= i), as torch's bool attn_mask."""
@@ -237,11 +240,11 @@ def causal_mask(L):
 
 
 @exercise("ch8.sinusoidal_encoding", lambda: [(4, 6), (10, 8), (1, 2)],
-          hints=["Each pair of columns (2i, 2i+1) is one frequency: a sine and a cosine of position times it.",
-                 "PE[pos, 2i] = sin(pos / 10000^(2i / d)) and PE[pos, 2i + 1] = cos(pos / 10000^(2i / d)); "
-                 "positions start at 0.",
-                 "pos = np.arange(L)[:, None], the exponents np.arange(0, d, 2) / d; fill pe[:, 0::2] and "
-                 "pe[:, 1::2]."],
+          hints=[N_("Each pair of columns (2i, 2i+1) is one frequency: a sine and a cosine of position times it."),
+                 N_("PE[pos, 2i] = sin(pos / 10000^(2i / d)) and PE[pos, 2i + 1] = cos(pos / 10000^(2i / d)); "
+                    "positions start at 0."),
+                 N_("pos = np.arange(L)[:, None], the exponents np.arange(0, d, 2) / d; fill pe[:, 0::2] and "
+                    "pe[:, 1::2].")],
           wrong=lambda L, d: _sinusoid(L, d, np.arange(d // 2) / d))
 def sinusoidal_encoding(L, d):
     """The (L, d) sinusoidal positional encoding of 'Attention is all you need' (d even)."""
@@ -256,12 +259,12 @@ def _sinusoid(L, d, exponents):
 
 
 @exercise("ch8.mha_num_parameters", lambda: [(8, 2), (64, 4), (512, 8), (6, 1)],
-          hints=["Count torch.nn.MultiheadAttention's parameters: in_proj_weight, in_proj_bias, out_proj.weight, "
-                 "out_proj.bias.",
-                 "The heads do not add parameters: the query, key and value projections are each (E, E) together "
-                 "for all heads, cut into num_heads slices.",
-                 "Count each piece: three (E, E) input projections with a bias vector each, and one Linear(E, E) "
-                 "output projection."],
+          hints=[N_("Count torch.nn.MultiheadAttention's parameters: in_proj_weight, in_proj_bias, out_proj.weight, "
+                    "out_proj.bias."),
+                 N_("The heads do not add parameters: the query, key and value projections are each (E, E) together "
+                    "for all heads, cut into num_heads slices."),
+                 N_("Count each piece: three (E, E) input projections with a bias vector each, and one Linear(E, E) "
+                    "output projection.")],
           wrong=lambda E, h: h * (3 * E * E + 3 * E) + E * E + E)
 def mha_num_parameters(embed_dim, num_heads):
     """How many numbers torch.nn.MultiheadAttention(embed_dim, num_heads) trains (bias=True)."""
