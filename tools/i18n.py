@@ -336,6 +336,11 @@ def zh_path(notebook: Path) -> Path:
 
 def build() -> None:
     ZH_NOTEBOOKS.mkdir(exist_ok=True)
+    sources = {nb.name for nb in english_notebooks()}
+    for orphan in ZH_NOTEBOOKS.glob("*.ipynb"):  # generated only: a chapter removed in English goes here too
+        if orphan.name not in sources:
+            orphan.unlink()
+            print(f"removed {orphan.relative_to(ROOT)} (no English source)")
     for nb in english_notebooks():
         zh_path(nb).write_text(_dump(build_notebook(nb)), encoding="utf-8")
         print(f"wrote {zh_path(nb).relative_to(ROOT)}")
