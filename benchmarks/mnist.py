@@ -57,7 +57,7 @@ def worker(model: str, library: str, device: str, threads: int, epochs: int | No
         import torch
         torch.set_num_threads(threads)
     sys.path.insert(0, str(ROOT))
-    from dlcourse.course.ch07_mnist_project import recipes as mm
+    from dlcourse import recipes as mm
     from dlcourse.data import load_mnist
     from dlcourse.runtime import device_name
 
@@ -177,7 +177,7 @@ def main(argv=None) -> int:
     if bad:
         parser.error(f"unknown model or library: {bad} (models: mlp, cnn; libraries: numpy, torch)")
     sys.path.insert(0, str(ROOT))
-    from dlcourse.course.ch07_mnist_project import recipes as mm
+    from dlcourse import recipes as mm
     gpu = None
     if "torch" in libraries and not args.no_gpu:
         from dlcourse.runtime import best_device

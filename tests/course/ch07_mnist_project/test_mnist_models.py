@@ -17,7 +17,7 @@ import torch
 import dlcourse
 from dlcourse import nn, optim
 from dlcourse.compare import compare
-from dlcourse.course.ch07_mnist_project import recipes as mm
+from dlcourse import recipes as mm
 from dlcourse.data import transforms
 from dlcourse.train import (
     EarlyStopping,
