@@ -4,8 +4,8 @@
     .venv/bin/python benchmarks/mnist.py --models mlp --epochs 2          # a quick look
     .venv/bin/python benchmarks/mnist.py --models cnn --threads 1 --libraries numpy
 
-Trains the recipes of ``dlcourse.course.ch07_mnist_project.recipes.RECIPES`` (the code the notebook uses) on the full
-training set (60,000 images) and evaluates once on the 10,000 test images:
+Trains the recipes of ``dlcourse.recipes.RECIPES`` (library code, which chapter 7's notebook uses too) on the
+full training set (60,000 images) and evaluates once on the 10,000 test images:
 
 * ``mlp``: 784-256-10, Adam (lr 1e-3, cosine decay to 0), batch 128, 10 epochs;
 * ``cnn``: conv32-conv64 (3x3, max pooling), dense 128, dropout, AdamW with a one-cycle schedule,
@@ -59,7 +59,7 @@ def worker(model: str, library: str, device: str, threads: int, epochs: int | No
     sys.path.insert(0, str(ROOT))
     from dlcourse import recipes as mm
     from dlcourse.data import load_mnist
-    from dlcourse.runtime import device_name
+    from dlcourse.runtime import cpu_model, device_name
 
     (x_train, y_train), (x_test, y_test) = load_mnist()
     overrides = {"num_epochs": epochs} if epochs else {}
@@ -68,7 +68,7 @@ def worker(model: str, library: str, device: str, threads: int, epochs: int | No
                           seed=seed, progress=progress, **overrides)
     total = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 if sys.platform != "darwin" else 1024**2)
-    where = (f"cpu ({mm.cpu_model()}, {threads} thread{'s' if threads > 1 else ''})" if device == "cpu"
+    where = (f"cpu ({cpu_model()}, {threads} thread{'s' if threads > 1 else ''})" if device == "cpu"
              else f"{device} ({device_name(device)})")
     return {
         "model": model, "library": library, "device": device, "device_name": where, "threads": threads,

@@ -1,10 +1,9 @@
-"""Chapter 7's MNIST models and recipes, in NumPy (dlcourse) and in PyTorch, written once.
+"""The MNIST models and training recipes of chapter 7, in NumPy (dlcourse) and in PyTorch, written once.
 
-The notebook and ``benchmarks/mnist.py`` both use this module, so the numbers in the README
-come from the same code the learner reads.
+Library code: chapter 7's notebook and ``benchmarks/mnist.py`` both use this module (benchmarks import the
+library only), so the numbers in the README come from the same code the learner reads.
 
-* :func:`preprocess` and :func:`random_shift` live in the library, :mod:`dlcourse.data.transforms`
-  (uint8 images -> standardised float32; light augmentation by random shifts), and are imported here.
+* Preprocessing and augmentation are :mod:`dlcourse.data.transforms`' (:func:`preprocess`, :func:`random_shift`).
 * :func:`mlp` / :func:`torch_mlp` and :func:`cnn` / :func:`torch_cnn`: twin architectures whose
   ``state_dict`` keys and shapes are identical, so weights move between the libraries.
 * :data:`RECIPES` and :func:`train_recipe`: the chapter's full training settings (model,
@@ -20,11 +19,12 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
-from dlcourse import models, nn, optim
-from dlcourse.data.transforms import MNIST_MEAN, MNIST_STD, preprocess, random_shift  # noqa: F401
-from dlcourse.random import manual_seed
-from dlcourse.runtime import cpu_model  # noqa: F401  (mm.cpu_model() in chapter 7 and benchmarks/mnist.py)
-from dlcourse.train import EarlyStopping, evaluate, evaluate_torch, fit, fit_torch
+from . import models, nn, optim
+from .data.transforms import preprocess, random_shift
+from .metrics import evaluate, evaluate_torch
+from .random import manual_seed
+from .runtime import cpu_model
+from .train import EarlyStopping, fit, fit_torch
 
 NUM_CLASSES = 10
 

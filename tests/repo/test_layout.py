@@ -109,6 +109,27 @@ def test_the_library_never_imports_the_course_part(name):
     assert not course, f"{name} (library) imports the course part: {course}"
 
 
+def course_imports(path: Path) -> list[str]:
+    """The modules of dlcourse.course that the script ``path`` imports (also lazily, inside functions)."""
+    found = imported_modules(path.stem, path)
+    return sorted(t for t in found if t == "dlcourse.course" or t.startswith("dlcourse.course."))
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "benchmarks").rglob("*.py")), ids=lambda p: p.name)
+def test_benchmarks_import_the_library_only(path):
+    """A benchmark measures the library, never a chapter (chapter 7's recipes are dlcourse.recipes for that)."""
+    assert not course_imports(path), f"benchmarks/{path.name} imports the course part: {course_imports(path)}"
+
+
+def test_a_benchmark_importing_a_chapter_is_reported(tmp_path):
+    bench = tmp_path / "bench_x.py"
+    bench.write_text("def worker():\n    from dlcourse.course.ch07_mnist_project import exercises\n"
+                     "    return exercises\n")
+    assert course_imports(bench) == ["dlcourse.course.ch07_mnist_project.exercises"]
+    bench.write_text("from dlcourse import recipes\n")
+    assert course_imports(bench) == []
+
+
 def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     """The groups of modules that import each other, directly or through others (each group sorted)."""
     index, low, on_stack, stack, cycles = {}, {}, set(), [], []
