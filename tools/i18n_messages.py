@@ -69,19 +69,34 @@ def code_messages() -> list[tuple[str, str, int]]:
     return out
 
 
-def _template(node: ast.AST) -> str | None:
-    """A string constant as it is; an f-string as its template with ``{}`` per field; anything else None."""
+def _choices(node: ast.AST) -> list[str] | None:
+    """The strings a field can only be: ``'with' if c else 'without'`` -> ["with", "without"]; else None."""
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
-        return node.value
-    if isinstance(node, ast.JoinedStr):
-        parts = []
-        for value in node.values:
-            if isinstance(value, ast.Constant):
-                parts.append(str(value.value).replace("{", "{{").replace("}", "}}"))
-            else:
-                parts.append("{}")
-        return "".join(parts)
+        return [node.value]
+    if isinstance(node, ast.IfExp):
+        body, orelse = _choices(node.body), _choices(node.orelse)
+        if body is not None and orelse is not None:
+            return body + orelse
     return None
+
+
+def _templates(node: ast.AST) -> list[str]:
+    """A string constant as it is; an f-string as its template with ``{}`` per field, or one text per choice where
+    a field is a choice between string constants (``f"{'with' if bn else 'without'} batch norm"``)."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return [node.value]
+    if not isinstance(node, ast.JoinedStr):
+        return []
+    out = [""]
+    for value in node.values:
+        if isinstance(value, ast.Constant):
+            out = [t + str(value.value).replace("{", "{{").replace("}", "}}") for t in out]
+            continue
+        choices = _choices(value.value) if isinstance(value, ast.FormattedValue) and value.conversion == -1 \
+            and value.format_spec is None else None
+        pieces = [c.replace("{", "{{").replace("}", "}}") for c in choices] if choices else ["{}"]
+        out = [t + p for t in out for p in pieces]
+    return out
 
 
 def _worth_translating(text: str) -> bool:
@@ -113,9 +128,10 @@ def figure_strings(text: str) -> list[tuple[str, int]]:
             candidates.append(node.args[FIGURE_CALLS[name]])
         candidates += [kw.value for kw in node.keywords if kw.arg in FIGURE_KEYWORDS]
         for candidate in candidates:
-            template = _template(candidate)
-            if template is not None and _worth_translating(template):
-                out.append((template, candidate.lineno))
+            for template in _templates(candidate):
+                if _worth_translating(template):
+                    out.append((template, candidate.lineno))
+
     return out
 
 

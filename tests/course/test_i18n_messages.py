@@ -105,7 +105,7 @@ def test_a_widget_speaks_chinese(zh):
     assert w.readout.value.startswith("<b>w = (1.0, -0.5)，b = 0.0：该边界正确分类了")
     # figure texts the package sets
     assert w.axes[0].get_title() == "输入平面上的输出 a"
-    assert w.axes[1].get_xlabel() == "预激活 z" and w.axes[1].get_title() == "sigmoid 在数据的 z 处"
+    assert w.axes[1].get_xlabel() == "预激活 z" and w.axes[1].get_title() == "sigmoid（标出数据点的 z）"
 
 
 def test_notebook_style_figure_texts_in_chinese(zh):
@@ -181,9 +181,11 @@ def test_every_message_is_in_the_catalog_and_translated():
 def test_notebook_figure_strings_become_templates():
     code = ('ax.set_title(f"lr = {lr:.2g}")\nplt.xlabel("epoch")\nax.plot(x, y, label=f"{name} (lr {lr})")\n'
             'ax.set(ylabel="$x_1$", title="the schedules")\nax.text(0.5, 0.5, f"step {k}: {n}/8 modes")\n'
-            'print("not a figure text")\n')
+            'print("not a figure text")\nax.plot(x, label=f"{\'with\' if bn else \'without\'} batch norm")\n')
     found = [t for t, _line in messages.figure_strings(code)]
-    assert found == ["lr = {}", "epoch", "{} (lr {})", "the schedules", "step {}: {}/8 modes"]
+    assert found == ["lr = {}", "epoch", "{} (lr {})", "the schedules", "step {}: {}/8 modes", "with batch norm",
+                     "without batch norm"]
+
 
 
 def _mutant_catalog(tmp_path, edit):

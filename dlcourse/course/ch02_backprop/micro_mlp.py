@@ -20,6 +20,7 @@ import random
 
 import numpy as np
 
+from ...i18n import _
 from .engine import Value, _float, _unfinished
 
 
@@ -99,8 +100,8 @@ def load_weights(model, weights) -> None:
     """Set the numbers of ``model.parameters()``, in their order, to ``weights``."""
     params = list(model.parameters())
     if len(params) != len(weights):
-        raise ValueError(f"parameters() returned {len(params)} Values, expected {len(weights)} (every neuron's "
-                         "weights w, then its bias b, layer by layer)")
+        raise ValueError(_("parameters() returned {got} Values, expected {want} (every neuron's "
+                           "weights w, then its bias b, layer by layer)").format(got=len(params), want=len(weights)))
     for p, w in zip(params, weights):
         p.data = float(w)
 
@@ -124,13 +125,13 @@ def check_initialisation(mlp_cls, n_in=8, n_outs=(8, 8), seed=2) -> None:
         return                                   # load_weights names this problem
     sizes, k, scaled, biases = [n_in] + list(n_outs), 0, [], []
     for i in range(len(n_outs)):
-        for _ in range(sizes[i + 1]):
+        for _neuron in range(sizes[i + 1]):
             scaled += [w * math.sqrt(sizes[i]) for w in params[k:k + sizes[i]]]
             biases.append(params[k + sizes[i]])
             k += sizes[i] + 1
     if any(b != 0 for b in biases) or max(abs(w) for w in scaled) > 1 or max(scaled) < 0.9 or min(scaled) > -0.9:
-        raise ValueError("the starting weights should be uniform in [-1/sqrt(n_in), 1/sqrt(n_in)] and every bias 0: "
-                         "keep the given constructors (Neuron.__init__)")
+        raise ValueError(_("the starting weights should be uniform in [-1/sqrt(n_in), 1/sqrt(n_in)] and every bias 0: "
+                           "keep the given constructors (Neuron.__init__)"))
 
 
 def mlp_probe(mlp_cls):
@@ -152,8 +153,8 @@ def mlp_probe(mlp_cls):
             if outputs is Ellipsis or any(o is Ellipsis for o in outputs):
                 raise NotImplementedError
             if len(outputs) != len(upstream):
-                raise ValueError(f"the MLP returned {len(outputs)} outputs, expected {len(upstream)} (one per neuron "
-                                 "of the last layer)")
+                raise ValueError(_("the MLP returned {got} outputs, expected {want} (one per neuron "
+                                   "of the last layer)").format(got=len(outputs), want=len(upstream)))
             total = sum((o * float(g) for o, g in zip(outputs, upstream)), value_cls(0.0))
             total.backward()
             return (np.array([_float(o.data) for o in outputs]),
@@ -187,7 +188,8 @@ def train_step_probe(step):
         if any(loss is Ellipsis or loss is None for loss in losses):
             return Ellipsis, Ellipsis
         if any(isinstance(loss, type(model.parameters()[0])) or hasattr(loss, "_backward") for loss in losses):
-            raise TypeError("train_step returned a Value: return loss.data, the number")
+            raise TypeError(_("train_step returned a Value: return loss.data, the number"))
+
         return np.array([_float(loss) for loss in losses]), np.array([p.data for p in model.parameters()])
     train_steps.train_step = step
     return train_steps

@@ -376,7 +376,8 @@ def mode_coverage(samples, centers, std: float, n_sigma: float = 3.0, min_fracti
         raise ValueError(f"mode_coverage: expected std > 0, n_sigma > 0, 0 < min_fraction <= 1, "
                          f"got {std}, {n_sigma}, {min_fraction}")
     if not np.isfinite(samples).all():
-        raise ValueError("mode_coverage: the samples contain NaN/inf (has the generator diverged?)")
+        raise ValueError(_("mode_coverage: the samples contain NaN/inf (has the generator diverged?)"))
+
     dist = np.sqrt(((samples[:, None, :] - centers[None]) ** 2).sum(-1))   # (n, m)
     nearest = dist.argmin(axis=1)
     close = dist[np.arange(len(samples)), nearest] <= n_sigma * std
