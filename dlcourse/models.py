@@ -1,4 +1,5 @@
-"""Model builders written once, for both libraries: :func:`mlp`, the multilayer perceptron.
+"""Model builders written once, for both libraries: :func:`mlp`, the multilayer perceptron, and :func:`cnn`,
+the small image classifier of chapter 7.
 
 ``mlp(in_features, hidden_sizes, out_features)`` is Linear -> activation [-> Dropout] for each
 hidden size, then a Linear output layer (no activation: logits for a classifier, raw values
@@ -6,7 +7,8 @@ for a regressor or a GAN generator). ``library='numpy'`` builds it from ``dlcour
 ``library='torch'`` from ``torch.nn``: the same layers in the same order, so the two
 ``state_dict``s have the same keys and shapes and weights move between them. Every MLP in the
 package (chapter 2's playground, chapter 3's toy classifier, chapter 6's generator and
-discriminator, chapter 7's MNIST models) is built here.
+discriminator, chapter 7's MNIST models) is built here; so is chapter 7's CNN (:func:`cnn`, the same
+``library`` switch).
 
 The dlcourse version draws its weights from the package's generator (``dlcourse.manual_seed``)
 layer by layer, weight before bias, exactly as the layers' own constructors do.
@@ -52,6 +54,35 @@ def mlp(in_features: int, hidden_sizes, out_features: int, *, activation="relu",
     if library == "torch" and np.dtype(dtype) == np.float64:
         model = model.double()
     return model
+
+
+def cnn(channels=(32, 64), hidden_size: int = 128, dropout: float = 0.5, num_classes: int = 10, *,
+        in_channels: int = 1, image_size: int = 28, library: str = "numpy"):
+    """Two 3x3 convolutions (padding 1) with ReLU and 2x2 max pooling, a dense layer, dropout, logits.
+
+    For MNIST (the defaults): (N, 1, 28, 28) -> conv 32 -> pool -> (N, 32, 14, 14) -> conv 64 -> pool
+    -> (N, 64, 7, 7) -> flatten (N, 3136) -> dense 128 -> dropout -> (N, 10) logits. ``image_size`` must be a
+    multiple of 4 (two poolings). ``library``: 'numpy' (``dlcourse.nn``) or 'torch' (``torch.nn``), same layers.
+    """
+    if len(channels) != 2 or min(channels) <= 0 or hidden_size <= 0 or not 0 <= dropout < 1:
+        raise ValueError(f"cnn: expected two positive channel counts, a positive hidden_size and 0 <= dropout < 1, "
+                         f"got channels={channels}, hidden_size={hidden_size}, dropout={dropout}")
+    if image_size <= 0 or image_size % 4:
+        raise ValueError(f"cnn: expected an image_size that is a positive multiple of 4, got {image_size}")
+    if library not in ("numpy", "torch"):
+        raise ValueError(f"cnn: expected library 'numpy' or 'torch', got {library!r}")
+    if library == "numpy":
+        from dlcourse import nn as lib
+    else:
+        import torch.nn as lib
+    c1, c2 = channels
+    flat = c2 * (image_size // 4) ** 2  # 3x3 convolutions with padding 1 keep the size; each pooling halves it
+    layers = [lib.Conv2d(in_channels, c1, 3, padding=1), lib.ReLU(), lib.MaxPool2d(2),
+              lib.Conv2d(c1, c2, 3, padding=1), lib.ReLU(), lib.MaxPool2d(2),
+              lib.Flatten(), lib.Linear(flat, hidden_size), lib.ReLU()]
+    if dropout:
+        layers.append(lib.Dropout(dropout))
+    return lib.Sequential(*layers, lib.Linear(hidden_size, num_classes))
 
 
 def _is_module(obj) -> bool:

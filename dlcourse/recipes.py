@@ -5,7 +5,8 @@ library only), so the numbers in the README come from the same code the learner 
 
 * Preprocessing and augmentation are :mod:`dlcourse.data.transforms`' (:func:`preprocess`, :func:`random_shift`).
 * :func:`mlp` / :func:`torch_mlp` and :func:`cnn` / :func:`torch_cnn`: twin architectures whose
-  ``state_dict`` keys and shapes are identical, so weights move between the libraries.
+  ``state_dict`` keys and shapes are identical, so weights move between the libraries (MNIST's sizes for
+  :func:`dlcourse.models.mlp` and :func:`dlcourse.models.cnn`, which build both libraries' layers).
 * :data:`RECIPES` and :func:`train_recipe`: the chapter's full training settings (model,
   optimizer, schedule, augmentation, epochs), run by either library on any device.
 """
@@ -19,7 +20,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
-from . import models, nn, optim
+from . import models, optim
 from .data.transforms import preprocess, random_shift
 from .metrics import evaluate, evaluate_torch
 from .random import manual_seed
@@ -52,33 +53,18 @@ def torch_mlp(hidden_sizes=(128,), dropout: float = 0.0, in_features: int = 784,
     return models.mlp(in_features, hidden_sizes, num_classes, dropout=dropout, library="torch")
 
 
-def _cnn_layers(lib, channels, hidden_size, dropout, num_classes):
-    c1, c2 = channels
-    flat = c2 * 7 * 7  # 28 -> pool -> 14 -> pool -> 7 (3x3 convolutions with padding 1 keep the size)
-    layers = [lib.Conv2d(1, c1, 3, padding=1), lib.ReLU(), lib.MaxPool2d(2),
-              lib.Conv2d(c1, c2, 3, padding=1), lib.ReLU(), lib.MaxPool2d(2),
-              lib.Flatten(), lib.Linear(flat, hidden_size), lib.ReLU()]
-    if dropout:
-        layers.append(lib.Dropout(dropout))
-    return lib.Sequential(*layers, lib.Linear(hidden_size, num_classes))
-
-
 def cnn(channels=(32, 64), hidden_size: int = 128, dropout: float = 0.5, num_classes: int = NUM_CLASSES):
     """Two 3x3 convolutions (padding 1) with ReLU and 2x2 max pooling, a dense layer, dropout, logits.
 
     (N, 1, 28, 28) -> conv 32 -> pool -> (N, 32, 14, 14) -> conv 64 -> pool -> (N, 64, 7, 7)
-    -> flatten (N, 3136) -> dense 128 -> dropout -> (N, 10) logits.
+    -> flatten (N, 3136) -> dense 128 -> dropout -> (N, 10) logits. Built by :func:`dlcourse.models.cnn`.
     """
-    if len(channels) != 2 or min(channels) <= 0 or hidden_size <= 0 or not 0 <= dropout < 1:
-        raise ValueError(f"cnn: expected two positive channel counts, a positive hidden_size and 0 <= dropout < 1, "
-                         f"got channels={channels}, hidden_size={hidden_size}, dropout={dropout}")
-    return _cnn_layers(nn, channels, hidden_size, dropout, num_classes)
+    return models.cnn(channels, hidden_size, dropout, num_classes)
 
 
 def torch_cnn(channels=(32, 64), hidden_size: int = 128, dropout: float = 0.5, num_classes: int = NUM_CLASSES):
     """The PyTorch twin of :func:`cnn`."""
-    import torch.nn as tnn
-    return _cnn_layers(tnn, channels, hidden_size, dropout, num_classes)
+    return models.cnn(channels, hidden_size, dropout, num_classes, library="torch")
 
 
 # ---------------------------------------------------------------------------------------
