@@ -192,43 +192,67 @@ def lstm_layer_forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=No
     return hs[1:], (hs[T], cs[T]), cache
 
 
+BLOCK_BYTES = 1 << 18  # backward: the forward-only factors of this many bytes of steps at a time stay in cache
+
+
+def _block_steps(N, G, dtype):
+    """How many time steps of (N, G) factors fit in BLOCK_BYTES (at least one)."""
+    return max(1, BLOCK_BYTES // (N * G * np.dtype(dtype).itemsize))
+
+
+def _lstm_factors(a4, c_prev, tanh_c, K, dc_from_h):
+    """The factors of the LSTM's backward that depend on the forward pass only, for a block of steps:
+    dgates = [dc, dc, dc, dh] * K with K = [g i(1-i), c_{t-1} f(1-f), i (1-g^2), tanh(c_t) o(1-o)]
+    (each gate's local derivative times what it multiplies), and dc_t += dh_t * dc_from_h with
+    dc_from_h = o (1 - tanh^2 c_t). a4 (b, N, 4, H) holds the gate activations; K and dc_from_h are filled."""
+    i, g, o = a4[:, :, 0], a4[:, :, 2], a4[:, :, 3]
+    np.subtract(1, a4, out=K)
+    K *= a4                                   # s (1 - s) for i, f, o
+    np.multiply(g, g, out=K[:, :, 2])
+    np.subtract(1, K[:, :, 2], out=K[:, :, 2])  # 1 - g^2 for g
+    K[:, :, 0] *= g
+    K[:, :, 1] *= c_prev
+    K[:, :, 2] *= i
+    K[:, :, 3] *= tanh_c
+    np.multiply(tanh_c, tanh_c, out=dc_from_h)
+    np.subtract(1, dc_from_h, out=dc_from_h)
+    dc_from_h *= o
+
+
 def lstm_layer_backward(grad_out, grad_h_n, grad_c_n, cache: LSTMLayerCache, need_dx: bool = True):
     """BPTT through the LSTM; returns (dx, (dh0, dc0), (dW_ih, dW_hh, db_ih, db_hh)) (dx None without need_dx).
 
     Per step: dh_t = grad_out_t + dgates_{t+1} W_hh, dc_t = dc_{t+1} * f_{t+1} + dh_t * o_t * (1 - tanh^2 c_t),
     then di = dc * g * i(1-i), df = dc * c_{t-1} * f(1-f), dg = dc * i * (1-g^2), do = dh * tanh c_t * o(1-o).
-    Every factor that depends on the forward pass only is computed for all steps before the loop.
+    The factors that depend on the forward pass only (:func:`_lstm_factors`) are computed for a block of
+    steps at a time, just before the loop needs them (still in cache); the parameter gradients and dx are
+    one product each after the loop.
     """
     x, hs, cs, acts, tanh_cs = cache.x, cache.hs, cache.cs, cache.acts, cache.tanh_cs
     weight_ih, weight_hh = cache.weight_ih, cache.weight_hh
     T, N, H = tanh_cs.shape
+    dtype = hs.dtype
     a4 = acts.reshape(T, N, 4, H)
-    i, f, g, o = a4[:, :, 0], a4[:, :, 1], a4[:, :, 2], a4[:, :, 3]
-    # K: dgates = [dc, dc, dc, dh] * K, each gate's local derivative times what it multiplies
-    K = np.subtract(1, a4)
-    K *= a4                                   # s (1 - s) for i, f, o
-    np.multiply(g, g, out=K[:, :, 2])
-    np.subtract(1, K[:, :, 2], out=K[:, :, 2])  # 1 - g^2 for g
-    K[:, :, 0] *= g
-    K[:, :, 1] *= cs[:-1]
-    K[:, :, 2] *= i
-    K[:, :, 3] *= tanh_cs
-    dc_from_h = np.multiply(tanh_cs, tanh_cs)  # dc_t += dh_t * o_t (1 - tanh^2 c_t)
-    np.subtract(1, dc_from_h, out=dc_from_h)
-    dc_from_h *= o
     dgates = np.empty_like(a4)
-    dh = np.zeros((N, H), hs.dtype) if grad_h_n is None else np.array(grad_h_n, dtype=hs.dtype)
-    dc = np.zeros((N, H), hs.dtype) if grad_c_n is None else np.array(grad_c_n, dtype=hs.dtype)
-    tmp = np.empty((N, H), hs.dtype)
     dgates_flat = dgates.reshape(T, N, 4 * H)
-    for t in range(T - 1, -1, -1):
-        if grad_out is not None:
-            dh += grad_out[t]
-        dc += np.multiply(dh, dc_from_h[t], out=tmp)
-        np.multiply(dc[:, None, :], K[t, :, :3], out=dgates[t, :, :3])
-        np.multiply(dh, K[t, :, 3], out=dgates[t, :, 3])
-        dc *= f[t]
-        np.matmul(dgates_flat[t], weight_hh, out=dh)
+    B = min(T, _block_steps(N, 4 * H, dtype))
+    K, dc_from_h = np.empty((B, N, 4, H), dtype), np.empty((B, N, H), dtype)
+    dh = np.zeros((N, H), dtype) if grad_h_n is None else np.array(grad_h_n, dtype=dtype)
+    dc = np.zeros((N, H), dtype) if grad_c_n is None else np.array(grad_c_n, dtype=dtype)
+    tmp = np.empty((N, H), dtype)
+    for stop in range(T, 0, -B):
+        start = max(0, stop - B)
+        b = stop - start
+        _lstm_factors(a4[start:stop], cs[start:stop], tanh_cs[start:stop], K[:b], dc_from_h[:b])
+        for t in range(stop - 1, start - 1, -1):
+            k = t - start
+            if grad_out is not None:
+                dh += grad_out[t]
+            dc += np.multiply(dh, dc_from_h[k], out=tmp)
+            np.multiply(dc[:, None, :], K[k, :, :3], out=dgates[t, :, :3])
+            np.multiply(dh, K[k, :, 3], out=dgates[t, :, 3])
+            dc *= a4[t, :, 1]  # f_t
+            np.matmul(dgates_flat[t], weight_hh, out=dh)
     grads = _param_grads(dgates_flat, dgates_flat, x, hs[:-1], cache.has_bias)
     dx = (dgates_flat.reshape(T * N, 4 * H) @ weight_ih).reshape(x.shape) if need_dx else None
     return dx, (dh, dc), grads

@@ -157,6 +157,16 @@ def test_batch_split_over_threads_matches_torch(kind, monkeypatch):
     assert isinstance(split, RF.BatchSlices) and [(s.start, s.stop) for s in split.slices] == [(0, 2), (2, 4), (4, 7)]
 
 
+@pytest.mark.parametrize("block_bytes", [1, 700])
+def test_lstm_backward_in_blocks_of_steps_matches_torch(block_bytes, monkeypatch):
+    """The LSTM's backward computes its forward-only factors a block of steps at a time (one step, a few):
+    every gradient must be the same as in one block."""
+    from dlcourse.nn import recurrent_functional as RF
+    monkeypatch.setattr(RF, "BLOCK_BYTES", block_bytes)
+    for seed, kw in enumerate([{}, {"num_layers": 2, "bidirectional": True}, {"use_out": False, "with_state": True}]):
+        run_sequence_case("lstm", np.float64, 40 + seed, **kw)
+
+
 def test_larger_lstm_random_sizes():
     """The benchmark's shape class (long sequence, wider layer) in float64."""
     for seed in range(2):
