@@ -80,9 +80,6 @@ class _Loss(Module):
                                      "diverged or the target contains NaN/inf")
         return loss
 
-    def backward(self, grad=None, retain_graph: bool = False):
-        raise NotImplementedError
-
     def extra_repr(self):
         return f"reduction={self.reduction!r}"
 
@@ -132,6 +129,7 @@ class CrossEntropyLoss(_Loss):
             raise ValueError(f"CrossEntropyLoss: expected 0 <= label_smoothing <= 1, got {label_smoothing}")
         self.ignore_index, self.label_smoothing = int(ignore_index), float(label_smoothing)
         self._optional_buffer("weight", weight, "weight")
+        self._probs = None  # the forward's softmax, kept for backward when the target is plain labels
 
     def _check_target(self, pred, target):
         c = pred.shape[0] if pred.ndim == 1 else pred.shape[1]
@@ -153,6 +151,8 @@ class CrossEntropyLoss(_Loss):
         if not np.issubdtype(target.dtype, np.integer):
             raise ValueError(f"CrossEntropyLoss: expected integer class labels, got dtype {target.dtype} "
                              "(use y.astype(np.int64), or pass probabilities of the prediction's shape)")
+        if target.size and target.min() >= 0 and target.max() < c and not 0 <= self.ignore_index < c:
+            return target  # every label is a class and none is ignore_index: the checks below would pass
         if self.reduction == "mean" and target.size and (target == self.ignore_index).all():
             raise ValueError(f"CrossEntropyLoss: every label equals ignore_index={self.ignore_index}, so the mean "
                              "is over no labels at all (PyTorch returns nan); use reduction='sum' or keep some labels")
@@ -164,6 +164,11 @@ class CrossEntropyLoss(_Loss):
 
     def _options(self):
         return dict(weight=self.weight, ignore_index=self.ignore_index, label_smoothing=self.label_smoothing)
+
+    def _plain_labels(self, pred, target):
+        """(N, C) logits and (N,) integer labels, no weight, no smoothing, no label ignored: q is one-hot."""
+        return (pred.ndim == 2 and target.ndim == 1 and target.dtype.kind in "iu" and self.weight is None
+                and not self.label_smoothing and not (target == self.ignore_index).any())
 
     def _check_pred(self, pred):
         """As for every loss, except that -inf is a logit, not divergence: it masks a class out."""
@@ -189,8 +194,12 @@ class CrossEntropyLoss(_Loss):
                              f"got {self.weight.shape}")
         target = self._check_target(pred, target)
         self._pred, self._target = pred, target
-        loss = F.cross_entropy(pred, target, self.reduction, **self._options())
-        if not np.all(np.isfinite(loss)) and np.isneginf(pred).any():
+        self._probs = None
+        if self._plain_labels(pred, target):  # the common case: one softmax serves forward and backward
+            loss, self._probs = _labels_cross_entropy(pred, target, self.reduction)
+        else:
+            loss = F.cross_entropy(pred, target, self.reduction, **self._options())
+        if not np.isfinite(loss).all() and np.isneginf(pred).any():
             raise NonFiniteLossError(
                 "CrossEntropyLoss: the loss is inf because a class the target weighs has logit -inf (masked out: "
                 "the label's own class, a row masked entirely, or any class under label smoothing); PyTorch gives "
@@ -199,7 +208,10 @@ class CrossEntropyLoss(_Loss):
 
     def backward(self, grad=None, retain_graph: bool = False):
         grad = self.begin_backward(grad, retain_graph, optional=True)
-        g = F.cross_entropy_backward(self._pred, self._target, self.reduction, **self._options())
+        if self._probs is not None:  # plain labels: softmax - onehot, from the forward's softmax
+            g = _labels_cross_entropy_backward(self._probs, self._target, self.reduction)
+        else:
+            g = F.cross_entropy_backward(self._pred, self._target, self.reduction, **self._options())
         if grad is not None and self.reduction == "none" and self._pred.ndim > 1:
             return g * np.expand_dims(np.asarray(grad), 1)  # one upstream value per sample (and position)
         return _apply_upstream(g, grad, "mean" if grad is None else self.reduction)
@@ -208,6 +220,33 @@ class CrossEntropyLoss(_Loss):
         extra = "" if self.ignore_index == -100 else f", ignore_index={self.ignore_index}"
         extra += f", label_smoothing={self.label_smoothing}" if self.label_smoothing else ""
         return super().extra_repr() + extra
+
+
+def _labels_cross_entropy(logits, labels, reduction):
+    """(loss, softmax) for (N, C) logits and (N,) labels in [0, C): the values of ``F.cross_entropy`` with a
+    one-hot target, in four passes over the logits; the softmax is what backward needs."""
+    with np.errstate(invalid="ignore"):  # a row of -inf only gives nan, which forward reports as a masked target
+        shifted = logits - logits.max(axis=1, keepdims=True)  # exp() cannot overflow
+    probs = np.exp(shifted)
+    sum_exp = probs.sum(axis=1)
+    losses = np.log(sum_exp) - shifted[np.arange(len(labels)), labels]  # -log softmax at the label
+    probs /= sum_exp[:, None]
+    if reduction == "mean":
+        return losses.sum() / len(losses), probs
+    return _reduce_losses(losses, reduction), probs
+
+
+def _labels_cross_entropy_backward(probs, labels, reduction):
+    """softmax - onehot(labels), divided by N for the mean (``F.cross_entropy_backward`` with a one-hot q)."""
+    g = probs.copy()
+    g[np.arange(len(labels)), labels] -= 1
+    if reduction == "mean":
+        g /= len(labels)
+    return g
+
+
+def _reduce_losses(losses, reduction):
+    return losses.sum() if reduction == "sum" else losses
 
 
 class BCEWithLogitsLoss(_Loss):

@@ -291,6 +291,150 @@ def test_backward_before_forward():
         nn.Linear(2, 2).backward(np.ones((1, 2)))
 
 
+# -- the choke point: every layer's forward ends in end_forward, every backward starts in begin_backward (issue 21) --
+
+
+def _dlcourse_module_classes():
+    """Every Module subclass defined in the dlcourse package (the library and the course's own layers)."""
+    import importlib
+    import pkgutil
+    for info in pkgutil.walk_packages(dlcourse.__path__, "dlcourse."):
+        importlib.import_module(info.name)
+    found, todo = [], [nn.Module]
+    while todo:
+        cls = todo.pop()
+        for sub in cls.__subclasses__():
+            todo.append(sub)
+            if sub.__module__.startswith("dlcourse."):
+                found.append(sub)
+    return sorted(set(found), key=lambda c: f"{c.__module__}.{c.__qualname__}")
+
+
+def _calls(node, owner, method):
+    """Whether ``node`` contains a call ``self.method(...)`` (owner 'self') or ``super().method(...)``."""
+    import ast
+    for call in ast.walk(node):
+        if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == method:
+            target = call.func.value
+            if owner == "self" and isinstance(target, ast.Name) and target.id == "self":
+                return True
+            if owner == "super" and isinstance(target, ast.Call) and getattr(target.func, "id", None) == "super":
+                return True
+    return False
+
+
+def choke_point_violations(cls) -> list[str]:
+    """What in ``cls``'s own forward/backward bypasses the choke point (empty: nothing).
+
+    backward must call ``self.begin_backward(...)`` or hand the pass to ``super().backward(...)``; every
+    ``return`` of forward must return ``self.end_forward(...)`` or ``super().forward(...)``.
+    """
+    import ast
+    import inspect
+    import textwrap
+    problems = []
+    for name in ("forward", "backward"):
+        fn = cls.__dict__.get(name)
+        if fn is None:
+            continue
+        tree = ast.parse(textwrap.dedent(inspect.getsource(fn))).body[0]
+        where = f"{cls.__module__}.{cls.__qualname__}.{name}"
+        if name == "backward":
+            if not (_calls(tree, "self", "begin_backward") or _calls(tree, "super", "backward")):
+                problems.append(f"{where} calls neither self.begin_backward nor super().backward")
+            continue
+        nested = {id(n) for f in ast.walk(tree) if f is not tree and isinstance(f, (ast.FunctionDef, ast.Lambda))
+                  for n in ast.walk(f)}
+        returns = [r for r in ast.walk(tree) if isinstance(r, ast.Return) and id(r) not in nested]
+        if not returns:
+            problems.append(f"{where} has no return")
+        for r in returns:
+            value = r.value
+            ok = (isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute)
+                  and (_calls(ast.Expr(value), "self", "end_forward") and value.func.attr == "end_forward"
+                       or _calls(ast.Expr(value), "super", "forward") and value.func.attr == "forward"))
+            if not ok:
+                problems.append(f"{where} line {r.lineno}: returns without self.end_forward(...)")
+    return problems
+
+
+def test_every_layer_goes_through_the_choke_point():
+    classes = _dlcourse_module_classes()
+    names = {c.__qualname__ for c in classes}
+    assert {"Linear", "Sequential", "CrossEntropyLoss", "YourConv2d", "YourLSTM", "YourMultiheadAttention",
+            "RecallTransformer"} <= names, "the search finds the library's and the course's layers"
+    problems = [p for cls in classes for p in choke_point_violations(cls)]
+    assert not problems, "\n".join(problems)
+
+
+def test_the_choke_point_check_can_fail():
+    class Bypass(nn.Module):
+        def forward(self, x):
+            if x is None:
+                return self.end_forward(x)
+            return x * 2  # forgets end_forward on this path
+
+        def backward(self, grad_out):
+            return grad_out * 2  # no begin_backward: no checks at all
+
+    class Delegates(nn.Linear):
+        def forward(self, input):
+            return super().forward(input)
+
+        def backward(self, grad_out, retain_graph=False):
+            return super().backward(grad_out, retain_graph)
+
+    problems = choke_point_violations(Bypass)
+    assert len(problems) == 2 and "line" in problems[0] and "begin_backward" in problems[1], problems
+    assert choke_point_violations(Delegates) == []
+
+
+def test_no_rewritten_methods_and_state_in_plain_attributes():
+    assert "__init_subclass__" not in nn.Module.__dict__ and type(nn.Module) is type
+    lin = nn.Linear(3, 2)
+    assert nn.Linear.forward is nn.Linear.__dict__["forward"]  # the layer's own function, not a wrapper
+    assert (lin._output_shape, lin._graph) == (None, "none")
+    lin(np.ones((4, 3)))  # module(x) and module.forward(x): the same path
+    assert (lin._output_shape, lin._graph) == ((4, 2), "open")
+    lin.backward(np.ones((4, 2)))
+    assert lin._graph == "used"
+
+
+def test_retain_graph_keeps_every_sub_layer_open_once():
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Sequential(nn.Linear(4, 2))).double()
+    model.forward(np.ones((5, 3)))
+    model.backward(np.ones((5, 2)), retain_graph=True)
+    once = [p.grad.copy() for p in model.parameters()]
+    model.backward(np.ones((5, 2)))  # allowed: the first pass was retained, in the sub-layers too
+    for p, g in zip(model.parameters(), once):
+        np.testing.assert_allclose(p.grad, 2 * g)
+    with pytest.raises(RuntimeError, match="Sequential.backward called a second time"):
+        model.backward(np.ones((5, 2)))
+    with pytest.raises(RuntimeError, match="Linear.backward called a second time"):
+        model[2][0].backward(np.ones((5, 2)))
+
+
+def test_a_parameter_free_layer_may_run_backward_again_and_losses_take_no_gradient():
+    relu = nn.ReLU()
+    relu.forward(np.array([[-1.0, 2.0]]))
+    assert np.array_equal(relu.backward(np.ones((1, 2))), relu.backward(np.ones((1, 2))))
+    loss = nn.MSELoss()
+    with pytest.raises(RuntimeError, match="MSELoss.backward called before forward"):
+        loss.backward()
+    loss.forward(np.zeros((2, 1)), np.ones((2, 1)))
+    np.testing.assert_allclose(loss.backward(), -np.ones((2, 1)))
+    np.testing.assert_allclose(loss.backward(torch.tensor(2.0)), -2 * np.ones((2, 1)))  # a scalar for a scalar
+    with pytest.raises(ValueError, match=r"MSELoss\.backward: expected grad_out of shape \(\)"):
+        loss.backward(np.ones(3))
+
+
+def test_complex_grad_out_is_refused():
+    lin = nn.Linear(2, 2)
+    lin.forward(np.ones((1, 2)))
+    with pytest.raises(ValueError, match="complex"):
+        lin.backward(np.ones((1, 2)) * 1j)
+
+
 def test_load_state_dict_refuses_models_and_lists():
     lin = nn.Linear(2, 3)
     with pytest.raises(TypeError, match=r"got a model \(torch.*pass model.state_dict\(\)"):
