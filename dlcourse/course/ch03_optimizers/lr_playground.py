@@ -24,7 +24,7 @@ from dlcourse.course.ch03_optimizers.surfaces import SURFACES, run_on_surface
 from dlcourse.course.ch03_optimizers.toy_training import accuracy, make_mlp, train_classifier
 from dlcourse.course.widget import InteractiveFigure
 from dlcourse.data import make_moons
-from dlcourse.i18n import _
+from dlcourse.i18n import _, translate_figure_text
 from dlcourse.plotting import PALETTE, plot_decision_boundary
 from dlcourse.runtime import num_threads
 
@@ -128,7 +128,7 @@ class LRPlayground(InteractiveFigure):
         ax_s.plot(path[:, 0], path[:, 1], "-o", color=PALETTE[3], markersize=2, linewidth=1)
         # plain-text labels and few ticks: mathtext and tick creation were most of the drawing time
         ax_s.set(xlim=s.xlim, ylim=s.ylim, xlabel="w₁", ylabel="w₂",
-                 title=_("{surface}: trajectory").format(surface=s.name))
+                 title=_("{surface}: trajectory").format(surface=translate_figure_text(s.name)))
 
 
         # 2. both loss curves (gap to the minimum for the surface, so both fit a log scale)

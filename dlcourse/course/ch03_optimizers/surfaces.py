@@ -14,7 +14,13 @@ from typing import Callable
 
 import numpy as np
 
+from dlcourse.i18n import N_, translate_figure_text
 from dlcourse.nn.parameter import Parameter
+
+#: the surfaces' names as the catalog knows them (a name is built with its numbers; shown through
+#: translate_figure_text, which fills a {} template)
+SURFACE_NAMES = (N_("quadratic (curvatures {} and {})"), N_("quadratic (curvatures {} and {}, rotated {}°)"),
+                 N_("Rosenbrock"), N_("saddle"), N_("plateau"))
 
 
 @dataclass
@@ -47,7 +53,8 @@ class Surface:
             zz = np.log10(zz - zz.min() + 1e-3)
         ax.contour(xx, yy, zz, levels=levels, cmap="Greys", linewidths=0.6)
         ax.plot(*self.minimum, marker="*", color="k", markersize=10, linestyle="none")
-        ax.set(xlim=self.xlim, ylim=self.ylim, xlabel="$w_1$", ylabel="$w_2$", title=self.name)
+        ax.set(xlim=self.xlim, ylim=self.ylim, xlabel="$w_1$", ylabel="$w_2$", title=translate_figure_text(self.name))
+
         return ax
 
 

@@ -102,9 +102,10 @@ class DigitBrowser(InteractiveFigure):
         bars[true].set_linewidth(2)
         ax_bar.set(xticks=np.arange(len(p)), ylim=(0, 1), xlabel=_("class"), ylabel=_("predicted probability"),
                    title=_("predicted {pred} (p = {p:.3f})").format(pred=pred, p=p[pred]))
-        what = {"all": _("digits"), "mistakes": _("mistakes")}.get(show) or _("true {digit}s").format(digit=show)
+        where = ({"all": _("{number} of {total} digits"), "mistakes": _("{number} of {total} mistakes")}.get(show)
+                 or _("{number} of {total} true {digit}s")).format(number=position + 1, total=len(chosen), digit=show)
         verdict = _("right") if pred == true else _("wrong")
-        return _("#{i}: true {true}, predicted {pred} with p = {p:.3f} ({verdict}); "
-                 "{number} of {total} {what}").format(i=i, true=true, pred=pred, p=p[pred], verdict=verdict,
-                                                      number=position + 1, total=len(chosen), what=what)
+        return _("#{i}: true {true}, predicted {pred} with p = {p:.3f} ({verdict}); {where}").format(
+            i=i, true=true, pred=pred, p=p[pred], verdict=verdict, where=where)
+
 
