@@ -1,5 +1,6 @@
 """The package's layout is a tower: the library never imports the course part, and no dlcourse module
-imports itself back through a cycle. Old paths of moved chapter material stay gone.
+imports itself back through a cycle. Old paths of moved chapter material stay gone. Every test file lives
+in its home: tests/library/<subpackage>/, tests/course/<chapter folder>/ or tests/repo/.
 
 Imports are read from the source (every ``import``, also inside functions, and every
 ``importlib.import_module("...")`` / ``__import__("...")`` of a literal name), so a lazy import cannot hide a
