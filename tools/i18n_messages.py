@@ -45,6 +45,12 @@ _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _MATH = re.compile(r"\$[^$]*\$")
 
 
+def set_root(root: Path) -> None:
+    """Work on another copy of the repository (as ``tools/i18n.py``'s ``set_root``; its tests use a temporary one)."""
+    global ROOT
+    ROOT = Path(root).resolve()
+
+
 def package_dir() -> Path:
     return ROOT / "dlcourse"
 
@@ -268,7 +274,13 @@ def stats(catalog: Catalog | None = None) -> dict:
 
 
 def main(argv: list[str]) -> int:
+    argv = list(argv)
+    if "--root" in argv:  # python tools/i18n_messages.py --root /tmp/copy check
+        i = argv.index("--root")
+        set_root(Path(argv[i + 1]))
+        del argv[i:i + 2]
     cmd = argv[1] if len(argv) > 1 else "check"
+
     if cmd == "extract":
         new, fuzzy, dropped = extract()
         print(f"{catalog_path().relative_to(ROOT)}: {new} new, {fuzzy} fuzzy, {dropped} dropped")

@@ -235,3 +235,27 @@ def test_the_figure_matcher_reads_numbers_and_names(zh):
         "在 f(w) = 2.5 w²/2 上做梯度下降：稳定性界为 2/a = 0.8"
     assert i18n.translate_figure_text("Adam (lr 0.001)") == "Adam（lr 0.001）"
     assert i18n.translate_figure_text("0.5") == "0.5"  # a tick label stays as it is
+
+
+def test_a_changed_notebook_figure_text_makes_its_entry_stale(tmp_path, monkeypatch):
+    """Edit a figure title in an English notebook (a copy): check names the new text and the orphaned old one;
+    extract adds the new entry (fuzzy, babel's close match, or empty) and check keeps failing until it is translated."""
+    import json
+
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(ROOT / "dlcourse", tmp_path / "dlcourse", ignore=ignore)
+    shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks", ignore=shutil.ignore_patterns("zh"))
+    shutil.copytree(ROOT / "locale", tmp_path / "locale")
+    monkeypatch.setattr(messages, "ROOT", tmp_path)
+    assert messages.problems() == []
+    path = tmp_path / "notebooks" / "03_optimizers.ipynb"
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    cell = next(c for c in nb["cells"] if c["cell_type"] == "code" and '"loss vs epochs"' in "".join(c["source"]))
+    cell["source"] = [line.replace('"loss vs epochs"', '"loss against epochs"') for line in cell["source"]]
+    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    found = "\n".join(messages.problems())
+    assert "no entry for 'loss against epochs'" in found and "'loss vs epochs' is no longer in the code" in found
+    messages.extract()
+    found = "\n".join(messages.problems())
+    assert "'loss against epochs'" in found and ("fuzzy" in found or "not translated" in found), found
+    assert "'loss vs epochs'" not in found
