@@ -80,17 +80,17 @@ class Module:
     def __setattr__(self, name, value):
         if "_parameters" not in self.__dict__:
             raise RuntimeError(f"{type(self).__name__}.__init__ must call super().__init__() first")
-        if name in self._buffers and not isinstance(value, (Parameter, Module)):
+        registered = isinstance(value, (Parameter, Module))
+        if name in self._buffers and not registered:
             self._buffers[name] = value  # e.g. self.running_mean = new_array stays a buffer
-            object.__setattr__(self, name, value)
-            return
-        for registry in (self._parameters, self._modules, self._buffers):
-            registry.pop(name, None)
-        if isinstance(value, Parameter):
-            self._parameters[name] = value
-        elif isinstance(value, Module):
-            self._modules[name] = value
-        object.__setattr__(self, name, value)
+        elif registered or name in self._parameters or name in self._modules:
+            for registry in (self._parameters, self._modules, self._buffers):
+                registry.pop(name, None)
+            if isinstance(value, Parameter):
+                self._parameters[name] = value
+            elif isinstance(value, Module):
+                self._modules[name] = value
+        object.__setattr__(self, name, value)  # registered or plain (a cache, a flag): an attribute too
 
     def register_buffer(self, name: str, value: np.ndarray) -> None:
         """A state array that is saved in ``state_dict`` but not trained (e.g. running means)."""

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..nn._batch_threads import over_batch
 from .optimizer import Optimizer, as_float, flush_subnormal
 
 
@@ -148,7 +149,15 @@ class Adam(Optimizer):
         step = self.state[params[0]]["step"] + 1
         for p in params:
             self.state[p]["step"] = step
-        self._moments_and_update(g_flat, flat["state"], flat["s"], step, lr, beta1, beta2, eps, amsgrad)
+        moments, s = flat["state"], flat["s"]
+
+        def update(part):  # element-wise: any split of the flat buffers gives the same bits
+            self._moments_and_update(g_flat[part], {name: buf[part] for name, buf in moments.items()}, s[part],
+                                     step, lr, beta1, beta2, eps, amsgrad)
+
+        # ~12 passes over the group: on the threads BLAS may use (NumPy's ufuncs release the GIL), as
+        # PyTorch's element-wise kernels use its threads
+        over_batch(update, g_flat.size, g_flat.nbytes * 12)
         for p, view in zip(params, s_views):  # scatter the update
             p.data -= view
         return True
