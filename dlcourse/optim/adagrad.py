@@ -25,20 +25,14 @@ class Adagrad(Optimizer):
     ``sum`` (G_t, the parameter's shape and dtype).
     """
 
+    nonnegative_hyperparameters = Optimizer.nonnegative_hyperparameters + ("lr_decay", "initial_accumulator_value")
+
     def __init__(self, params, lr: float = 1e-2, lr_decay: float = 0.0, weight_decay: float = 0.0,
                  initial_accumulator_value: float = 0.0, eps: float = 1e-10, foreach=None, *,
                  maximize: bool = False):
         defaults = dict(lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
                         initial_accumulator_value=initial_accumulator_value, foreach=foreach, maximize=maximize)
         super().__init__(params, defaults)
-
-    def _check_hyperparameters(self, group):
-        super()._check_hyperparameters(group)
-        if not group["lr_decay"] >= 0.0:
-            raise ValueError(f"Adagrad: expected lr_decay >= 0, got {group['lr_decay']}")
-        if not group["initial_accumulator_value"] >= 0.0:
-            raise ValueError(f"Adagrad: expected initial_accumulator_value >= 0, "
-                             f"got {group['initial_accumulator_value']}")
 
     def _init_group_state(self, group):
         init = as_float(group["initial_accumulator_value"], "initial_accumulator_value")

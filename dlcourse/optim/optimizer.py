@@ -43,6 +43,9 @@ required = _Required()
 
 
 class Optimizer:
+    #: Hyperparameters that must be >= 0, checked in this order after lr (a subclass appends its own).
+    nonnegative_hyperparameters: tuple[str, ...] = ("weight_decay", "eps")
+
     def __init__(self, params, defaults: dict):
         self.defaults = dict(defaults)
         self.state: defaultdict = defaultdict(dict)
@@ -102,12 +105,10 @@ class Optimizer:
         lr = group.get("lr")
         if lr is not None and lr is not required and not lr >= 0.0:
             raise ValueError(f"{type(self).__name__}: expected lr >= 0, got {lr}")
-        wd = group.get("weight_decay", 0.0)
-        if not wd >= 0.0:
-            raise ValueError(f"{type(self).__name__}: expected weight_decay >= 0, got {wd}")
-        eps = group.get("eps", 0.0)
-        if not eps >= 0.0:
-            raise ValueError(f"{type(self).__name__}: expected eps >= 0, got {eps}")
+        for name in self.nonnegative_hyperparameters:
+            value = group.get(name, 0.0)
+            if not value >= 0.0:  # "not >=" also refuses NaN
+                raise ValueError(f"{type(self).__name__}: expected {name} >= 0, got {value}")
 
     def _init_group_state(self, group: dict) -> None:
         """Allocate state eagerly where PyTorch does (Adagrad); lazily otherwise."""

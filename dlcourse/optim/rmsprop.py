@@ -27,19 +27,14 @@ class RMSprop(Optimizer):
     ``momentum_buffer`` (if momentum > 0) and ``grad_avg`` (if centered).
     """
 
+    nonnegative_hyperparameters = Optimizer.nonnegative_hyperparameters + ("momentum", "alpha")
+
     def __init__(self, params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0.0,
                  momentum: float = 0.0, centered: bool = False, capturable: bool = False, foreach=None,
                  maximize: bool = False):
         defaults = dict(lr=lr, momentum=momentum, alpha=alpha, eps=eps, centered=centered,
                         weight_decay=weight_decay, capturable=capturable, foreach=foreach, maximize=maximize)
         super().__init__(params, defaults)
-
-    def _check_hyperparameters(self, group):
-        super()._check_hyperparameters(group)
-        if not group["momentum"] >= 0.0:
-            raise ValueError(f"RMSprop: expected momentum >= 0, got {group['momentum']}")
-        if not group["alpha"] >= 0.0:
-            raise ValueError(f"RMSprop: expected alpha >= 0, got {group['alpha']}")
 
     def _update_group(self, group, params):
         lr = as_float(group["lr"], "lr")
