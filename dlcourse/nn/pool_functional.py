@@ -69,11 +69,24 @@ class _Layout:
 
 
 class PoolCache:
+    """What a pooling forward keeps for its backward: the layout, the input's shape (N, C, H, W), the
+    output's (OH, OW), the window offsets and whether the windows tile the input (``covers_exactly``);
+    max pooling adds its working input and output, average pooling the reciprocal divisors."""
+
     __slots__ = ("x_work", "out_work", "layout", "x_shape", "out_hw", "offsets", "divisor", "covers_exactly")
 
-    def __init__(self, **kw):
-        for k, v in kw.items():
-            setattr(self, k, v)
+    def __init__(self, layout, x_shape, out_hw, offsets, *, x_work=None, out_work=None, divisor=None):
+        self.layout, self.x_shape, self.out_hw, self.offsets = layout, x_shape, out_hw, offsets
+        self.x_work, self.out_work, self.divisor = x_work, out_work, divisor
+        self.covers_exactly = _covers_exactly(offsets, *x_shape[2:])
+
+    def checked_grad_out(self, grad_out, who):
+        """grad_out as an array; ValueError unless it has the output's shape (N, C, OH, OW)."""
+        grad_out = np.asarray(grad_out)
+        expected = self.x_shape[:2] + tuple(self.out_hw)
+        if grad_out.shape != expected:
+            raise ValueError(f"{who}: expected grad_out of shape {expected} (the output's), got {grad_out.shape}")
+        return grad_out
 
 
 def _covers_exactly(offsets, H, W):
@@ -113,19 +126,15 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_
                 np.maximum(region, xb[lay.at(o.in_rows, o.in_cols)], out=region)
 
     over_batch(pool, N, x.nbytes)
-    cache = PoolCache(x_work=xw, out_work=out, layout=lay, x_shape=x.shape, out_hw=(OH, OW), offsets=offsets,
-                      divisor=None, covers_exactly=_covers_exactly(offsets, H, W))
+    cache = PoolCache(lay, x.shape, (OH, OW), offsets, x_work=xw, out_work=out)
     return lay.back(out), cache
 
 
 def max_pool2d_backward_cached(grad_out, cache: PoolCache):
     """dx from a max-pooling cache: each g goes to the first maximum of its window."""
+    grad_out = cache.checked_grad_out(grad_out, "max_pool2d_backward")
     N, C, H, W = cache.x_shape
     OH, OW = cache.out_hw
-    grad_out = np.asarray(grad_out)
-    if grad_out.shape != (N, C, OH, OW):
-        raise ValueError(f"max_pool2d_backward: expected grad_out of shape {(N, C, OH, OW)} (the output's), "
-                         f"got {grad_out.shape}")
     lay, xw, out = cache.layout, cache.x_work, cache.out_work
     g = lay.view(grad_out)
     dtype = np.result_type(g.dtype, xw.dtype)
@@ -226,18 +235,14 @@ def avg_pool2d_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False, 
     if not lay.channels_last:
         inv = inv[..., 0]  # (OH, OW) broadcasts against (N, C, OH, OW)
     out *= inv
-    cache = PoolCache(x_work=None, out_work=None, layout=lay, x_shape=x.shape, out_hw=(OH, OW), offsets=offsets,
-                      divisor=inv, covers_exactly=_covers_exactly(offsets, H, W))
+    cache = PoolCache(lay, x.shape, (OH, OW), offsets, divisor=inv)
     return lay.back(out), cache
 
 
 def avg_pool2d_backward_cached(grad_out, cache: PoolCache):
+    """dx from an average-pooling cache: each g, times its window's 1/divisor, goes to every input of the window."""
+    grad_out = cache.checked_grad_out(grad_out, "avg_pool2d_backward")
     N, C, H, W = cache.x_shape
-    OH, OW = cache.out_hw
-    grad_out = np.asarray(grad_out)
-    if grad_out.shape != (N, C, OH, OW):
-        raise ValueError(f"avg_pool2d_backward: expected grad_out of shape {(N, C, OH, OW)} (the output's), "
-                         f"got {grad_out.shape}")
     lay = cache.layout
     g = lay.view(grad_out) * cache.divisor.astype(grad_out.dtype, copy=False)
     exact = cache.covers_exactly
