@@ -42,7 +42,39 @@ def generate_square_subsequent_mask(sz: int, dtype=np.float32) -> np.ndarray:
     return np.triu(np.full((sz, sz), -np.inf, dtype=dtype), k=1)
 
 
-class TransformerEncoderLayer(Module):
+class EncoderLayerBase(Module):
+    """The residual wiring of an encoder layer, post-norm or pre-norm (the formulas above), shared by
+    :class:`TransformerEncoderLayer` and chapter 8's block built on the learner's functions.
+
+    A subclass sets ``norm1``, ``norm2`` (LayerNorms), ``norm_first`` and the two branches:
+    ``_sa(x, *mask_args)`` / ``_sa_backward(g)`` (self-attention, dL/dx summed over query, key and value)
+    and ``_ff(x)`` / ``_ff_backward(g)`` (the feed-forward network); its ``forward`` checks the input and
+    hands it to this ``forward``. Caches: what each child caches.
+    """
+
+    def forward(self, x, *mask_args):
+        """x through both residual branches; ``mask_args`` go to ``self._sa``."""
+        if self.norm_first:
+            x = x + self._sa(self.norm1.forward(x), *mask_args)
+            return self.end_forward(x + self._ff(self.norm2.forward(x)))
+        x = self.norm1.forward(x + self._sa(x, *mask_args))
+        return self.end_forward(self.norm2.forward(x + self._ff(x)))
+
+    def backward(self, grad_out, retain_graph: bool = False):
+        """dL/dx: each residual connection adds its branch's gradient to the one that skips it."""
+        g = self.begin_backward(grad_out, retain_graph)
+        if self.norm_first:
+            g = g + self.norm2.backward(self._ff_backward(g))
+            return g + self.norm1.backward(self._sa_backward(g))
+        g = self.norm2.backward(g)
+        g = self.norm1.backward(g + self._ff_backward(g))
+        return g + self._sa_backward(g)
+
+    def extra_repr(self) -> str:
+        return f"norm_first={self.norm_first}"
+
+
+class TransformerEncoderLayer(EncoderLayerBase):
     def __init__(self, d_model: int, nhead: int, dim_feedforward: int = 2048, dropout: float = 0.1,
                  activation="relu", layer_norm_eps: float = 1e-5, batch_first: bool = False,
                  norm_first: bool = False, bias: bool = True, dtype=np.float32):
@@ -90,23 +122,7 @@ class TransformerEncoderLayer(Module):
         if x.ndim not in (2, 3) or x.shape[-1] != self.d_model:
             raise ValueError(f"TransformerEncoderLayer: expected src of shape (L, N, d_model={self.d_model}) "
                              f"(batch_first: (N, L, d_model); unbatched: (L, d_model)), got {x.shape}")
-        if self.norm_first:
-            x = x + self._sa(self.norm1.forward(x), src_mask, src_key_padding_mask, is_causal)
-            return self.end_forward(x + self._ff(self.norm2.forward(x)))
-        x = self.norm1.forward(x + self._sa(x, src_mask, src_key_padding_mask, is_causal))
-        return self.end_forward(self.norm2.forward(x + self._ff(x)))
-
-    def backward(self, grad_out, retain_graph: bool = False):
-        g = self.begin_backward(grad_out, retain_graph)
-        if self.norm_first:
-            g = g + self.norm2.backward(self._ff_backward(g))
-            return g + self.norm1.backward(self._sa_backward(g))
-        g = self.norm2.backward(g)
-        g = self.norm1.backward(g + self._ff_backward(g))
-        return g + self._sa_backward(g)
-
-    def extra_repr(self) -> str:
-        return f"norm_first={self.norm_first}"
+        return super().forward(x, src_mask, src_key_padding_mask, is_causal)
 
 
 class TransformerEncoder(Module):

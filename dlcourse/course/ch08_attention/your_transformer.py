@@ -34,6 +34,7 @@ import numpy as np
 
 from dlcourse import nn
 from dlcourse.nn.parameter import Parameter
+from dlcourse.nn.transformer import EncoderLayerBase
 
 from ..checker import reference
 from .recall import RecallTransformer
@@ -168,7 +169,7 @@ class YourMultiheadAttention(nn.Module):
         return f"embed_dim={self.embed_dim}, num_heads={self.num_heads}"
 
 
-class YourTransformerBlock(nn.Module):
+class YourTransformerBlock(EncoderLayerBase):
     """One encoder layer, x (N, L, d_model) -> (N, L, d_model), as ``torch.nn.TransformerEncoderLayer(d_model, nhead,
     dim_feedforward, dropout=0, batch_first=True, norm_first=norm_first)``:
 
@@ -178,6 +179,9 @@ class YourTransformerBlock(nn.Module):
     with sa(x) = self_attn(x, x, x) and ff(x) = linear2(relu(linear1(x))). ``src_mask``: boolean (L, L), True =
     blocked. backward(grad_out) returns dL/dx: each residual adds its branch's gradient, and self-attention's three
     input gradients (query, key and value are all x) are summed. Caches: what each child caches.
+
+    The wiring above (``forward`` and ``backward``) is the library layer's own, inherited from
+    :class:`dlcourse.nn.transformer.EncoderLayerBase`; this class supplies the children and the two branches.
     """
 
     def __init__(self, d_model: int, nhead: int, dim_feedforward: int, pieces: Pieces, norm_first: bool = True,
@@ -204,24 +208,7 @@ class YourTransformerBlock(nn.Module):
         return self.linear1.backward(self.activation.backward(self.linear2.backward(g)))
 
     def forward(self, src, src_mask=None):
-        x = np.asarray(src)
-        if self.norm_first:
-            x = x + self._sa(self.norm1.forward(x), src_mask)
-            return self.end_forward(x + self._ff(self.norm2.forward(x)))
-        x = self.norm1.forward(x + self._sa(x, src_mask))
-        return self.end_forward(self.norm2.forward(x + self._ff(x)))
-
-    def backward(self, grad_out, retain_graph: bool = False):
-        g = self.begin_backward(grad_out, retain_graph)
-        if self.norm_first:
-            g = g + self.norm2.backward(self._ff_backward(g))
-            return g + self.norm1.backward(self._sa_backward(g))
-        g = self.norm2.backward(g)
-        g = self.norm1.backward(g + self._ff_backward(g))
-        return g + self._sa_backward(g)
-
-    def extra_repr(self) -> str:
-        return f"norm_first={self.norm_first}"
+        return super().forward(np.asarray(src), src_mask)
 
 
 class YourRecallTransformer(RecallTransformer):
