@@ -55,7 +55,11 @@ def test_autograde_scores_each_step_as_dlcourse_grade_does(course):
     from nbgrader.api import Gradebook
 
     root, learners = course
-    ours = {r.learner: r for r in G.grade([str(root / "submitted")], jobs=2)}
+    # dlcourse.grade's verdicts on these same submissions (sample_submission is deterministic) are pinned by
+    # test_grade.py: every step passed (ALL_RIGHT), each wrong answer failed its own step only (EVEN_WRONG), every step
+    # not attempted (untouched). Grading them again here only repeated three kernel runs (~20 s of CPU).
+    ours_passed = {learner: {step: answers.get(step) == "reference" for step in STEPS}
+                   for learner, answers in learners.items()}
     source = nbformat.read(str(CHAPTER), as_version=4)
     grade_id = {name: c.metadata["nbgrader"]["grade_id"] for c in source.cells if c.cell_type == "code"
                 and c.metadata.get("nbgrader", {}).get("grade") for name, _ in G._check_calls(c.source)}
@@ -67,5 +71,4 @@ def test_autograde_scores_each_step_as_dlcourse_grade_does(course):
             for step in STEPS:
                 score, full = scores[grade_id[step]]
                 nbgrader_passed = score == full
-                dlcourse_passed = ours[learner].steps[step][0] == G.PASSED
-                assert nbgrader_passed == dlcourse_passed, (learner, step, score, ours[learner].steps[step])
+                assert nbgrader_passed == ours_passed[learner][step], (learner, step, score)
