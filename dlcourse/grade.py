@@ -56,6 +56,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .config import PROGRESS_ENV, QUICK_ENV
+
 PASSED, FAILED, NOT_ATTEMPTED, ERROR, NOT_REACHED = "passed", "failed", "not attempted", "error", "not reached"
 DEFAULT_COURSE = Path(__file__).resolve().parents[1] / "notebooks"
 
@@ -329,12 +331,12 @@ def _kernel_env(workdir: Path, full: bool, cache: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JPY_", "JUPYTER_", "NBGRADER"))}
     env.pop("MPLBACKEND", None)
     env.update(HOME=str(workdir), TMPDIR=str(workdir / "tmp"), IPYTHONDIR=str(workdir / ".ipython"),
-               MPLCONFIGDIR=str(cache / "matplotlib"), MPLBACKEND="agg", DLCOURSE_PROGRESS="off",
+               MPLCONFIGDIR=str(cache / "matplotlib"), MPLBACKEND="agg", **{PROGRESS_ENV: "off"},
                OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1",
                PYTHONHASHSEED="0", PYTHONDONTWRITEBYTECODE="1", no_proxy="*", http_proxy="", https_proxy="")
-    env.pop("DLCOURSE_QUICK", None)
+    env.pop(QUICK_ENV, None)
     if not full:
-        env["DLCOURSE_QUICK"] = "1"
+        env[QUICK_ENV] = "1"
     return env
 
 

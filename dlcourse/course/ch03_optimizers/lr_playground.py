@@ -42,11 +42,12 @@ PLAYGROUND_OPTIMIZERS = {
 _PLAIN_LOG_FORMAT = FuncFormatter(lambda v, _: f"1e{round(np.log10(v))}" if v > 0 else "")
 
 
-def make_optimizer(name: str, params, lr: float, momentum: float = 0.0, beta1: float = 0.9, beta2: float = 0.999):
+def make_playground_optimizer(name: str, params, lr: float, momentum: float = 0.0, beta1: float = 0.9,
+                              beta2: float = 0.999):
     """The playground's optimizer ``name`` (a key of ``PLAYGROUND_OPTIMIZERS``) with these settings, from the registry
     :func:`dlcourse.optim.make_optimizer`."""
     if name not in PLAYGROUND_OPTIMIZERS:
-        raise ValueError(f"make_optimizer: expected one of {list(PLAYGROUND_OPTIMIZERS)}, got {name!r}")
+        raise ValueError(f"make_playground_optimizer: expected one of {list(PLAYGROUND_OPTIMIZERS)}, got {name!r}")
     _, registry_name, settings = PLAYGROUND_OPTIMIZERS[name]
     return optim.make_optimizer(registry_name, params, lr=lr, **settings(momentum, beta1, beta2))
 
@@ -90,7 +91,7 @@ class LRPlayground(InteractiveFigure):
         s = self._surfaces[surface]
 
         def factory(ps):
-            return make_optimizer(optimizer, ps, lr, momentum, beta1, beta2)
+            return make_playground_optimizer(optimizer, ps, lr, momentum, beta1, beta2)
 
         traj = run_on_surface(s, factory, num_steps)
         model = make_mlp(2, self.hidden_sizes, 2, seed=self.seed)

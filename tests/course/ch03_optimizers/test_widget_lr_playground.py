@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dlcourse.course.ch03_optimizers.lr_playground import PLAYGROUND_OPTIMIZERS, LRPlayground, make_optimizer
+from dlcourse.course.ch03_optimizers.lr_playground import PLAYGROUND_OPTIMIZERS, LRPlayground, make_playground_optimizer
 from dlcourse.course.ch03_optimizers.surfaces import SURFACES
 
 
@@ -95,6 +95,6 @@ def test_update_is_fast_enough(playground):
     assert playground.seconds_per_update < 5.0  # ~0.15 s on a laptop; generous for a loaded CI machine
 
 
-def test_make_optimizer_rejects_unknown_names():
+def test_make_playground_optimizer_rejects_unknown_names():
     with pytest.raises(ValueError, match="expected one of"):
-        make_optimizer("Adamax", [], 0.1)
+        make_playground_optimizer("Adamax", [], 0.1)
