@@ -10,7 +10,15 @@ The contract of every layer (stated once here, as for ``torch.nn.Module``):
 * Parameters and buffers carry PyTorch's names and shapes, so ``state_dict()`` moves
   between a dlcourse model and its ``torch.nn`` twin in both directions.
 
-The choke point: two lines in every layer, so that reading a layer shows all that runs.
+The choke point: two lines in every layer, so that reading a layer shows all that runs::
+
+    class Double(Module):                                      # y = 2 x
+        def forward(self, x):
+            return self.end_forward(2 * x)                     # the last line of every forward
+
+        def backward(self, grad_out, retain_graph=False):
+            grad_out = self.begin_backward(grad_out, retain_graph)  # the first line of every backward
+            return 2 * grad_out
 
 * ``forward`` ends with ``return self.end_forward(out)``: it records the output's shape (of its
   first item, for a layer that returns a tuple) and opens one backward pass; ``out`` comes back
