@@ -1,7 +1,7 @@
 """book/build.py stops on a cell that raises, naming the notebook and the error: CI relies on it.
 
 Under CI's main Python the book build is the one run of every notebook (English and Chinese); pytest then runs
-`pytest tests` without nbval's second execution (README, "Tests"). So a notebook cell that raises must fail the
+`pytest tests` without nbval's second execution (README, "Tests and CI"). So a notebook cell that raises must fail the
 build, as nbval would fail the test run. Here the build's own executor (``execute_all``: spawned worker, nbclient,
 a fresh kernel) runs a two-cell notebook whose second cell raises; the build must exit with a message that names
 the notebook and the exception, and must not cache the failed execution.
