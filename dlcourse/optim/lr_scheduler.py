@@ -112,7 +112,16 @@ class LRScheduler:
         return f"{type(self).__name__}(last_epoch={self.last_epoch}, lr={self.get_last_lr()})"
 
 
-class _LambdaStateMixin:
+class _LambdaScheduler(LRScheduler):
+    """What LambdaLR and MultiplicativeLR share: one ``lr_lambda`` per parameter group (or one for all), and a
+    state dict that keeps each lambda's attributes (None for a plain function), as PyTorch's does."""
+
+    def __init__(self, optimizer, lr_lambda, last_epoch: int = -1):
+        name = type(self).__name__
+        _check_optimizer(optimizer, name)
+        self.lr_lambdas = _lambdas(optimizer, lr_lambda, name)
+        super().__init__(optimizer, last_epoch)
+
     def state_dict(self):
         state = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "lr_lambdas")}
         state["lr_lambdas"] = [None if isinstance(fn, types.FunctionType) else fn.__dict__.copy()
@@ -141,25 +150,15 @@ def _lambdas(optimizer, lr_lambda, name):
     return fns
 
 
-class LambdaLR(_LambdaStateMixin, LRScheduler):
+class LambdaLR(_LambdaScheduler):
     """lr = initial_lr * lr_lambda(epoch)."""
-
-    def __init__(self, optimizer, lr_lambda, last_epoch: int = -1):
-        _check_optimizer(optimizer, "LambdaLR")
-        self.lr_lambdas = _lambdas(optimizer, lr_lambda, "LambdaLR")
-        super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
         return [base_lr * fn(self.last_epoch) for fn, base_lr in zip(self.lr_lambdas, self.base_lrs)]
 
 
-class MultiplicativeLR(_LambdaStateMixin, LRScheduler):
+class MultiplicativeLR(_LambdaScheduler):
     """lr <- lr * lr_lambda(epoch) at every step after the first."""
-
-    def __init__(self, optimizer, lr_lambda, last_epoch: int = -1):
-        _check_optimizer(optimizer, "MultiplicativeLR")
-        self.lr_lambdas = _lambdas(optimizer, lr_lambda, "MultiplicativeLR")
-        super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
         if self._is_initial:
