@@ -24,8 +24,8 @@ named, with the versions and the CPU):
 
 MNIST is found as ``dlcourse.data.load_mnist`` finds it (``$DLCOURSE_DATA``; no download here): without it the rows
 of parts 2 and 3 are skipped with a note saying so. Only the library is imported (``dlcourse.nn``, ``optim``,
-``models``, ``data``, ``runtime``), never the course: chapter 7's CNN is built here from ``dlcourse.nn`` and
-``torch.nn`` with the chapter's layer order.
+``models``, ``data``, ``runtime``), never the course: chapter 7's MLP and CNN come from ``dlcourse.models`` (``mlp``,
+``cnn``), the builders the chapter uses, for both libraries.
 """
 
 from __future__ import annotations
@@ -201,17 +201,6 @@ def loss_case(ours, theirs, pred, target, dtype, device):
     return diffs, step_ours, step_theirs
 
 
-def cnn(lib, channels=(32, 64), hidden=128, dropout=0.5, image=28):
-    """Chapter 7's CNN in ``lib`` (``dlcourse.nn`` or ``torch.nn``): conv-relu-pool twice, dense, dropout, logits."""
-    c1, c2 = channels
-    layers = [lib.Conv2d(1, c1, 3, padding=1), lib.ReLU(), lib.MaxPool2d(2),
-              lib.Conv2d(c1, c2, 3, padding=1), lib.ReLU(), lib.MaxPool2d(2),
-              lib.Flatten(), lib.Linear(c2 * (image // 4) ** 2, hidden), lib.ReLU()]
-    if dropout:
-        layers.append(lib.Dropout(dropout))
-    return lib.Sequential(*layers, lib.Linear(hidden, 10))
-
-
 def comparisons(s: Sizes, dtype, device):
     """(chapter, name, thunk) for every comparison; ``thunk()`` returns (diffs, step_ours, step_theirs)."""
     import torch
@@ -318,7 +307,8 @@ def comparisons(s: Sizes, dtype, device):
         pixels.reshape(N, -1))
     ch = (32, 64) if s.image == 28 else (4, 8)
     yield "ch7", f"chapter 7's CNN (conv{ch[0]}-conv{ch[1]}) + CrossEntropyLoss", classifier(
-        _cast(cnn(dnn, ch, H, image=s.image), dtype), cnn(tnn, ch, H, image=s.image), pixels)
+        _cast(models.cnn(ch, H, image_size=s.image), dtype), models.cnn(ch, H, image_size=s.image, library="torch"),
+        pixels)
     yield "ch6", "GAN step (D and G, Adam)", lambda: gan_step_case(s, dtype, device)
 
 
@@ -474,7 +464,7 @@ def train_classifiers(s: Sizes, device: str, mnist, log) -> list[dict]:
     (x_tr, y_tr), (x_te, y_te) = _subset(mnist[0], s.train_images), _subset(mnist[1], s.test_images)
     rows = []
     for name, build, flatten in (("MLP 784-128-10", lambda: models.mlp(784, (128,), 10, library="torch"), True),
-                                 ("CNN conv32-conv64-128-10", lambda: cnn(torch.nn), False)):
+                                 ("CNN conv32-conv64-128-10", lambda: models.cnn(library="torch"), False)):
         torch.manual_seed(0)
         model = build().to(device)
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
