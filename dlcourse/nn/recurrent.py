@@ -25,7 +25,8 @@ Contract of the family (PyTorch's):
 
 The modules stack layers and directions and check shapes; one layer in one direction is a kernel
 of ``recurrent_functional.py``, picked from the table :data:`RECURRENCES` by the mode (how many gates,
-how many states, which forward and backward kernel).
+how many states, which forward and backward kernel), and run through ``layer_forward`` /
+``layer_backward`` there, which split the batch over threads when more than one is allowed.
 """
 
 from __future__ import annotations
