@@ -25,7 +25,9 @@ def blas_threads() -> int:
         try:
             from threadpoolctl import ThreadpoolController
             controllers = [c for c in ThreadpoolController().lib_controllers if c.user_api == "blas"]
-            _blas = controllers[0] if controllers else False
+            # SciPy loads a second OpenBLAS; the one that matters is NumPy's own (under numpy.libs / numpy/)
+            numpys = [c for c in controllers if "numpy" in str(c.filepath).lower()]
+            _blas = (numpys or controllers or [False])[0]
         except Exception:  # pragma: no cover - threadpoolctl missing or unable to inspect the process
             _blas = False
     return max(1, int(_blas.num_threads)) if _blas else 1
