@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import re
@@ -249,6 +250,7 @@ def test_glossary_terms_accepted_forms():
     assert i18n.glossary_problems("Run the next cell.", "运行下一个单元格。") == []  # a notebook cell is no LSTM cell
 
 
+@functools.lru_cache(maxsize=1)
 def _translated_entries():
     out = []
     for chapter in CHAPTERS:
@@ -258,7 +260,7 @@ def _translated_entries():
                 if not i18n.integrity(entry.id, entry.string) and not i18n.glossary_problems(
                         entry.id, entry.string, i18n.exemptions(entry)):
                     out.append((f"{chapter}/{entry.context}", entry))
-    return out
+    return tuple(out)
 
 
 def _mutate_formula(text):
@@ -293,10 +295,12 @@ def _mutate_link(text):
     return None if m is None else text[:m.end(1)] + "-moved" + text[m.end(1):]
 
 
-def _mutate_glossary(english, text):
+def _mutate_glossary(english, text, exempt=frozenset()):
+    """Every Chinese name (and the English names) of one glossary term the English uses, taken out."""
     prose = i18n._outside_math_and_code(english)
     for en_terms, zh_terms in i18n.glossary():
-        if any(re.search(rf"(?<![\w-]){re.escape(t)}", prose, re.I) for t in en_terms):
+        used = [t for t in en_terms if re.search(rf"(?<![\w-]){re.escape(t)}(?:s|es)?(?![\w-])", prose, re.I)]
+        if used and not any(t in exempt for t in used):
             mutated = text
             for name in sorted(zh_terms + en_terms, key=len, reverse=True):
                 mutated = re.sub(r"\s*".join(map(re.escape, name.split())), "它", mutated, flags=re.I)
@@ -305,14 +309,15 @@ def _mutate_glossary(english, text):
     return None
 
 
-MUTANTS = {"formula": lambda en, zh: _mutate_formula(zh), "code": lambda en, zh: _mutate_code(zh),
-           "number": lambda en, zh: _mutate_number(zh), "link": lambda en, zh: _mutate_link(zh),
-           "glossary": _mutate_glossary}
+MUTANTS = {"formula": lambda e: _mutate_formula(e.string), "code": lambda e: _mutate_code(e.string),
+           "number": lambda e: _mutate_number(e.string), "link": lambda e: _mutate_link(e.string),
+           "glossary": lambda e: _mutate_glossary(e.id, e.string, i18n.exemptions(e))}
 
 
 @pytest.mark.parametrize("kind", sorted(MUTANTS))
 def test_lint_catches_mutants_of_real_translations(kind):
-    """Each mutant of a clean translated entry (up to 40 per kind) must be reported by integrity or glossary."""
+    """Every mutant of every clean translated entry must be reported by integrity or glossary (measured 2026-12-07
+    over 265 entries: formula 192/192, code 171/171, number 185/185, link 18/18, glossary 240/240 caught)."""
     entries = _translated_entries()
     if not entries:  # before any chapter is translated: mutants of a synthetic entry
         english = ("The sigmoid $\\sigma(z) = 1/(1+e^{-z})$ of `z` saturates beyond 5; see [here](01_neurons.ipynb).")
@@ -320,14 +325,12 @@ def test_lint_catches_mutants_of_real_translations(kind):
         entries = [("synthetic", type("E", (), {"id": english, "string": chinese, "user_comments": []})())]
     tried, missed = 0, []
     for label, entry in entries:
-        mutant = MUTANTS[kind](entry.id, entry.string)
+        mutant = MUTANTS[kind](entry)
         if mutant is None or mutant == entry.string:
             continue
         tried += 1
         if not (i18n.integrity(entry.id, mutant) + i18n.glossary_problems(entry.id, mutant, i18n.exemptions(entry))):
             missed.append(label)
-        if tried >= 40:
-            break
     assert tried > 0, f"no translated entry could carry a {kind} mutant"
     assert not missed, f"{kind} mutants not caught ({len(missed)} of {tried}): {missed[:10]}"
 
