@@ -11,6 +11,7 @@ figures) live in ``locale/zh_CN/LC_MESSAGES/dlcourse.po``, extracted from ``_(".
     python tools/i18n.py lint 01   # formulas, code, links, numbers and glossary terms of chapter 1's entries
     python tools/i18n.py check     # exit 1 on a missing, empty or stale entry, or a notebooks/zh file that
                                    # differs from what `build` writes (the tests run the same checks)
+    python tools/i18n.py --root /tmp/copy check   # any command on another copy of the repository (the tests' way)
 
 The Chinese notebooks' code cells are the English ones, unchanged, after one first cell that sets
 ``DLCOURSE_LANG=zh`` (so every message the package prints follows).
