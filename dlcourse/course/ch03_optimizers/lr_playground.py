@@ -153,6 +153,8 @@ class LRPlayground(InteractiveFigure):
             ax_b.scatter(self.X[:, 0], self.X[:, 1], c=[PALETTE[k] for k in self.y], s=10)
             ax_b.set(xlabel="x₁", ylabel="x₂", title=_("MLP on two moons"))
 
+        # what the readout says, as numbers (None: did not diverge), so code can check it in any language
+        self.surface_diverged_at, self.mlp_diverged_at = traj.diverged_at, run.diverged_at
         parts = []
         if traj.diverged_at is not None:
             msg = _("diverged at step {step}").format(step=traj.diverged_at)
