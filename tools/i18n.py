@@ -30,6 +30,9 @@ from pathlib import Path
 from babel.messages.catalog import Catalog
 from babel.messages.pofile import escape, read_po, unescape, write_po
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import i18n_messages  # noqa: E402  (the package's messages: dlcourse.po)
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 ZH_NOTEBOOKS = NOTEBOOKS / "zh"
@@ -62,6 +65,7 @@ def set_root(root: Path) -> None:
     NOTEBOOK_CATALOGS = CATALOGS / "notebooks"
     GLOSSARY = ROOT / "docs" / "glossary.md"
     glossary.cache_clear()
+    i18n_messages.set_root(ROOT)
 
 # What a translation must carry over unchanged (compared as multisets between msgid and msgstr)
 # inline math and code may wrap onto a second line (not across a blank line); compared with whitespace collapsed,
@@ -359,7 +363,7 @@ def lint(notebook: Path) -> list[str]:
 
 
 def check() -> list[str]:
-    out = []
+    out = list(i18n_messages.problems())  # the package's messages (dlcourse.po), then the notebooks
     sources = {nb.name for nb in english_notebooks()}
     for orphan in sorted(ZH_NOTEBOOKS.glob("*.ipynb")) if ZH_NOTEBOOKS.is_dir() else []:
         if orphan.name not in sources:
@@ -375,6 +379,8 @@ def check() -> list[str]:
 
 
 def extract() -> None:
+    added, changed, removed = i18n_messages.extract()
+    print(f"{i18n_messages.catalog_path().relative_to(ROOT)}: {added} new, {changed} fuzzy, {removed} dropped")
     for nb in english_notebooks():
         added, stale, removed = extract_notebook(nb)
         print(f"{catalog_path(nb).relative_to(ROOT)}: {added} new, {stale} stale, {removed} removed")

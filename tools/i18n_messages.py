@@ -179,7 +179,7 @@ def write_catalog(catalog: Catalog, path: Path | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as f:
         write_po(f, catalog, width=0, sort_output=False, sort_by_file=False, ignore_obsolete=True,
-                 include_previous=True, omit_header=False)
+                 include_previous=True, omit_header=False, include_lineno=False)  # no churn on every code edit
 
 
 def extract() -> tuple[int, int, int]:

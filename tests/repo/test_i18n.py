@@ -39,9 +39,11 @@ i18n = _load_tool()
 
 @pytest.fixture
 def copy_root(tmp_path):
-    """A temporary copy of the notebooks, catalogs and glossary; the tool works on it, then on the repo again."""
-    for folder in ("notebooks", "locale"):
-        shutil.copytree(ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    """A temporary copy of the notebooks, catalogs, package code (its messages) and glossary; the tool works on it,
+    then on the repo again."""
+    for folder in ("notebooks", "locale", "dlcourse"):
+        shutil.copytree(ROOT / folder, tmp_path / folder,
+                        ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
     (tmp_path / "docs").mkdir()
     shutil.copy(ROOT / "docs" / "glossary.md", tmp_path / "docs" / "glossary.md")
     i18n.set_root(tmp_path)
