@@ -57,9 +57,9 @@ class Linear(Module):
     def backward(self, grad_out, retain_graph: bool = False):
         grad_out = self.begin_backward(grad_out, retain_graph)
         x2, g2 = self._x.reshape(-1, self.in_features), grad_out.reshape(-1, self.out_features)
-        self.weight.accumulate(g2.T @ x2)  # dW = g^T x, summed over every leading dimension
+        self.weight.accumulate(g2.T @ x2, fresh=True)  # dW = g^T x, summed over every leading dimension
         if self.bias is not None:
-            self.bias.accumulate(g2.sum(axis=0))
+            self.bias.accumulate(g2.sum(axis=0), fresh=True)
         if not self.needs_input_grad:  # the input is data: skip dx = g W, as autograd does
             return None
         return grad_out @ self.weight.data

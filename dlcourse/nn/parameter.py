@@ -65,12 +65,21 @@ class Parameter:
     def size(self):
         return self._data.size
 
-    def accumulate(self, grad: np.ndarray) -> None:
-        """Add ``grad`` into ``self.grad`` (allocating it on the first call), as autograd does."""
+    def accumulate(self, grad: np.ndarray, fresh: bool = False) -> None:
+        """Add ``grad`` into ``self.grad`` (allocating it on the first call), as autograd does.
+
+        ``fresh=True``: ``grad`` is a new array that nothing else holds (a product the layer has just computed), so
+        on the first call it becomes ``self.grad`` as it is, instead of being copied (a whole weight's worth of
+        memory traffic per step).
+        """
         if not self.requires_grad:
             return
         if self._grad is None:
-            self._grad = np.array(grad, dtype=self._data.dtype, copy=True)
+            if (fresh and isinstance(grad, np.ndarray) and grad.dtype == self._data.dtype
+                    and grad.shape == self._data.shape and grad.flags.c_contiguous and grad.flags.owndata):
+                self._grad = grad
+            else:
+                self._grad = np.array(grad, dtype=self._data.dtype, copy=True)
         else:
             self._grad += grad
 
