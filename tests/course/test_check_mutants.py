@@ -33,8 +33,9 @@ EQUIVALENTS = mutation.load_equivalents()
 RESULTS: dict = {}
 
 
-class MutationScore(UserWarning):
-    """Carries the mutation score to the end of the test run's output."""
+# defined in tests/mutation.py (on sys.path in every process): under xdist the controller imports the warning's
+# module by name to show it, and this file's folder is not on its path
+MutationScore = mutation.MutationScore
 
 
 def _result(name):
