@@ -34,7 +34,13 @@ def use_style() -> None:
         "image.cmap": "viridis",
     })
     if language() == "zh":  # Chinese figure texts: a font with the CJK glyphs, and the catalog's translations
+        from matplotlib import font_manager
+
+        installed = {f.name for f in font_manager.fontManager.ttflist}
+        cjk = [name for name in CJK_FONTS if name in installed and name != "DejaVu Sans"]
         mpl.rcParams["font.sans-serif"] = CJK_FONTS + list(mpl.rcParams["font.sans-serif"])
+        # a list of families falls back glyph by glyph: CJK from the CJK font, w₁ and the rest from DejaVu Sans
+        mpl.rcParams["font.family"] = cjk[:1] + ["DejaVu Sans"] if cjk else ["sans-serif"]
         mpl.rcParams["axes.unicode_minus"] = False  # CJK fonts often lack U+2212
         install_figure_translation()
 
