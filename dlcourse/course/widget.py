@@ -88,8 +88,9 @@ class InteractiveFigure:
         note = _("{title} — shown here as the figure it drew ({settings}). Moving the controls needs a live kernel: "
                  "launch this chapter on Binder or in JupyterLab (links at the top of the page).").format(
             title=title, settings=settings)
+        alt = self.title or _("widget figure")  # _() outside the f-string: babel reads it there on every Python
         display(HTML(
             f'<div class="dlcourse-static-widget"><p><em>{note}</em></p>'
-            f'<img alt="{self.title or _("widget figure")}" src="data:image/png;base64,{png}"/>'
+            f'<img alt="{alt}" src="data:image/png;base64,{png}"/>'
             f"<p>{self.readout.value}</p></div>"))
 
