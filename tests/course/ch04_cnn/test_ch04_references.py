@@ -2,13 +2,11 @@
 run the learner's functions agree with the library's layers (forward, input gradient, every parameter gradient); the
 notebook builds, uses and hides its solutions."""
 
-import re
 
-import nbformat
 import numpy as np
 import pytest
-import repo_paths
 import torch
+from notebook_checks import assert_builds_uses_and_hides_the_solutions
 
 from dlcourse import nn
 from dlcourse.course.ch04_cnn.your_layers import YourBatchNorm2d, YourConv2d, YourMaxPool2d
@@ -91,10 +89,4 @@ def test_your_conv_rejects_a_wrong_channel_count():
 
 
 def test_notebook_builds_uses_and_hides_the_solutions():
-    nb = nbformat.read(repo_paths.ROOT / "notebooks" / "04_cnn.ipynb", 4)
-    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
-    stubs = [c for c in nb.cells if "exercise" in c.metadata.get("tags", []) and "...  # your code" in c.source]
-    used = set(re.findall(r'= use\("([\w.]+)"', code))
-    assert len(stubs) >= 3 and len(used) >= 2 and all(name.startswith("ch4.") for name in used)
-    assert "solution(" not in code and code.count("getsource") <= 1
-    assert "assert check(" not in code
+    assert_builds_uses_and_hides_the_solutions("04_cnn", "ch4.")

@@ -2,13 +2,11 @@
 torch.nn.RNN (forward, every gradient), the LSTM step drives a whole sequence like the library's layer, and the
 parameter count matches torch; the notebook builds, uses and hides its solutions."""
 
-import re
 
-import nbformat
 import numpy as np
 import pytest
-import repo_paths
 import torch
+from notebook_checks import assert_builds_uses_and_hides_the_solutions
 
 from dlcourse import nn
 from dlcourse.course.ch05_rnn_lstm.your_rnn import YourRNN, lstm_sequence
@@ -59,10 +57,4 @@ def test_lstm_parameter_count_reference_matches_torch():
 
 
 def test_notebook_builds_uses_and_hides_the_solutions():
-    nb = nbformat.read(repo_paths.ROOT / "notebooks" / "05_rnn_lstm.ipynb", 4)
-    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
-    stubs = [c for c in nb.cells if "exercise" in c.metadata.get("tags", []) and "...  # your code" in c.source]
-    used = set(re.findall(r'= use\("([\w.]+)"', code))
-    assert len(stubs) >= 3 and len(used) >= 2 and all(name.startswith("ch5.") for name in used)
-    assert "solution(" not in code and code.count("getsource") <= 1
-    assert "assert check(" not in code
+    assert_builds_uses_and_hides_the_solutions("05_rnn_lstm", "ch5.")
