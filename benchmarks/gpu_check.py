@@ -319,6 +319,30 @@ def _cast(model, dtype):
     return model
 
 
+def torch_gan_step(G, D, opt_G, opt_D, bce, real, z_D, z_G, on_D_grads=None):
+    """One GAN step in PyTorch, as chapter 6 writes it: D on real and detached fakes, then G through a frozen D.
+
+    ``on_D_grads()`` is called between D's backward and its optimizer step. Returns D's logits on the real and the
+    fake batch, and the two losses.
+    """
+    import torch
+    opt_D.zero_grad()
+    logits_real, logits_fake = D(real), D(G(z_D).detach())
+    loss_D = bce(logits_real, torch.ones_like(logits_real)) + bce(logits_fake, torch.zeros_like(logits_fake))
+    loss_D.backward()
+    if on_D_grads is not None:
+        on_D_grads()
+    opt_D.step()
+    opt_G.zero_grad()
+    D.requires_grad_(False)
+    logits_G = D(G(z_G))
+    loss_G = bce(logits_G, torch.ones_like(logits_G))
+    loss_G.backward()
+    D.requires_grad_(True)
+    opt_G.step()
+    return logits_real, logits_fake, loss_D, loss_G
+
+
 def gan_step_case(s: Sizes, dtype, device):
     """One discriminator step and one generator step (non-saturating loss) with Adam, both libraries, same start."""
     import torch
@@ -358,19 +382,9 @@ def gan_step_case(s: Sizes, dtype, device):
     tb = torch.nn.BCEWithLogitsLoss()
     opt_Gt, opt_Dt = torch.optim.Adam(G_t.parameters(), **adam), torch.optim.Adam(D_t.parameters(), **adam)
     rt, zDt, zGt = (torch.as_tensor(a, device=device) for a in (real, z_D, z_G))
-    opt_Dt.zero_grad()
-    lr_, lf_ = D_t(rt), D_t(G_t(zDt).detach())
-    lD = tb(lr_, torch.ones_like(lr_)) + tb(lf_, torch.zeros_like(lf_))
-    lD.backward()
-    D_grads_t = {k: p.grad.clone() for k, p in D_t.named_parameters()}
-    opt_Dt.step()
-    opt_Gt.zero_grad()
-    D_t.requires_grad_(False)
-    lg = D_t(G_t(zGt))
-    lG = tb(lg, torch.ones_like(lg))
-    lG.backward()
-    D_t.requires_grad_(True)
-    opt_Gt.step()
+    D_grads_t = {}
+    _, _, lD, lG = torch_gan_step(G_t, D_t, opt_Gt, opt_Dt, tb, rt, zDt, zGt, on_D_grads=lambda: D_grads_t.update(
+        {k: p.grad.clone() for k, p in D_t.named_parameters()}))
     diffs = {"loss_D": rel_diff(np.asarray(ours_loss["loss_D"]), lD), "loss_G": rel_diff(np.asarray(loss_G), lG)}
     for k in D_grads:
         diffs[f"D grad {k}"] = rel_diff(D_grads[k], D_grads_t[k])
@@ -527,18 +541,7 @@ def train_mnist_gan(s: Sizes, device: str, mnist, log) -> dict:
         real = data[torch.randint(len(data), (batch,), device=device, generator=gen)]
         z_D = torch.randn(batch, latent, device=device, generator=gen)
         z_G = torch.randn(batch, latent, device=device, generator=gen)
-        opt_D.zero_grad()
-        lr_, lf_ = D(real), D(G(z_D).detach())
-        loss_D = bce(lr_, torch.ones_like(lr_)) + bce(lf_, torch.zeros_like(lf_))
-        loss_D.backward()
-        opt_D.step()
-        opt_G.zero_grad()
-        D.requires_grad_(False)
-        lg = D(G(z_G))
-        loss_G = bce(lg, torch.ones_like(lg))
-        loss_G.backward()
-        D.requires_grad_(True)
-        opt_G.step()
+        lr_, lf_, loss_D, loss_G = torch_gan_step(G, D, opt_G, opt_D, bce, real, z_D, z_G)
         if step >= s.gan_steps - tail:  # the means of the last tenth of the run
             sums["loss_D"] += loss_D.detach()
             sums["loss_G"] += loss_G.detach()

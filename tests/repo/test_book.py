@@ -163,15 +163,21 @@ def _check_page(page, url: str) -> dict:
     return facts
 
 
+def _check_chapter_page(page, url: str) -> dict:
+    """_check_page, then wait until every Mermaid diagram of the chapter is drawn and count them again."""
+    facts = _check_page(page, url)
+    if facts["mermaidBlocks"]:
+        page.wait_for_function("n => document.querySelectorAll('.mermaid svg').length >= n",
+                               arg=facts["mermaidBlocks"], timeout=30_000)
+        facts["mermaidSvgs"] = page.evaluate("() => document.querySelectorAll('.mermaid svg').length")
+    return facts
+
+
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_chapter_page_in_a_browser(site, browser, chapter):
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
     try:
-        facts = _check_page(page, site + f"notebooks/{chapter}.html")
-        if facts["mermaidBlocks"]:
-            page.wait_for_function("n => document.querySelectorAll('.mermaid svg').length >= n",
-                                   arg=facts["mermaidBlocks"], timeout=30_000)
-            facts["mermaidSvgs"] = page.evaluate("() => document.querySelectorAll('.mermaid svg').length")
+        facts = _check_chapter_page(page, site + f"notebooks/{chapter}.html")
         OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(OUTPUT_DIR / f"book-{chapter}.png"))
     finally:
@@ -228,11 +234,7 @@ def _cjk_rendering(page) -> dict:
 def test_chinese_chapter_page_in_a_browser(site, browser, chapter):
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
     try:
-        facts = _check_page(page, site + f"zh/notebooks/{chapter}.html")
-        if facts["mermaidBlocks"]:
-            page.wait_for_function("n => document.querySelectorAll('.mermaid svg').length >= n",
-                                   arg=facts["mermaidBlocks"], timeout=30_000)
-            facts["mermaidSvgs"] = page.evaluate("() => document.querySelectorAll('.mermaid svg').length")
+        facts = _check_chapter_page(page, site + f"zh/notebooks/{chapter}.html")
         cjk = _cjk_rendering(page)
         OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(OUTPUT_DIR / f"book-zh-{chapter}.png"))
