@@ -3,18 +3,58 @@
 - :func:`best_device` / :func:`device_name` / :func:`cpu_model`: CUDA, else Apple MPS, else the CPU, and its name.
 - :func:`num_threads`: limit NumPy's BLAS (and PyTorch) to ``n`` threads inside a ``with`` block.
 - :func:`timeit` / :func:`time_side_by_side`: median wall-clock seconds, NumPy beside PyTorch.
+- :func:`keep_freed_memory`: glibc's malloc keeps freed blocks for reuse (called when ``dlcourse`` is imported).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import os
 import platform
 import statistics
 import time
 
 from .compare import Table
+from .config import keep_freed_memory_enabled
 
 _controller = None
+
+# glibc's malloc gives a freed block above 128 KB back to the kernel (munmap, or trimming the heap), so a layer
+# whose temporaries are a few MB each gets fresh pages from the kernel on every call, each one faulted in and
+# zeroed: an LSTM(28, 128) step over 50 steps, batch 32, took 17.4 ms instead of 12.5 ms that way (2 cores of
+# an AMD EPYC, NumPy 2.4, 2026-12-07; benchmarks/bench_layers.py). PyTorch's performance guide tells its users
+# to swap the allocator (jemalloc, tcmalloc) for the same reason. Blocks below MMAP_THRESHOLD come from the heap
+# and up to TRIM_THRESHOLD of free heap is kept for the next step.
+MMAP_THRESHOLD = 32 << 20   # the largest value glibc accepts on 64-bit
+TRIM_THRESHOLD = 256 << 20
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt's parameter numbers (malloc.h)
+_malloc_tuned = None
+
+
+def keep_freed_memory() -> bool:
+    """Let glibc's malloc keep freed blocks of up to 32 MB for reuse instead of handing them back to the kernel.
+
+    Called once when ``dlcourse`` is imported. Returns True when the setting is in force: on Linux with glibc,
+    unless ``DLCOURSE_MALLOC=default`` asks to leave malloc alone or the user tuned it already with
+    ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_``. The cost: the process may hold up to 256 MB of
+    freed memory for reuse instead of returning it.
+    """
+    global _malloc_tuned
+    if _malloc_tuned is not None:
+        return _malloc_tuned
+    _malloc_tuned = False
+    if (not keep_freed_memory_enabled() or platform.system() != "Linux" or platform.libc_ver()[0] != "glibc"
+            or any(k in os.environ for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"))):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # pragma: no cover - a glibc without mallopt
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    _malloc_tuned = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD,
+                                                                                      TRIM_THRESHOLD))
+    return _malloc_tuned
 
 
 def best_device() -> str:
