@@ -26,7 +26,8 @@ Contract of the family (PyTorch's):
 The modules stack layers and directions and check shapes; one layer in one direction is a kernel
 of ``recurrent_functional.py``, picked from the table :data:`RECURRENCES` by the mode (how many gates,
 how many states, which forward and backward kernel), and run through ``layer_forward`` /
-``layer_backward`` there, which split the batch over threads when more than one is allowed.
+``layer_backward`` there, which split the batch over threads when more than one is allowed (RNN, GRU; the
+LSTM's kernel uses BLAS's threads).
 """
 
 from __future__ import annotations
@@ -51,18 +52,20 @@ class Recurrence:
     """What differs between RNN, LSTM and GRU: the number of gates G (weights have G*H rows), the names of
     the states (h, or h and c) and the two kernels. ``forward(x, *states0, w_ih, w_hh, b_ih, b_hh)`` returns
     (out, final states, cache); ``backward(grad_out, *grad_final_states, cache, need_dx)`` returns
-    (dx, grad initial states, (dW_ih, dW_hh, db_ih, db_hh))."""
+    (dx, grad initial states, (dW_ih, dW_hh, db_ih, db_hh)). ``split_batch``: with several threads allowed,
+    run the kernel on slices of the batch, one per thread (the LSTM's kernel uses BLAS's threads instead)."""
 
     gates: int
     states: tuple
     forward: Callable
     backward: Callable
+    split_batch: bool = True
 
 
 RECURRENCES = {
     "RNN_TANH": Recurrence(1, ("h",), partial(RF.rnn_layer_forward, nonlinearity="tanh"), RF.rnn_layer_backward),
     "RNN_RELU": Recurrence(1, ("h",), partial(RF.rnn_layer_forward, nonlinearity="relu"), RF.rnn_layer_backward),
-    "LSTM": Recurrence(4, ("h", "c"), RF.lstm_layer_forward, RF.lstm_layer_backward),
+    "LSTM": Recurrence(4, ("h", "c"), RF.lstm_layer_forward, RF.lstm_layer_backward, split_batch=False),
     "GRU": Recurrence(3, ("h",), RF.gru_layer_forward, RF.gru_layer_backward),
 }
 
@@ -190,7 +193,8 @@ class _RNNBase(Module):
                 idx = layer * D + d
                 weights = [None if p is None else p.data for p in self._layer_params(layer, suffix)]
                 o, states_n, cache = RF.layer_forward(self.recurrence.forward, x if d == 0 else x[::-1],
-                                                      [s[idx] for s in states0], *weights)
+                                                      [s[idx] for s in states0], *weights,
+                                                      split=self.recurrence.split_batch)
                 for final, s in zip(finals, states_n):
                     final[idx] = s
                 out[:, :, d * H:(d + 1) * H] = o if d == 0 else o[::-1]

@@ -12,14 +12,18 @@ Speed: the input products W_ih x_t of all time steps are one matrix product befo
 parameter gradients are one matrix product after it, and the loop itself works in preallocated
 buffers; only the recurrent product h_{t-1} W_hh^T and a few elementwise operations run per step.
 The per-step math is the readable one of ``rnn_cells.py``, which the tests check against the same
-PyTorch layers. With more than one thread allowed (``dlcourse.runtime.num_threads``), ``layer_forward``
-and ``layer_backward`` run a kernel on slices of the batch on that many threads (see the end of the file).
+PyTorch layers. Using more than one core: the RNN and GRU kernels run on slices of the batch on as many
+threads as ``dlcourse.runtime.num_threads`` allows (see the end of the file); the LSTM keeps its states
+feature-major, (H, N) per step, so that its per-step products are large enough for BLAS's own threads
+(see ``lstm_layer_forward``).
 """
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -45,11 +49,12 @@ class RNNLayerCache:
 
 @dataclass
 class LSTMLayerCache:
-    """One LSTM layer and direction: x (T, N, I), hs and cs (T+1, N, H) from h0 and c0 on,
-    the gate activations acts (T, N, 4H) in the order i, f, g, o, tanh(c_t) (T, N, H), the weights."""
+    """One LSTM layer and direction, feature-major (features by rows, the batch along columns):
+    z (T+1, K, N) with z[t] = [h_{t-1}; x_t; 1] stacked (K = H + I, + 1 with biases; z[T] holds h_T),
+    cs (T+1, H, N) = [c0, c_1, ..., c_T], the gate activations acts (T, 4H, N) in the order i, f, o, g,
+    tanh(c_t) (T, H, N), the weights."""
 
-    x: np.ndarray
-    hs: np.ndarray
+    z: np.ndarray
     cs: np.ndarray
     acts: np.ndarray
     tanh_cs: np.ndarray
@@ -159,62 +164,101 @@ def _sigmoid_(a):
     return a
 
 
+@lru_cache(maxsize=None)
+def _gate_rows(H: int, order: str) -> np.ndarray:
+    """Row indices that take PyTorch's gate blocks (i, f, g, o, H rows each) to the order ``order``."""
+    start = {"i": 0, "f": H, "g": 2 * H, "o": 3 * H}
+    return np.concatenate([np.arange(start[k], start[k] + H) for k in order])
+
+
+_workspace = threading.local()
+SCRATCH_MAX_BYTES = 32 << 20  # larger work arrays are allocated per call, not kept
+
+
+def _scratch(name: str, shape: tuple, dtype) -> np.ndarray:
+    """A work array that lives only inside one kernel call, kept per thread for the next call (no page faults)."""
+    dtype = np.dtype(dtype)
+    n = int(np.prod(shape))
+    if n * dtype.itemsize > SCRATCH_MAX_BYTES:
+        return np.empty(shape, dtype)
+    buffers = getattr(_workspace, "buffers", None)
+    if buffers is None:
+        buffers = _workspace.buffers = {}
+    buf = buffers.get((name, dtype))
+    if buf is None or buf.size < n:
+        buf = buffers[(name, dtype)] = np.empty(n, dtype)
+    return buf[:n].reshape(shape)
+
+
 def lstm_layer_forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None):
-    """LSTM over a sequence: returns (out (T, N, H), (h_n, c_n), cache); gates i, f, g, o."""
-    T, N, _ = x.shape
+    """LSTM over a sequence: returns (out (T, N, H), (h_n, c_n), cache); gates i, f, g, o.
+
+    Feature-major: each step works on (features, batch) arrays, a_t = W z_t (4H, N) with W = [W_hh | W_ih | b]
+    and z_t = [h_{t-1}; x_t; 1], so the input product, the bias and the recurrent product are one matrix
+    product per step, large enough for BLAS's threads (a (4H, K) x (K, N) product; batch-major h W^T was
+    slower), and each gate is a contiguous block of rows. The gates are reordered i, f, o, g so that one
+    operation turns the three sigmoid gates: sigmoid(a) = (1 + tanh(a / 2)) / 2, with their rows of W halved
+    (exact in binary), so one tanh over all four gates gives g = tanh(.) and i, f, o after "* 1/2 + 1/2".
+    """
+    T, N, I = x.shape
     H = weight_hh.shape[1]
     dtype = np.result_type(x, h0, c0, weight_ih)
-    # sigmoid(a) = (1 + tanh(a / 2)) / 2: with the rows of i, f and o in the weights and biases halved (exact in
-    # binary), one tanh over all four gates gives g = tanh(.) at once, and i, f, o after "* 1/2 + 1/2".
-    scale = np.full(4 * H, 0.5, dtype)
-    scale[2 * H:3 * H] = 1
-    shift = np.where(scale == 1, 0, scale).astype(dtype)
-    acts = _input_products(x, weight_ih * scale[:, None], None if bias_ih is None else bias_ih * scale,
-                           None if bias_hh is None else bias_hh * scale, dtype)  # becomes the gate activations
-    hs = np.empty((T + 1, N, H), dtype)
-    cs = np.empty((T + 1, N, H), dtype)
-    tanh_cs = np.empty((T, N, H), dtype)
-    hs[0], cs[0] = h0, c0
-    rec = np.empty((N, 4 * H), dtype)
-    i_g = np.empty((N, H), dtype)
-    w_hh_t = _transposed(weight_hh * scale[:, None])
+    has_bias = bias_ih is not None
+    K = H + I + has_bias
+    rows = _gate_rows(H, "ifog")
+    W = np.empty((4 * H, K), dtype)
+    W[:, :H] = weight_hh[rows]
+    W[:, H:H + I] = weight_ih[rows]
+    if has_bias:
+        W[:, H + I] = (bias_ih + bias_hh)[rows]
+    W[:3 * H] *= 0.5
+    z = np.empty((T + 1, K, N), dtype)
+    z[0, :H] = h0.T
+    z[:T, H:H + I] = x.transpose(0, 2, 1)
+    if has_bias:
+        z[:T, H + I] = 1
+    acts = np.empty((T, 4 * H, N), dtype)
+    cs = np.empty((T + 1, H, N), dtype)
+    tanh_cs = np.empty((T, H, N), dtype)
+    cs[0] = c0.T
+    i_g = _scratch("i_g", (H, N), dtype)
+    H2, H3 = 2 * H, 3 * H
     for t in range(T):
-        a = acts[t]                                      # [i/2, f/2, g, o/2] pre-activations, (N, 4H)
-        a += np.matmul(hs[t], w_hh_t, out=rec)
+        a = np.matmul(W, z[t], out=acts[t])         # [i/2, f/2, o/2, g] pre-activations, (4H, N)
         np.tanh(a, out=a)
-        a *= scale
-        a += shift                                       # i, f, o = sigmoid, g = tanh
-        np.multiply(a[:, H:2 * H], cs[t], out=cs[t + 1])  # c_t = f * c_{t-1}
-        cs[t + 1] += np.multiply(a[:, :H], a[:, 2 * H:3 * H], out=i_g)  # ... + i * g
-        np.tanh(cs[t + 1], out=tanh_cs[t])
-        np.multiply(a[:, 3 * H:], tanh_cs[t], out=hs[t + 1])  # h_t = o * tanh(c_t)
-    cache = LSTMLayerCache(x, hs, cs, acts, tanh_cs, weight_ih, weight_hh, bias_ih is not None)
-    return hs[1:], (hs[T], cs[T]), cache
+        sig = a[:H3]
+        sig *= 0.5
+        sig += 0.5                                   # i, f, o = sigmoid, g = tanh
+        c = cs[t + 1]
+        np.multiply(a[H:H2], cs[t], out=c)           # c_t = f * c_{t-1}
+        c += np.multiply(a[:H], a[H3:], out=i_g)     # ... + i * g
+        np.tanh(c, out=tanh_cs[t])
+        np.multiply(a[H2:H3], tanh_cs[t], out=z[t + 1, :H])  # h_t = o * tanh(c_t)
+    out = np.ascontiguousarray(z[1:, :H].transpose(0, 2, 1))
+    cache = LSTMLayerCache(z, cs, acts, tanh_cs, weight_ih, weight_hh, has_bias)
+    return out, (out[-1].copy(), np.ascontiguousarray(cs[T].T)), cache
 
 
-BLOCK_BYTES = 1 << 18  # backward: the forward-only factors of this many bytes of steps at a time stay in cache
-
-
-def _block_steps(N, G, dtype):
-    """How many time steps of (N, G) factors fit in BLOCK_BYTES (at least one)."""
-    return max(1, BLOCK_BYTES // (N * G * np.dtype(dtype).itemsize))
-
-
-def _lstm_factors(a4, c_prev, tanh_c, K, dc_from_h):
-    """The factors of the LSTM's backward that depend on the forward pass only, for a block of steps:
-    dgates = [dc, dc, dc, dh] * K with K = [g i(1-i), c_{t-1} f(1-f), i (1-g^2), tanh(c_t) o(1-o)]
-    (each gate's local derivative times what it multiplies), and dc_t += dh_t * dc_from_h with
-    dc_from_h = o (1 - tanh^2 c_t). a4 (b, N, 4, H) holds the gate activations; K and dc_from_h are filled."""
-    i, g, o = a4[:, :, 0], a4[:, :, 2], a4[:, :, 3]
-    np.subtract(1, a4, out=K)
-    K *= a4                                   # s (1 - s) for i, f, o
-    np.multiply(g, g, out=K[:, :, 2])
-    np.subtract(1, K[:, :, 2], out=K[:, :, 2])  # 1 - g^2 for g
-    K[:, :, 0] *= g
-    K[:, :, 1] *= c_prev
-    K[:, :, 2] *= i
-    K[:, :, 3] *= tanh_c
-    np.multiply(tanh_c, tanh_c, out=dc_from_h)
+def _lstm_factors(acts, c_prev, tanh_cs, K, dc_from_h):
+    """The factors of the LSTM's backward that depend on the forward pass only, for every step at once:
+    dgates = [dc, dc, dc, dh] * K in the order i, f, g, o, with K = [g i(1-i), c_{t-1} f(1-f), i (1-g^2),
+    tanh(c_t) o(1-o)] (each gate's local derivative times what it multiplies), and dc_t += dh_t * dc_from_h
+    with dc_from_h = o (1 - tanh^2 c_t). acts (T, 4H, N) holds the activations i, f, o, g; K and dc_from_h
+    are filled."""
+    H = tanh_cs.shape[1]
+    H2, H3 = 2 * H, 3 * H
+    i, f, o, g = acts[:, :H], acts[:, H:H2], acts[:, H2:H3], acts[:, H3:]
+    np.subtract(1, acts[:, :H2], out=K[:, :H2])
+    K[:, :H2] *= acts[:, :H2]                # i(1-i), f(1-f)
+    K[:, :H] *= g
+    K[:, H:H2] *= c_prev
+    np.multiply(g, g, out=K[:, H2:H3])
+    np.subtract(1, K[:, H2:H3], out=K[:, H2:H3])
+    K[:, H2:H3] *= i                         # i (1 - g^2)
+    np.subtract(1, o, out=K[:, H3:])
+    K[:, H3:] *= o
+    K[:, H3:] *= tanh_cs                     # tanh(c_t) o(1-o)
+    np.multiply(tanh_cs, tanh_cs, out=dc_from_h)
     np.subtract(1, dc_from_h, out=dc_from_h)
     dc_from_h *= o
 
@@ -222,40 +266,51 @@ def _lstm_factors(a4, c_prev, tanh_c, K, dc_from_h):
 def lstm_layer_backward(grad_out, grad_h_n, grad_c_n, cache: LSTMLayerCache, need_dx: bool = True):
     """BPTT through the LSTM; returns (dx, (dh0, dc0), (dW_ih, dW_hh, db_ih, db_hh)) (dx None without need_dx).
 
-    Per step: dh_t = grad_out_t + dgates_{t+1} W_hh, dc_t = dc_{t+1} * f_{t+1} + dh_t * o_t * (1 - tanh^2 c_t),
+    Per step: dh_t = grad_out_t + W_hh^T dgates_{t+1}, dc_t = dc_{t+1} * f_{t+1} + dh_t * o_t * (1 - tanh^2 c_t),
     then di = dc * g * i(1-i), df = dc * c_{t-1} * f(1-f), dg = dc * i * (1-g^2), do = dh * tanh c_t * o(1-o).
-    The factors that depend on the forward pass only (:func:`_lstm_factors`) are computed for a block of
-    steps at a time, just before the loop needs them (still in cache); the parameter gradients and dx are
-    one product each after the loop.
+    The factors that depend on the forward pass only (:func:`_lstm_factors`) are computed for all steps before
+    the loop; the parameter gradients are one product, dgates (4H, T*N) times the stacked inputs z, and dx one
+    more, after it. The loop keeps the gates in the order i, f, g, o, so that dc multiplies three blocks at once.
     """
-    x, hs, cs, acts, tanh_cs = cache.x, cache.hs, cache.cs, cache.acts, cache.tanh_cs
+    z, cs, acts, tanh_cs = cache.z, cache.cs, cache.acts, cache.tanh_cs
     weight_ih, weight_hh = cache.weight_ih, cache.weight_hh
-    T, N, H = tanh_cs.shape
-    dtype = hs.dtype
-    a4 = acts.reshape(T, N, 4, H)
-    dgates = np.empty_like(a4)
-    dgates_flat = dgates.reshape(T, N, 4 * H)
-    B = min(T, _block_steps(N, 4 * H, dtype))
-    K, dc_from_h = np.empty((B, N, 4, H), dtype), np.empty((B, N, H), dtype)
-    dh = np.zeros((N, H), dtype) if grad_h_n is None else np.array(grad_h_n, dtype=dtype)
-    dc = np.zeros((N, H), dtype) if grad_c_n is None else np.array(grad_c_n, dtype=dtype)
-    tmp = np.empty((N, H), dtype)
-    for stop in range(T, 0, -B):
-        start = max(0, stop - B)
-        b = stop - start
-        _lstm_factors(a4[start:stop], cs[start:stop], tanh_cs[start:stop], K[:b], dc_from_h[:b])
-        for t in range(stop - 1, start - 1, -1):
-            k = t - start
-            if grad_out is not None:
-                dh += grad_out[t]
-            dc += np.multiply(dh, dc_from_h[k], out=tmp)
-            np.multiply(dc[:, None, :], K[k, :, :3], out=dgates[t, :, :3])
-            np.multiply(dh, K[k, :, 3], out=dgates[t, :, 3])
-            dc *= a4[t, :, 1]  # f_t
-            np.matmul(dgates_flat[t], weight_hh, out=dh)
-    grads = _param_grads(dgates_flat, dgates_flat, x, hs[:-1], cache.has_bias)
-    dx = (dgates_flat.reshape(T * N, 4 * H) @ weight_ih).reshape(x.shape) if need_dx else None
-    return dx, (dh, dc), grads
+    T, H, N = tanh_cs.shape
+    I = weight_ih.shape[1]
+    dtype = acts.dtype
+    H3 = 3 * H
+    K = _scratch("K", (T, 4 * H, N), dtype)
+    dc_from_h = _scratch("dc_from_h", (T, H, N), dtype)
+    _lstm_factors(acts, cs[:-1], tanh_cs, K, dc_from_h)
+    rows = _gate_rows(H, "ifgo")
+    w_hh_t = np.ascontiguousarray(weight_hh[rows].T)    # (H, 4H)
+    dgates = _scratch("dgates", (T, 4 * H, N), dtype)
+    dh = np.zeros((H, N), dtype) if grad_h_n is None else np.array(np.transpose(grad_h_n), dtype=dtype)
+    dc = np.zeros((H, N), dtype) if grad_c_n is None else np.array(np.transpose(grad_c_n), dtype=dtype)
+    if grad_out is not None:
+        grad_out_t = _scratch("grad_out_t", (T, H, N), dtype)
+        np.copyto(grad_out_t, grad_out.transpose(0, 2, 1))
+    tmp = _scratch("tmp", (H, N), dtype)
+    f = acts[:, H:2 * H]
+    for t in range(T - 1, -1, -1):
+        if grad_out is not None:
+            dh += grad_out_t[t]
+        dc += np.multiply(dh, dc_from_h[t], out=tmp)
+        d = dgates[t]
+        np.multiply(dc, K[t, :H3].reshape(3, H, N), out=d[:H3].reshape(3, H, N))  # di, df, dg
+        np.multiply(dh, K[t, H3:], out=d[H3:])                                    # do
+        dc *= f[t]
+        np.matmul(w_hh_t, d, out=dh)
+    # dW = sum_t dgates_t z_t^T: one product over (t, n), with dgates as (4H, T*N) and z as (T*N, K)
+    dgates_2d = _scratch("dgates_2d", (4 * H, T * N), dtype)
+    np.copyto(dgates_2d.reshape(4 * H, T, N), dgates.transpose(1, 0, 2))
+    z_2d = _scratch("z_2d", (T * N, z.shape[1]), dtype)
+    np.copyto(z_2d.reshape(T, N, -1), z[:T].transpose(0, 2, 1))
+    d_w = (dgates_2d @ z_2d)[_gate_rows(H, "ifgo").argsort()]  # back to PyTorch's order i, f, g, o
+    d_w_hh, d_w_ih = np.ascontiguousarray(d_w[:, :H]), np.ascontiguousarray(d_w[:, H:H + I])
+    d_b_ih = d_w[:, H + I].copy() if cache.has_bias else None
+    d_b_hh = None if d_b_ih is None else d_b_ih.copy()
+    dx = (dgates_2d.T @ weight_ih[rows]).reshape(T, N, I) if need_dx else None
+    return dx, (np.ascontiguousarray(dh.T), np.ascontiguousarray(dc.T)), (d_w_ih, d_w_hh, d_b_ih, d_b_hh)
 
 
 def gru_layer_forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None):
@@ -324,8 +379,8 @@ def gru_layer_backward(grad_out, grad_h_n, cache: GRULayerCache, need_dx: bool =
 # ---------------------------------------------------------------------------------------
 # Using more than one core: the batch split over threads
 # ---------------------------------------------------------------------------------------
-# The time loop is sequential, and its per-step products (N, H) @ (H, G*H) are too small for BLAS's threads
-# to pay off: with 2 threads, NumPy would leave the second core mostly idle. The samples of a batch are
+# The time loop is sequential, and the RNN's and GRU's per-step products (N, H) @ (H, G*H) are too small for
+# BLAS's threads to pay off: with 2 threads, NumPy would leave the second core mostly idle. The samples of a batch are
 # independent, though, so each thread runs the whole recurrence on its own slice of the batch (BLAS at one
 # thread each, NumPy releases the GIL inside its loops), and the parameter gradients of the slices are summed.
 
@@ -359,11 +414,11 @@ def _on_threads(fn, slices):
         return [fn(slices[0])] + [f.result() for f in futures]
 
 
-def layer_forward(forward, x, states0, *weights):
+def layer_forward(forward, x, states0, *weights, split: bool = True):
     """``forward(x, *states0, *weights)`` (a kernel above) on the whole batch, split over threads when more
-    than one is allowed; the same (out, final states, cache) come back, the cache a :class:`BatchSlices`
-    when split."""
-    slices = _batch_slices(x.shape[1])
+    than one is allowed and ``split`` (the LSTM's kernel uses BLAS's threads instead); the same (out, final
+    states, cache) come back, the cache a :class:`BatchSlices` when split."""
+    slices = _batch_slices(x.shape[1]) if split else [slice(None)]
     if len(slices) == 1:
         return forward(x, *states0, *weights)
     results = _on_threads(lambda s: forward(np.ascontiguousarray(x[:, s]), *(h[s] for h in states0), *weights),

@@ -141,8 +141,9 @@ def test_sequence_unbatched_no_bias_and_state_only_loss(kind):
 
 @pytest.mark.parametrize("kind", list(SEQ))
 def test_batch_split_over_threads_matches_torch(kind, monkeypatch):
-    """With several BLAS threads allowed, every thread runs the recurrence on its own slice of the batch
-    (recurrent_functional.layer_forward / layer_backward): outputs and every gradient must not change."""
+    """With several BLAS threads allowed, the RNN and the GRU run the recurrence on one slice of the batch per
+    thread (recurrent_functional.layer_forward / layer_backward); the LSTM keeps the whole batch (its kernel
+    uses BLAS's threads). Outputs and every gradient must not change."""
     from dlcourse.nn import recurrent_functional as RF
     monkeypatch.setattr(RF, "blas_threads", lambda: 3)  # three slices, of unequal sizes for most batches
     monkeypatch.setattr(RF, "MIN_ROWS", 1)
@@ -153,18 +154,42 @@ def test_batch_split_over_threads_matches_torch(kind, monkeypatch):
         run_sequence_case(kind, np.float32, 30 + seed, **kw)
     rnn = SEQ[kind][0](3, 4, **SEQ[kind][2])
     rnn.forward(np.zeros((5, 7, 3), np.float32))
-    split = rnn._cache.layers[0][0]
-    assert isinstance(split, RF.BatchSlices) and [(s.start, s.stop) for s in split.slices] == [(0, 2), (2, 4), (4, 7)]
+    cache = rnn._cache.layers[0][0]
+    if kind == "lstm":
+        assert isinstance(cache, RF.LSTMLayerCache)
+    else:
+        assert isinstance(cache, RF.BatchSlices) and [(s.start, s.stop) for s in cache.slices] == [(0, 2), (2, 4),
+                                                                                                    (4, 7)]
 
 
-@pytest.mark.parametrize("block_bytes", [1, 700])
-def test_lstm_backward_in_blocks_of_steps_matches_torch(block_bytes, monkeypatch):
-    """The LSTM's backward computes its forward-only factors a block of steps at a time (one step, a few):
-    every gradient must be the same as in one block."""
+def test_lstm_work_arrays_are_reused_and_never_shared_with_a_cache(monkeypatch):
+    """The LSTM's backward keeps its work arrays for the next call (no fresh pages per call), except those above
+    SCRATCH_MAX_BYTES; nothing it returns or caches may live in them: two forward passes, then their backward
+    passes in reverse order and one of them twice (retain_graph), must all give torch's gradients."""
     from dlcourse.nn import recurrent_functional as RF
-    monkeypatch.setattr(RF, "BLOCK_BYTES", block_bytes)
-    for seed, kw in enumerate([{}, {"num_layers": 2, "bidirectional": True}, {"use_out": False, "with_state": True}]):
-        run_sequence_case("lstm", np.float64, 40 + seed, **kw)
+    for limit in (RF.SCRATCH_MAX_BYTES, 0):  # kept, then allocated per call
+        monkeypatch.setattr(RF, "SCRATCH_MAX_BYTES", limit)
+        for seed, kw in enumerate([{}, {"num_layers": 2, "bidirectional": True}, {"use_out": False, "with_state": True}]):
+            run_sequence_case("lstm", np.float64, 40 + seed, **kw)
+    rng = np.random.default_rng(5)
+    ours, theirs = twins("lstm", SEQ, 3, np.float64, input_size=3, hidden_size=4)
+    xs = [rng.standard_normal((6, 2, 3)) for _ in range(2)]
+    gs = [rng.standard_normal((6, 2, 4)) for _ in range(2)]
+    caches = []
+    for x in xs:
+        ours.forward(x)
+        caches.append(ours._cache)
+    for x, g, cache in reversed(list(zip(xs, gs, caches))):
+        xt = torch.tensor(x, requires_grad=True)
+        theirs.zero_grad()
+        theirs(xt)[0].backward(torch.tensor(g))
+        for _ in range(2):  # the same cache twice: backward must not have changed it
+            ours.zero_grad()
+            ours._cache = cache
+            dx = ours._backward(g, [None, None])
+            np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-10, atol=1e-12)
+            for (name, p), (_, q) in zip(ours.named_parameters(), theirs.named_parameters()):
+                np.testing.assert_allclose(p.grad, q.grad.numpy(), rtol=1e-10, atol=1e-12, err_msg=name)
 
 
 def test_larger_lstm_random_sizes():
