@@ -234,9 +234,9 @@ def lstm_layer_forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=No
         c += np.multiply(a[:H], a[H3:], out=i_g)     # ... + i * g
         np.tanh(c, out=tanh_cs[t])
         np.multiply(a[H2:H3], tanh_cs[t], out=z[t + 1, :H])  # h_t = o * tanh(c_t)
-    out = np.ascontiguousarray(z[1:, :H].transpose(0, 2, 1))
+    out = z[1:, :H].transpose(0, 2, 1)  # a view: the module copies it into its output anyway
     cache = LSTMLayerCache(z, cs, acts, tanh_cs, weight_ih, weight_hh, has_bias)
-    return out, (out[-1].copy(), np.ascontiguousarray(cs[T].T)), cache
+    return out, (np.ascontiguousarray(out[-1]), np.ascontiguousarray(cs[T].T)), cache
 
 
 def _lstm_factors(acts, c_prev, tanh_cs, K, dc_from_h):
@@ -286,9 +286,7 @@ def lstm_layer_backward(grad_out, grad_h_n, grad_c_n, cache: LSTMLayerCache, nee
     dgates = _scratch("dgates", (T, 4 * H, N), dtype)
     dh = np.zeros((H, N), dtype) if grad_h_n is None else np.array(np.transpose(grad_h_n), dtype=dtype)
     dc = np.zeros((H, N), dtype) if grad_c_n is None else np.array(np.transpose(grad_c_n), dtype=dtype)
-    if grad_out is not None:
-        grad_out_t = _scratch("grad_out_t", (T, H, N), dtype)
-        np.copyto(grad_out_t, grad_out.transpose(0, 2, 1))
+    grad_out_t = None if grad_out is None else grad_out.transpose(0, 2, 1)  # read (H, N) per step, no copy
     tmp = _scratch("tmp", (H, N), dtype)
     f = acts[:, H:2 * H]
     for t in range(T - 1, -1, -1):
