@@ -14,6 +14,8 @@ import math
 import numpy as np
 from scipy import special
 
+from ._batch_threads import over_batch
+
 # ---------------------------------------------------------------------------------------
 # Linear:  y = x W^T + b      x (N, *, in), W (out, in), b (out,), y (N, *, out)
 # ---------------------------------------------------------------------------------------
@@ -60,12 +62,23 @@ def tanh_backward(grad_out, out):
 
 
 def relu(x):
-    return np.maximum(x, 0)
+    x = np.asarray(x)
+    if x.ndim == 0:
+        return np.maximum(x, 0)
+    out = np.empty_like(x, dtype=np.result_type(x, 0))
+    # large batches: one slice per thread BLAS may use (a convolution's output is several MB)
+    over_batch(lambda b: np.maximum(x[b], 0, out=out[b]), len(x), x.nbytes)
+    return out
 
 
 def relu_backward(grad_out, x):
     # ReLU'(0) = 0, as in PyTorch.
-    return grad_out * (x > 0)
+    grad_out, x = np.asarray(grad_out), np.asarray(x)
+    if grad_out.shape != x.shape or x.ndim == 0:
+        return grad_out * (x > 0)
+    out = np.empty_like(grad_out)
+    over_batch(lambda b: np.multiply(grad_out[b], x[b] > 0, out=out[b]), len(x), x.nbytes)
+    return out
 
 
 def leaky_relu(x, negative_slope=0.01):

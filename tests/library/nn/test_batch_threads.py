@@ -70,3 +70,23 @@ def test_threaded_max_pooling_gives_the_one_thread_result(monkeypatch, channels_
     monkeypatch.setattr(_batch_threads, "blas_threads", lambda: 2)
     for a, c in zip(one, run()):
         np.testing.assert_array_equal(c, a)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("threads", [2, 3])
+def test_threaded_relu_gives_the_one_thread_result(monkeypatch, channels_last, threads):
+    """ReLU and its backward split large batches over threads: the same values, dtype and memory layout."""
+    from dlcourse.nn import functional as F
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((7, 3, 5, 4)).astype(np.float32)
+    x[:, :, 0] = 0  # ReLU'(0) = 0
+    if channels_last:  # a convolution's output: (N, C, H, W) over channels-last memory
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    g = rng.standard_normal(x.shape).astype(np.float32)
+    monkeypatch.setattr(_batch_threads, "MIN_BYTES", 0)
+    monkeypatch.setattr(_batch_threads, "blas_threads", lambda: threads)
+    y, dx = F.relu(x), F.relu_backward(g, x)
+    np.testing.assert_array_equal(y, np.maximum(x, 0))
+    np.testing.assert_array_equal(dx, g * (x > 0))
+    assert y.dtype == dx.dtype == np.float32
+    assert y.strides == x.strides  # the layout is kept: the next layer's copies stay contiguous
