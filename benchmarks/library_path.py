@@ -46,9 +46,10 @@ RESULTS = _harness.RESULTS
 
 BATCH = 128
 LR = 1e-3
-#: (case, threads) -> the ratio dlcourse / PyTorch the project aims for (issue 11).
-TARGETS = {("mlp", 2): 1.0, ("cnn", 2): 1.5, ("conv", 1): 2.0, ("conv", 2): 2.0, ("maxpool", 2): 1.0,
-           ("lstm", 2): 2.0}
+#: (case, threads) -> the ratio dlcourse / PyTorch the project aims for (issue 11; the MLP's 0.95 and the LSTM's
+#: 1.5 at 1 and 2 threads are issue 21's).
+TARGETS = {("mlp", 2): 0.95, ("cnn", 2): 1.5, ("conv", 1): 2.0, ("conv", 2): 2.0, ("maxpool", 2): 1.0,
+           ("lstm", 1): 1.5, ("lstm", 2): 1.5}
 EPOCH_CASES = {"mlp": "MLP 784-256-10, Adam, batch 128: seconds per epoch",
                "cnn": "CNN conv32-pool-conv64-pool-fc128-10, Adam, batch 128: seconds per epoch"}
 LAYER_CASES = {"conv": "conv2", "maxpool": "maxpool", "lstm": "lstm"}  # our name -> bench_layers case
