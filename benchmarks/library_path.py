@@ -195,7 +195,7 @@ def run_layer_case(name, threads, args) -> dict:
 
 
 def _fmt(row) -> str:
-    target = "" if row["target"] is None else f"<= {row['target']:.1f}"
+    target = "" if row["target"] is None else f"<= {row['target']:g}"
     verdict = "" if row["met"] is None else ("met" if row["met"] else "MISSED")
     return (f"{row['case']:<8} {row['threads']:>7} {row['numpy_s']:>12.4f} {row['torch_s']:>12.4f} "
             f"{row['ratio']:>7.2f} {target:>8} {verdict:>7}")
@@ -223,7 +223,7 @@ def write_markdown(path: Path, env: dict, rows: list[dict], command: str) -> Non
              f"{_load(env, 'end')}.", "",
              "| case | what | threads | dlcourse s | PyTorch s | ratio | target |", "|---|---|---|---|---|---|---|"]
     for r in rows:
-        target = "" if r["target"] is None else f"≤ {r['target']:.1f} ({'met' if r['met'] else 'missed'})"
+        target = "" if r["target"] is None else f"≤ {r['target']:g} ({'met' if r['met'] else 'missed'})"
         what = r["description"]
         if r["case"] in EPOCH_CASES:
             what += f" (first {r['limit']} MNIST images)" if r.get("limit") else " (full MNIST)"
