@@ -247,7 +247,7 @@ def _lstm_factors(acts, c_prev, tanh_cs, K, dc_from_h):
     are filled."""
     H = tanh_cs.shape[1]
     H2, H3 = 2 * H, 3 * H
-    i, f, o, g = acts[:, :H], acts[:, H:H2], acts[:, H2:H3], acts[:, H3:]
+    i, o, g = acts[:, :H], acts[:, H2:H3], acts[:, H3:]
     np.subtract(1, acts[:, :H2], out=K[:, :H2])
     K[:, :H2] *= acts[:, :H2]                # i(1-i), f(1-f)
     K[:, :H] *= g

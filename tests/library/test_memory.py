@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import pytest
-
 from repo_paths import ROOT
 
 glibc = pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",

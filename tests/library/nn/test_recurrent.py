@@ -169,7 +169,8 @@ def test_lstm_work_arrays_are_reused_and_never_shared_with_a_cache(monkeypatch):
     from dlcourse.nn import recurrent_functional as RF
     for limit in (RF.SCRATCH_MAX_BYTES, 0):  # kept, then allocated per call
         monkeypatch.setattr(RF, "SCRATCH_MAX_BYTES", limit)
-        for seed, kw in enumerate([{}, {"num_layers": 2, "bidirectional": True}, {"use_out": False, "with_state": True}]):
+        options = [{}, {"num_layers": 2, "bidirectional": True}, {"use_out": False, "with_state": True}]
+        for seed, kw in enumerate(options):
             run_sequence_case("lstm", np.float64, 40 + seed, **kw)
     rng = np.random.default_rng(5)
     ours, theirs = twins("lstm", SEQ, 3, np.float64, input_size=3, hidden_size=4)
