@@ -172,20 +172,21 @@ def _gate_rows(H: int, order: str) -> np.ndarray:
 
 
 _workspace = threading.local()
-SCRATCH_MAX_BYTES = 32 << 20  # larger work arrays are allocated per call, not kept
+SCRATCH_MAX_BYTES = 32 << 20  # work arrays kept per thread, in all; beyond that they are allocated per call
 
 
 def _scratch(name: str, shape: tuple, dtype) -> np.ndarray:
     """A work array that lives only inside one kernel call, kept per thread for the next call (no page faults)."""
     dtype = np.dtype(dtype)
     n = int(np.prod(shape))
-    if n * dtype.itemsize > SCRATCH_MAX_BYTES:
-        return np.empty(shape, dtype)
     buffers = getattr(_workspace, "buffers", None)
     if buffers is None:
         buffers = _workspace.buffers = {}
     buf = buffers.get((name, dtype))
     if buf is None or buf.size < n:
+        kept = sum(b.nbytes for key, b in buffers.items() if key != (name, dtype))
+        if kept + n * dtype.itemsize > SCRATCH_MAX_BYTES:
+            return np.empty(shape, dtype)
         buf = buffers[(name, dtype)] = np.empty(n, dtype)
     return buf[:n].reshape(shape)
 

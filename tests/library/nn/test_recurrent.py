@@ -169,6 +169,7 @@ def test_lstm_work_arrays_are_reused_and_never_shared_with_a_cache(monkeypatch):
     from dlcourse.nn import recurrent_functional as RF
     for limit in (RF.SCRATCH_MAX_BYTES, 0):  # kept, then allocated per call
         monkeypatch.setattr(RF, "SCRATCH_MAX_BYTES", limit)
+        monkeypatch.setattr(RF, "_workspace", __import__("threading").local())
         options = [{}, {"num_layers": 2, "bidirectional": True}, {"use_out": False, "with_state": True}]
         for seed, kw in enumerate(options):
             run_sequence_case("lstm", np.float64, 40 + seed, **kw)
@@ -191,6 +192,35 @@ def test_lstm_work_arrays_are_reused_and_never_shared_with_a_cache(monkeypatch):
             np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-10, atol=1e-12)
             for (name, p), (_, q) in zip(ours.named_parameters(), theirs.named_parameters()):
                 np.testing.assert_allclose(p.grad, q.grad.numpy(), rtol=1e-10, atol=1e-12, err_msg=name)
+
+
+def test_lstm_work_arrays_kept_stay_within_their_budget(monkeypatch):
+    """The work arrays a thread keeps for the next call never add up to more than SCRATCH_MAX_BYTES (a notebook's
+    memory, Binder's 2 GB); with a small budget the larger arrays are allocated per call and results do not change."""
+    import threading
+
+    from dlcourse.nn import recurrent_functional as RF
+    rng = np.random.default_rng(6)
+    x, g = rng.standard_normal((30, 16, 8)), rng.standard_normal((30, 16, 12))
+    results = []
+    for budget in (RF.SCRATCH_MAX_BYTES, 200_000):
+        monkeypatch.setattr(RF, "SCRATCH_MAX_BYTES", budget)
+        monkeypatch.setattr(RF, "_workspace", threading.local())
+        lstm = nn.LSTM(8, 12, dtype=np.float64)
+        dlcourse.manual_seed(0)
+        lstm.reset_parameters()
+        for _ in range(2):
+            lstm.zero_grad()
+            out, _ = lstm.forward(x)
+            dx = lstm.backward(g)
+        kept = sum(b.nbytes for b in RF._workspace.buffers.values())
+        assert 0 < kept <= budget, (kept, budget)
+        results.append((out, dx, [p.grad.copy() for p in lstm.parameters()]))
+    (out1, dx1, grads1), (out2, dx2, grads2) = results
+    np.testing.assert_array_equal(out1, out2)
+    np.testing.assert_array_equal(dx1, dx2)
+    for a, b in zip(grads1, grads2):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_larger_lstm_random_sizes():
