@@ -35,6 +35,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -312,6 +313,33 @@ def _setting_note(lang: str, setting: str, seconds: float | None) -> str:
             "building the book)." if seconds else "The outputs on this page come from the full setting.")
 
 
+def _chapter_rows(readme: Path) -> list[list[str]]:
+    """The cells of each row of a README's chapter table (between its chapters:start / chapters:end markers)."""
+    text = readme.read_text(encoding="utf-8")
+    table = text[text.index("<!-- chapters:start -->"):text.index("<!-- chapters:end -->")]
+    rows = [line.strip()[1:-1].split("|") for line in table.splitlines() if re.match(r"^\| \d+ \|", line)]
+    return [[cell.strip() for cell in row] for row in rows]
+
+
+def chinese_chapter_table() -> str:
+    """The Chinese landing page's chapter table: the chapters of README.zh-CN.md (Chinese titles) linked to this
+    edition's pages, their Binder links, the Run All figures of README.md's table and a link to the English page."""
+    figures = {row[0]: row[-1] for row in _chapter_rows(ROOT / "README.md")}
+    lines = ["<!-- chapters:start -->", "| # | 章节 | 在线运行 | 完整设置运行全部 · 内存峰值* | 英文版 |",
+             "|---|---|---|---|---|"]
+    for row in _chapter_rows(ROOT / "README.zh-CN.md"):
+        number, title, binder = row[0], row[1], row[2]
+        link = re.fullmatch(r"\[(.+)\]\(notebooks/zh/(\d\d_\w+)\.ipynb\)", title)
+        if link is None or number not in figures:
+            raise SystemExit(f"book: README.zh-CN.md's chapter table row {number} does not match README.md's")
+        name = link.group(2)
+        lines.append(f"| {number} | [{link.group(1)}](notebooks/{name}.ipynb) | {binder} | {figures[number]} | "
+                     f'<a href="../notebooks/{name}.html">English</a> |')
+    lines += ["", "\\* 完整设置：由 `book/build.py --full` 测得（每章在新内核中从头到尾运行，一次一章）的"
+                  "墙钟时间与内核的内存峰值；测量机器与日期见英文 README 章节表下的脚注。", "<!-- chapters:end -->", ""]
+    return "\n".join(lines)
+
+
 def stage(names: list[str], setting: str, lang: str = "en") -> None:
     """Executed chapters + the pages of book/ into the language's Sphinx source folder.
 
@@ -346,6 +374,8 @@ def stage(names: list[str], setting: str, lang: str = "en") -> None:
         nbformat.write(nb, src / "notebooks" / name)
     shutil.copy(ROOT / "docs" / "glossary.md", src / "glossary_source.md")
     shutil.copy(ROOT / "README.md", src / "readme_source.md")
+    if lang == "zh":
+        (src / "readme_zh_source.md").write_text(chinese_chapter_table(), encoding="utf-8")
     vendor = src / "_static" / "vendor"
     vendor.mkdir(parents=True, exist_ok=True)
     shutil.copy(fetch_mermaid(), vendor / "mermaid.min.js")

@@ -270,12 +270,18 @@ def test_chinese_landing_page_lists_every_chapter_and_switches_to_english(site, 
     try:
         facts = _check_page(page, site + "zh/index.html")
         links = page.evaluate("() => [...document.querySelectorAll('a')].map(a => a.getAttribute('href') || '')")
+        anchors = page.evaluate("() => [...document.querySelectorAll('article a')]"
+                                ".map(a => [a.getAttribute('href') || '', a.textContent])")
         cjk = _cjk_rendering(page)
         page.screenshot(path=str(OUTPUT_DIR / "book-zh-index.png"))
     finally:
         page.close()
     for chapter in CHAPTERS:
         assert any(f"{chapter}.html" in href for href in links), f"the Chinese landing page does not link {chapter}"
+        # the chapter table: the Chinese title links this edition's page, "English" the English one
+        assert any(href.endswith(f"notebooks/{chapter}.html") and not href.startswith("../") and CJK_CHAR.search(text)
+                   for href, text in anchors), f"the Chinese chapter table has no Chinese title linking {chapter}"
+        assert [f"../notebooks/{chapter}.html", "English"] in anchors, f"no link to the English {chapter}"
     assert any("glossary.html" in href for href in links) and any("results.html" in href for href in links)
     assert facts["switchLinks"] == [site + "index.html"], facts["switchLinks"]
     assert facts["lang"] == "zh-CN" and CJK_CHAR.search(cjk.get("title", "")), cjk
