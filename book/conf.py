@@ -19,8 +19,8 @@ copyright = "2026, the dlcourse authors (MIT)"
 extensions = ["myst_nb", "sphinxcontrib.mermaid", "sphinx-mathjax-offline"]
 
 root_doc = "index"
-exclude_patterns = ["_build", "build.py", "conf.py", "**.ipynb_checkpoints", "readme_source.md", "readme_zh_source.md", "glossary_source.md",
-                    "*.zh.md"]
+exclude_patterns = ["_build", "build.py", "conf.py", "**.ipynb_checkpoints", "readme_source.md", "readme_zh_source.md",
+                    "glossary_source.md", "*.zh.md"]
 html_static_path = ["_static"]
 templates_path = ["_templates"]
 # Sphinx's own interface strings (search, "Contents", navigation) in Chinese for the Chinese edition
