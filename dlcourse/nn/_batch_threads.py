@@ -33,13 +33,14 @@ def blas_threads() -> int:
     return max(1, int(_blas.num_threads)) if _blas else 1
 
 
-def over_batch(fn, n: int, nbytes: int) -> None:
+def over_batch(fn, n: int, nbytes: int, threads: int | None = None) -> None:
     """Call ``fn(batch_slice)`` on slices covering ``range(n)``, in parallel when worth it.
 
     ``fn`` must write only the samples of its slice. ``nbytes``: roughly how much data the whole call moves.
+    ``threads``: how many slices at most (default: as many as BLAS may use threads).
     """
     global _pool
-    k = min(blas_threads(), n) if nbytes >= MIN_BYTES else 1
+    k = min(blas_threads() if threads is None else threads, n) if nbytes >= MIN_BYTES else 1
     if k <= 1:
         fn(slice(0, n))
         return
