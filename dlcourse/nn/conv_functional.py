@@ -21,11 +21,13 @@ stack of convolutions, ReLUs and poolings never copies to change layout. One con
 The backward pass reuses the cached ``cols``: with g (N*OH*OW, O) the upstream gradient,
 ``dW_mat = cols^T g`` (its last row is db) and ``dcols = g W^T``, which ``col2im`` adds back
 onto the input positions (kh*kw strided adds). The last step is itself a convolution of g
-with the flipped kernel: the gradient of a convolution is a convolution.
+with the flipped kernel: the gradient of a convolution is a convolution. (With groups == 1 the
+same sums run one kernel offset at a time, ``g W_ij^T`` added where that offset read: a block the
+size of dx instead of the tall dcols; see ``_input_grad_by_offset``.)
 
-With more than one BLAS thread, the copies of step 1 and the adds of col2im are split over the batch
-on that many threads too (``_batch_threads``), so the whole layer scales with threads, not only its
-matrix products.
+With more than one BLAS thread, the copies of step 1 and the adds of the backward pass are split over
+the batch on that many threads too (``_batch_threads``), so the whole layer scales with threads, not
+only its matrix products.
 
 ``im2col`` / ``col2im`` below use ``torch.nn.functional.unfold`` / ``fold``'s layout
 (N, C*kh*kw, L) for teaching and checking; ``conv2d`` uses the channels-last layout above.
