@@ -10,6 +10,7 @@ Small arrays stay on one thread, where handing work over would cost more than it
 
 from __future__ import annotations
 
+import contextlib
 from concurrent.futures import ThreadPoolExecutor
 
 MIN_BYTES = 1 << 20  # below about 1 MB of data to move, one thread is faster
@@ -33,21 +34,25 @@ def blas_threads() -> int:
     return max(1, int(_blas.num_threads)) if _blas else 1
 
 
-def over_batch(fn, n: int, nbytes: int, threads: int | None = None) -> None:
+def over_batch(fn, n: int, nbytes: int, one_blas_thread: bool = False) -> None:
     """Call ``fn(batch_slice)`` on slices covering ``range(n)``, in parallel when worth it.
 
     ``fn`` must write only the samples of its slice. ``nbytes``: roughly how much data the whole call moves.
-    ``threads``: how many slices at most (default: as many as BLAS may use threads).
+    ``one_blas_thread``: ``fn`` runs matrix products; while the slices run, BLAS is held to one thread each.
     """
     global _pool
-    k = min(blas_threads() if threads is None else threads, n) if nbytes >= MIN_BYTES else 1
+    k = min(blas_threads(), n) if nbytes >= MIN_BYTES else 1
     if k <= 1:
         fn(slice(0, n))
         return
     if _pool is None or _pool._max_workers < k - 1:
         _pool = ThreadPoolExecutor(max_workers=k - 1, thread_name_prefix="dlcourse-batch")
     bounds = [n * t // k for t in range(k + 1)]
-    futures = [_pool.submit(fn, slice(bounds[t], bounds[t + 1])) for t in range(1, k)]
-    fn(slice(bounds[0], bounds[1]))
-    for future in futures:
-        future.result()
+    with contextlib.ExitStack() as stack:
+        if one_blas_thread:
+            from ..runtime import num_threads
+            stack.enter_context(num_threads(1, torch=False))
+        futures = [_pool.submit(fn, slice(bounds[t], bounds[t + 1])) for t in range(1, k)]
+        fn(slice(bounds[0], bounds[1]))
+        for future in futures:
+            future.result()

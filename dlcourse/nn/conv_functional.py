@@ -38,7 +38,6 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from . import _batch_threads
 from ._batch_threads import over_batch
 from .geometry import check_positive, conv_output_size, kernel_offsets, output_shape, pair, resolve_padding, valid_range
 
@@ -239,13 +238,9 @@ def _input_grad_by_offset(g4, w4, x_nhwc_shape, cache):
     Conv2d(32, 64, 3, padding=1) at batch 64: 8.5 -> 6.4 ms at 1 thread). With several threads allowed, the batch is
     split over them, BLAS at one thread each: the products are too narrow (C columns) for BLAS's own threads.
     """
-    from ..runtime import num_threads
     N, H, W, C = x_nhwc_shape
     OH, OW = cache.out_hw
-    offsets = kernel_offsets(cache.kernel, cache.stride, cache.pad4, cache.dilation, (H, W), cache.out_hw)
-    # Start from an offset that covers the whole input (the centre of a stride-1 'same' conv) to skip a zero fill.
-    full = [k for k, o in enumerate(offsets) if o.in_rows == slice(0, H, 1) and o.in_cols == slice(0, W, 1)]
-    first = offsets.pop(full[0]) if full else None
+    offsets, first = _offsets_and_full_one(cache, H, W)
     dx = (np.empty if first is not None else np.zeros)((N, H, W, C), dtype=np.result_type(g4, w4))
     w_t = {(o.i, o.j): np.ascontiguousarray(w4[o.i, o.j].T) for o in offsets + [first] if o is not None}  # (O, C)
 
@@ -257,17 +252,20 @@ def _input_grad_by_offset(g4, w4, x_nhwc_shape, cache):
             np.matmul(g2, w_t[first.i, first.j], out=block.reshape(-1, C))
             np.copyto(dxb, block[:, first.out_rows, first.out_cols])
         for o in offsets:
-            if o.out_rows.stop > o.out_rows.start and o.out_cols.stop > o.out_cols.start:
+            if not o.empty:
                 np.matmul(g2, w_t[o.i, o.j], out=block.reshape(-1, C))
                 dxb[:, o.in_rows, o.in_cols] += block[:, o.out_rows, o.out_cols]
 
-    threads = min(_batch_threads.blas_threads(), N)  # read through the module: the tests set both
-    if threads > 1 and dx.nbytes >= _batch_threads.MIN_BYTES:
-        with num_threads(1, torch=False):
-            over_batch(part, N, dx.nbytes, threads=threads)
-    else:
-        part(slice(0, N))
+    over_batch(part, N, dx.nbytes, one_blas_thread=True)
     return dx
+
+
+def _offsets_and_full_one(cache, H, W):
+    """The kernel offsets of the backward pass, and apart from them one that reads the whole input (the centre of a
+    stride-1 'same' conv; None when there is none): dx starts as its block, with no zero fill."""
+    offsets = kernel_offsets(cache.kernel, cache.stride, cache.pad4, cache.dilation, (H, W), cache.out_hw)
+    full = [k for k, o in enumerate(offsets) if o.in_rows == slice(0, H, 1) and o.in_cols == slice(0, W, 1)]
+    return offsets, (offsets.pop(full[0]) if full else None)
 
 
 def _at_b(a, b):
@@ -283,12 +281,8 @@ def _col2im_nhwc(dcols, x_nhwc_shape, cache):
     """dx (N, H, W, C) from dcols (kh, kw, N, OH, OW, G, Cg): each kernel offset's block added where it came from."""
     N, H, W, C = x_nhwc_shape
     G, Cg = cache.groups, C // cache.groups
-    offsets = kernel_offsets(cache.kernel, cache.stride, cache.pad4, cache.dilation, (H, W), cache.out_hw)
-    # Start from an offset that covers the whole input (the centre of a stride-1 'same' conv) to skip a zero fill.
-    full = [k for k, (_, _, _, _, rows, cs) in enumerate(offsets)
-            if rows == slice(0, H, 1) and cs == slice(0, W, 1)]
-    first = offsets.pop(full[0]) if full else None
-    dx = (np.empty if full else np.zeros)((N, H, W, G, Cg), dtype=dcols.dtype)
+    offsets, first = _offsets_and_full_one(cache, H, W)
+    dx = (np.empty if first is not None else np.zeros)((N, H, W, G, Cg), dtype=dcols.dtype)
 
     def add(b):  # the samples b of dx (a slice of the batch; several run at once on large batches)
         dxb = dx[b]

@@ -283,7 +283,7 @@ def lstm_layer_backward(grad_out, grad_h_n, grad_c_n, cache: LSTMLayerCache, nee
     dc_from_h = _scratch("dc_from_h", (T, H, N), dtype)
     _lstm_factors(acts, cs[:-1], tanh_cs, K, dc_from_h)
     rows = _gate_rows(H, "ifgo")
-    w_hh_t = np.ascontiguousarray(weight_hh[rows].T)    # (H, 4H)
+    w_hh_t = _transposed(weight_hh[rows])    # (H, 4H)
     dgates = _scratch("dgates", (T, 4 * H, N), dtype)
     dh = np.zeros((H, N), dtype) if grad_h_n is None else np.array(np.transpose(grad_h_n), dtype=dtype)
     dc = np.zeros((H, N), dtype) if grad_c_n is None else np.array(np.transpose(grad_c_n), dtype=dtype)
@@ -304,7 +304,7 @@ def lstm_layer_backward(grad_out, grad_h_n, grad_c_n, cache: LSTMLayerCache, nee
     np.copyto(dgates_2d.reshape(4 * H, T, N), dgates.transpose(1, 0, 2))
     z_2d = _scratch("z_2d", (T * N, z.shape[1]), dtype)
     np.copyto(z_2d.reshape(T, N, -1), z[:T].transpose(0, 2, 1))
-    d_w = (dgates_2d @ z_2d)[_gate_rows(H, "ifgo").argsort()]  # back to PyTorch's order i, f, g, o
+    d_w = (dgates_2d @ z_2d)[rows.argsort()]  # back to PyTorch's order i, f, g, o
     d_w_hh, d_w_ih = np.ascontiguousarray(d_w[:, :H]), np.ascontiguousarray(d_w[:, H:H + I])
     d_b_ih = d_w[:, H + I].copy() if cache.has_bias else None
     d_b_hh = None if d_b_ih is None else d_b_ih.copy()

@@ -2,7 +2,6 @@
 run the learner's functions agree with the library's layers (forward, input gradient, every parameter gradient); the
 notebook builds, uses and hides its solutions."""
 
-
 import numpy as np
 import pytest
 import torch

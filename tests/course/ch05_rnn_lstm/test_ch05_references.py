@@ -2,7 +2,6 @@
 torch.nn.RNN (forward, every gradient), the LSTM step drives a whole sequence like the library's layer, and the
 parameter count matches torch; the notebook builds, uses and hides its solutions."""
 
-
 import numpy as np
 import pytest
 import torch
