@@ -16,6 +16,9 @@ test or a kernel's environment can set it:
 ``DLCOURSE_MALLOC``     ``default``: leave glibc's malloc as it is. Unset: ``dlcourse`` lets malloc keep freed blocks
                         of up to 32 MB for reuse, which saves a page fault per 4 KB of every large temporary
                         (``runtime.keep_freed_memory``).
+``DLCOURSE_BLAS_SPIN``  ``default``: leave OpenBLAS's idle worker threads as they are. Unset: they sleep at once
+                        before ``dlcourse`` splits work over Python threads, and spin again before the LSTM's time
+                        loop (``nn._batch_threads.blas_workers_spin``).
 ``NBGRADER_EXECUTION``  set by nbgrader, not by us: ``autograde`` or ``validate`` while it grades a notebook, when a
                         failing ``check`` raises (so the grader sees it) instead of printing.
 ======================  ==========================================================================================
@@ -32,6 +35,7 @@ LANG_ENV = "DLCOURSE_LANG"
 BOOK_ENV = "DLCOURSE_BOOK"
 PROGRESS_ENV = "DLCOURSE_PROGRESS"
 MALLOC_ENV = "DLCOURSE_MALLOC"
+BLAS_SPIN_ENV = "DLCOURSE_BLAS_SPIN"
 NBGRADER_ENV = "NBGRADER_EXECUTION"
 
 LANGUAGES = ("en", "zh")
@@ -55,6 +59,11 @@ def pick(full, quick):
 def keep_freed_memory_enabled() -> bool:
     """False when ``$DLCOURSE_MALLOC`` is ``default`` (leave glibc's malloc alone); True otherwise."""
     return _setting(MALLOC_ENV).lower() != "default"
+
+
+def blas_spin_enabled() -> bool:
+    """False when ``$DLCOURSE_BLAS_SPIN`` is ``default`` (leave OpenBLAS's idle workers as they are); True otherwise."""
+    return _setting(BLAS_SPIN_ENV).lower() != "default"
 
 
 def data_dir() -> Path | None:

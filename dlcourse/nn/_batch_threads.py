@@ -11,6 +11,9 @@ Small arrays stay on one thread, where handing work over would cost more than it
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 MIN_BYTES = 1 << 20  # below about 1 MB of data to move, one thread is faster
@@ -34,6 +37,65 @@ def blas_threads() -> int:
     return max(1, int(_blas.num_threads)) if _blas else 1
 
 
+# ---------------------------------------------------------------------------------------
+# How long OpenBLAS's idle workers spin
+# ---------------------------------------------------------------------------------------
+# After a multithreaded product, OpenBLAS's worker threads spin for 2**28 clock ticks (about 0.1 s) before they
+# sleep, so that the next product starts without waking them. Python threads started in that time share the cores
+# with a spinning worker: on 2 cores, Conv2d(32, 64, 3, padding=1)'s input gradient (batch 64, slices on two
+# threads) took 8.5 ms right after the weight gradient's product, and 5.8 ms with workers that sleep at once. The
+# LSTM is the opposite case: its 50 small products per pass come about 80 us apart, and waking the worker for each
+# one cost 9.1 -> 13.0 ms. So the workers sleep at once (2**4 ticks) before work is split over Python threads, and
+# spin again (2**28, OpenBLAS's default) before the LSTM's loop. OpenBLAS reads OPENBLAS_THREAD_TIMEOUT when it is
+# loaded; ``openblas_read_env`` reads it again and ``blas_thread_shutdown_`` (what OpenBLAS calls before a fork) ends
+# the workers, which the next multithreaded product starts with the new setting (about 0.2 ms per switch).
+# Left alone: one BLAS thread, another BLAS, a user's own OPENBLAS_THREAD_TIMEOUT, DLCOURSE_BLAS_SPIN=default, and
+# any call from a thread other than the main one (never while another thread might be inside a product).
+SHORT_SPIN, LONG_SPIN = 4, 28  # OPENBLAS_THREAD_TIMEOUT's values: log2 of clock ticks
+TIMEOUT_ENV = "OPENBLAS_THREAD_TIMEOUT"
+_openblas = None  # (read_env, shutdown) of NumPy's OpenBLAS, found on first use (False: not available)
+_spin = None      # the setting in force, once dlcourse has set one
+
+
+def blas_workers_spin(long: bool) -> bool:
+    """Let OpenBLAS's idle workers spin (``long``: the next product follows soon) or sleep at once (Python threads
+    take the cores next). Returns True when the setting is now in force."""
+    global _openblas, _spin
+    want = LONG_SPIN if long else SHORT_SPIN
+    if _spin == want:
+        return True
+    if _openblas is None:
+        _openblas = _find_openblas()
+    if not _openblas or blas_threads() < 2 or threading.current_thread() is not threading.main_thread():
+        return False
+    read_env, shutdown = _openblas
+    os.environ[TIMEOUT_ENV] = str(want)
+    try:
+        read_env()
+    finally:
+        del os.environ[TIMEOUT_ENV]
+    shutdown()
+    _spin = want
+    return True
+
+
+def _find_openblas():
+    from ..config import blas_spin_enabled
+    blas_threads()  # finds NumPy's BLAS
+    if (not blas_spin_enabled() or not _blas or _blas.internal_api != "openblas"
+            or getattr(_blas, "threading_layer", "") != "pthreads"
+            or any(k in os.environ for k in (TIMEOUT_ENV, "GOTO_THREAD_TIMEOUT"))):
+        return False
+    try:
+        lib = ctypes.CDLL(_blas.filepath)
+        read_env, shutdown = lib.openblas_read_env, lib.blas_thread_shutdown_
+    except (OSError, AttributeError):  # pragma: no cover - an OpenBLAS without these symbols
+        return False
+    read_env.argtypes, read_env.restype = [], None
+    shutdown.argtypes, shutdown.restype = [], ctypes.c_int
+    return read_env, shutdown
+
+
 def over_batch(fn, n: int, nbytes: int, one_blas_thread: bool = False) -> None:
     """Call ``fn(batch_slice)`` on slices covering ``range(n)``, in parallel when worth it.
 
@@ -47,6 +109,7 @@ def over_batch(fn, n: int, nbytes: int, one_blas_thread: bool = False) -> None:
         return
     if _pool is None or _pool._max_workers < k - 1:
         _pool = ThreadPoolExecutor(max_workers=k - 1, thread_name_prefix="dlcourse-batch")
+    blas_workers_spin(long=False)
     bounds = [n * t // k for t in range(k + 1)]
     with contextlib.ExitStack() as stack:
         if one_blas_thread:

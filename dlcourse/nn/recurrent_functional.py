@@ -27,7 +27,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ._batch_threads import blas_threads
+from ._batch_threads import blas_threads, blas_workers_spin
 
 # ---------------------------------------------------------------------------------------
 # What the forward passes keep for backpropagation through time
@@ -205,6 +205,7 @@ def lstm_layer_forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=No
     H = weight_hh.shape[1]
     dtype = np.result_type(x, h0, c0, weight_ih)
     has_bias = bias_ih is not None
+    blas_workers_spin(long=True)  # one product per step, 80 us apart: BLAS's workers wait for it awake
     K = H + I + has_bias
     rows = _gate_rows(H, "ifog")
     W = np.empty((4 * H, K), dtype)
@@ -279,6 +280,7 @@ def lstm_layer_backward(grad_out, grad_h_n, grad_c_n, cache: LSTMLayerCache, nee
     I = weight_ih.shape[1]
     dtype = acts.dtype
     H3 = 3 * H
+    blas_workers_spin(long=True)
     K = _scratch("K", (T, 4 * H, N), dtype)
     dc_from_h = _scratch("dc_from_h", (T, H, N), dtype)
     _lstm_factors(acts, cs[:-1], tanh_cs, K, dc_from_h)
@@ -411,6 +413,7 @@ def _on_threads(fn, slices):
     from ..runtime import num_threads
     if _pool is None or _pool._max_workers < len(slices) - 1:
         _pool = ThreadPoolExecutor(max_workers=len(slices) - 1, thread_name_prefix="dlcourse-rnn")
+    blas_workers_spin(long=False)
     with num_threads(1, torch=False):
         futures = [_pool.submit(fn, s) for s in slices[1:]]
         return [fn(slices[0])] + [f.result() for f in futures]
