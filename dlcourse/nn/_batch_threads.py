@@ -5,7 +5,9 @@ but the copies around them would run on one: with 2 threads, PyTorch then gains 
 second thread than NumPy does. NumPy releases the GIL inside copies and ufunc loops, so splitting
 such work over the batch (each thread writes its own samples) on as many threads as BLAS may use
 (``dlcourse.runtime.num_threads`` and ``OPENBLAS_NUM_THREADS`` set it) lets it scale too.
-Small arrays stay on one thread, where handing work over would cost more than it saves.
+Small arrays stay on one thread, where handing work over would cost more than it saves. Before
+the Python threads start, OpenBLAS's idle workers are sent to sleep (``blas_workers_spin``), so
+that they do not spin on the cores those threads need.
 """
 
 from __future__ import annotations
