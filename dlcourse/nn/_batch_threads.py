@@ -19,6 +19,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 MIN_BYTES = 1 << 20  # below about 1 MB of data to move, one thread is faster
+POOL_PREFIX = "dlcourse-threads"
 
 _pool: ThreadPoolExecutor | None = None
 _blas = None  # the BLAS library's threadpoolctl controller, found on first use (False: none found)
@@ -104,20 +105,27 @@ def over_batch(fn, n: int, nbytes: int, one_blas_thread: bool = False) -> None:
     ``fn`` must write only the samples of its slice. ``nbytes``: roughly how much data the whole call moves.
     ``one_blas_thread``: ``fn`` runs matrix products; while the slices run, BLAS is held to one thread each.
     """
-    global _pool
     k = min(blas_threads(), n) if nbytes >= MIN_BYTES else 1
     if k <= 1:
         fn(slice(0, n))
         return
-    if _pool is None or _pool._max_workers < k - 1:
-        _pool = ThreadPoolExecutor(max_workers=k - 1, thread_name_prefix="dlcourse-batch")
+    on_threads(fn, [slice(n * t // k, n * (t + 1) // k) for t in range(k)], one_blas_thread)
+
+
+def on_threads(fn, items: list, one_blas_thread: bool = False) -> list:
+    """``[fn(item) for item in items]``, one item per thread (this thread takes the first), after OpenBLAS's idle
+    workers are sent to sleep. ``one_blas_thread``: BLAS is held to one thread each while they run. Called from
+    one of these threads, it runs the items there, one after the other (the pool's threads are busy)."""
+    global _pool
+    if threading.current_thread().name.startswith(POOL_PREFIX):
+        return [fn(item) for item in items]
+    if _pool is None or _pool._max_workers < len(items) - 1:
+        _pool = ThreadPoolExecutor(max_workers=len(items) - 1, thread_name_prefix=POOL_PREFIX)
     blas_workers_spin(long=False)
-    bounds = [n * t // k for t in range(k + 1)]
     with contextlib.ExitStack() as stack:
         if one_blas_thread:
             from ..runtime import num_threads
             stack.enter_context(num_threads(1, torch=False))
-        futures = [_pool.submit(fn, slice(bounds[t], bounds[t + 1])) for t in range(1, k)]
-        fn(slice(bounds[0], bounds[1]))
-        for future in futures:
-            future.result()
+        futures = [_pool.submit(fn, item) for item in items[1:]]
+        first = fn(items[0])
+        return [first] + [future.result() for future in futures]

@@ -21,13 +21,12 @@ feature-major, (H, N) per step, so that its per-step products are large enough f
 from __future__ import annotations
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
-from ._batch_threads import blas_threads, blas_workers_spin
+from ._batch_threads import blas_threads, blas_workers_spin, on_threads
 
 # ---------------------------------------------------------------------------------------
 # What the forward passes keep for backpropagation through time
@@ -389,7 +388,6 @@ def gru_layer_backward(grad_out, grad_h_n, cache: GRULayerCache, need_dx: bool =
 # BLAS's own threads, which wait for each other without Python).
 
 MIN_ROWS = 16  # a slice of fewer samples loses more to handing work over than it gains
-_pool: ThreadPoolExecutor | None = None
 
 
 @dataclass
@@ -407,18 +405,6 @@ def _batch_slices(N: int) -> list:
     return [slice(N * i // k, N * (i + 1) // k) for i in range(k)]
 
 
-def _on_threads(fn, slices):
-    """[fn(s) for s in slices], one slice per thread (this one included), BLAS at one thread meanwhile."""
-    global _pool
-    from ..runtime import num_threads
-    if _pool is None or _pool._max_workers < len(slices) - 1:
-        _pool = ThreadPoolExecutor(max_workers=len(slices) - 1, thread_name_prefix="dlcourse-rnn")
-    blas_workers_spin(long=False)
-    with num_threads(1, torch=False):
-        futures = [_pool.submit(fn, s) for s in slices[1:]]
-        return [fn(slices[0])] + [f.result() for f in futures]
-
-
 def layer_forward(forward, x, states0, *weights, split: bool = True):
     """``forward(x, *states0, *weights)`` (a kernel above) on the whole batch, split over threads when more
     than one is allowed and ``split`` (the LSTM's kernel uses BLAS's threads instead); the same (out, final
@@ -426,8 +412,8 @@ def layer_forward(forward, x, states0, *weights, split: bool = True):
     slices = _batch_slices(x.shape[1]) if split else [slice(None)]
     if len(slices) == 1:
         return forward(x, *states0, *weights)
-    results = _on_threads(lambda s: forward(np.ascontiguousarray(x[:, s]), *(h[s] for h in states0), *weights),
-                          slices)
+    results = on_threads(lambda s: forward(np.ascontiguousarray(x[:, s]), *(h[s] for h in states0), *weights),
+                         slices, one_blas_thread=True)
     out = np.concatenate([r[0] for r in results], axis=1)
     finals = tuple(np.concatenate(parts, axis=0) for parts in zip(*(r[1] for r in results)))
     return out, finals, BatchSlices(slices, [r[2] for r in results])
@@ -443,7 +429,7 @@ def layer_backward(backward, grad_out, grad_states_n, cache, need_dx: bool = Tru
         s = cache.slices[i]
         return backward(None if grad_out is None else grad_out[:, s],
                         *(None if g is None else g[s] for g in grad_states_n), cache.caches[i], need_dx)
-    results = _on_threads(part, list(range(len(cache.slices))))
+    results = on_threads(part, list(range(len(cache.slices))), one_blas_thread=True)
     dx = np.concatenate([r[0] for r in results], axis=1) if need_dx else None
     grads0 = tuple(np.concatenate(parts, axis=0) for parts in zip(*(r[1] for r in results)))
     param_grads = tuple(None if g[0] is None else sum(g[1:], g[0]) for g in zip(*(r[2] for r in results)))

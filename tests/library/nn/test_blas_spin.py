@@ -59,10 +59,10 @@ def _probe(**env):
 
 
 def _openblas_pthreads() -> bool:
-    out = subprocess.run([sys.executable, "-c", "import numpy, threadpoolctl; print([(c['internal_api'], "
-                          "c.get('threading_layer')) for c in threadpoolctl.threadpool_info() "
-                          "if c['user_api'] == 'blas'][:1])"], capture_output=True, text=True, check=True).stdout
-    return "('openblas', 'pthreads')" in out
+    from dlcourse.nn import _batch_threads as bt
+    bt.blas_threads()  # finds NumPy's BLAS, as the probe's process will
+    return bool(bt._blas) and bt._blas.internal_api == "openblas" and \
+        getattr(bt._blas, "threading_layer", "") == "pthreads"
 
 
 @linux
